@@ -1,0 +1,278 @@
+"""The engine itself: accumulation, broadcasting, graph walking, freeing, no_grad, dtypes, errors, debugging aids."""
+import gc
+import sys
+import weakref
+
+import numpy as np
+import pytest
+
+import tinygrad_proust as tp
+from tinygrad_proust import functional as F
+from tinygrad_proust.device import DeviceError
+
+
+def test_scalar_chain_rule_by_hand():
+    # f = (x*y + x)² at x=2, y=3: f = 8² = 64, df/dx = 2·8·(y+1) = 64, df/dy = 2·8·x = 32
+    x, y = tp.tensor(2.0, requires_grad=True), tp.tensor(3.0, requires_grad=True)
+    f = (x * y + x) ** 2
+    f.backward()
+    assert f.item() == 64.0 and x.grad.item() == 64.0 and y.grad.item() == 32.0
+
+
+def test_gradients_accumulate_across_uses_and_calls():
+    x = tp.tensor([1.0, -2.0], requires_grad=True)
+    (x * 3 + x * x).sum().backward()          # d/dx = 3 + 2x
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, -1.0])
+    (x * 3).sum().backward()                  # a second backward adds 3
+    np.testing.assert_allclose(x.grad.numpy(), [8.0, 2.0])
+
+
+def test_broadcast_gradient_is_summed_back_to_input_shape():
+    a = tp.ones(2, 3, requires_grad=True)
+    b = tp.ones(3, requires_grad=True)
+    c = tp.ones(2, 1, requires_grad=True)
+    (a * b + c).sum().backward()
+    assert b.grad.shape == (3,) and c.grad.shape == (2, 1)
+    np.testing.assert_allclose(b.grad.numpy(), [2, 2, 2])
+    np.testing.assert_allclose(c.grad.numpy(), [[3], [3]])
+
+
+def test_deep_graph_does_not_recurse():
+    x = tp.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(sys.getrecursionlimit() * 3):
+        y = y * 1.0 + 0.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_repeated_indices_scatter_add():
+    w = tp.tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    w[tp.tensor([0, 0, 2, 0])].sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [[3, 3], [0, 0], [1, 1]])
+
+
+def test_no_grad_and_detach_record_nothing():
+    x = tp.randn(3, requires_grad=True)
+    with tp.no_grad():
+        y = x * 2
+    assert not y.requires_grad and y.op is None
+    z = (x * 2).detach()
+    assert not z.requires_grad and z.is_leaf
+    assert tp.is_grad_enabled()
+
+
+def test_requires_grad_propagates_only_from_inputs_that_need_it():
+    a, b = tp.randn(2), tp.randn(2, requires_grad=True)
+    assert not (a * 2).requires_grad
+    assert (a * b).requires_grad and (a * b).op == "Mul"
+
+
+def test_backward_frees_graph_unless_retained():
+    x = tp.randn(3, requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * 2 * x.numpy() + 2 * x.numpy(), rtol=1e-6)
+
+
+def test_saved_arrays_are_released_after_backward():
+    x = tp.randn(4, requires_grad=True)
+    h = x.exp()
+    op = weakref.ref(h._ctx)          # the Exp node, which holds its saved output
+    h.sum().backward()
+    gc.collect()
+    assert op() is None               # nothing keeps it (or its saved arrays) alive
+    assert h.op == "Exp (freed)" and h.parents == ()
+
+
+def test_non_leaf_grad_only_when_retained():
+    x = tp.randn(3, requires_grad=True)
+    h = x * 2
+    k = (x * 3).retain_grad()
+    (h + k).sum().backward()
+    assert h.grad is None
+    np.testing.assert_allclose(k.grad.numpy(), np.ones(3))
+
+
+def test_hook_sees_and_can_replace_gradient():
+    x = tp.randn(3, requires_grad=True)
+    seen = []
+    h = x * 2
+    h.register_hook(lambda g: seen.append(g.numpy()) or g * 10)
+    h.sum().backward()
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], np.ones(3))
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 20.0))
+
+
+# ---- dtypes ----
+
+def test_default_dtypes():
+    assert tp.tensor(1.5).dtype == np.float32
+    assert tp.tensor([1.0, 2.0]).dtype == np.float32
+    assert tp.tensor([1, 2]).dtype == np.int64
+    assert tp.tensor(np.zeros(2)).dtype == np.float64          # an ndarray keeps its dtype
+    assert tp.randn(2, 2).dtype == np.float32 and tp.zeros(2).dtype == np.float32
+    assert tp.arange(5).dtype == np.int64 and tp.arange(0.0, 1.0, 0.5).dtype == np.float32
+
+
+def test_python_numbers_never_promote_float32():
+    x = tp.randn(3, requires_grad=True)
+    y = ((x * 0.5 + 1e-3) / 3.0 - 2.0) ** 2
+    y = F.gelu(y) + F.gelu(y, approximate="tanh") + F.silu(y) + y.rsqrt().abs() + 1.0 / (1.0 + y) + 2.0 ** y
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_cast_is_differentiable():
+    x = tp.randn(3, requires_grad=True)
+    y = x.double() * 2
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), 2.0)
+
+
+# ---- numerical stability ----
+
+def test_softmax_family_is_stable_on_huge_logits():
+    logits = tp.tensor([[1e4, 0.0, -1e4], [5e3, 5e3, 0.0]], requires_grad=True)
+    for fused in (True, False):
+        with tp.use_fused(fused):
+            p = F.softmax(logits, dim=-1).numpy()
+            lp = F.log_softmax(logits, dim=-1).numpy()
+            loss = F.cross_entropy(logits, tp.tensor([1, 0]))
+        np.testing.assert_allclose(p, [[1, 0, 0], [0.5, 0.5, 0]], atol=1e-6)
+        np.testing.assert_allclose(lp[0, :2], [0.0, -1e4], rtol=1e-6)
+        np.testing.assert_allclose(loss.item(), (1e4 + np.log(2)) / 2, rtol=1e-6)
+        logits.grad = None
+        loss.backward()
+        assert np.isfinite(logits.grad.numpy()).all()
+
+
+def test_sigmoid_is_stable():
+    out = tp.tensor([-1000.0, 0.0, 1000.0]).sigmoid().numpy()
+    np.testing.assert_allclose(out, [0.0, 0.5, 1.0])
+
+
+def test_cross_entropy_mean_over_counted_rows_by_hand():
+    # uniform logits: every counted row loses ln(3); ignored rows count for nothing
+    logits = tp.zeros(4, 3, requires_grad=True)
+    loss = F.cross_entropy(logits, tp.tensor([0, -100, 2, -100]))
+    np.testing.assert_allclose(loss.item(), np.log(3), rtol=1e-6)
+    loss.backward()
+    g = logits.grad.numpy()
+    np.testing.assert_allclose(g[1], 0) and np.testing.assert_allclose(g[3], 0)
+    np.testing.assert_allclose(g[0], np.array([1 / 3 - 1, 1 / 3, 1 / 3]) / 2, rtol=1e-6)
+
+
+def test_dropout_keeps_expectation_and_is_identity_in_eval():
+    x = tp.ones(200, 100)
+    y = F.dropout(x, 0.25)
+    kept = y.numpy() != 0
+    assert 0.72 < kept.mean() < 0.78
+    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.75, rtol=1e-6)
+    assert F.dropout(x, 0.25, training=False) is x
+
+
+def test_manual_seed_reproduces():
+    tp.manual_seed(123)
+    a = tp.randn(4).numpy()
+    tp.manual_seed(123)
+    np.testing.assert_array_equal(a, tp.randn(4).numpy())
+
+
+# ---- clear errors ----
+
+def test_backward_on_non_scalar_needs_grad():
+    with pytest.raises(RuntimeError, match=r"one-element tensor, got shape \(3,\)"):
+        (tp.randn(3, requires_grad=True) * 2).backward()
+
+
+def test_backward_without_requires_grad():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tp.randn(3).sum().backward()
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda: tp.randn(2, 3) @ tp.randn(4, 5), r"Matmul: shapes \(2, 3\) @ \(4, 5\)"),
+    (lambda: tp.randn(2, 3, 4) @ tp.randn(3, 4, 2), r"Matmul: batch dims"),
+    (lambda: tp.randn(2, 3).reshape(4, 2), r"Reshape: cannot view shape \(2, 3\)"),
+    (lambda: tp.randn(2, 3).expand(4, 3), r"Expand: cannot expand shape \(2, 3\)"),
+    (lambda: tp.cat([tp.randn(2, 3), tp.randn(3, 2)], dim=0), r"Cat: shapes"),
+    (lambda: tp.randn(2, 3) + tp.randn(4), r"operands could not be broadcast|Add"),
+    (lambda: F.linear(tp.randn(2, 3), tp.randn(4, 5)), r"Linear: input of shape \(2, 3\)"),
+    (lambda: F.layer_norm(tp.randn(2, 3), (4,)), r"layer_norm: normalized_shape \(4,\)"),
+    (lambda: F.cross_entropy(tp.randn(2, 3, 4), tp.tensor([0, 1])), r"cross_entropy: need input \(N, C\)"),
+    (lambda: F.scaled_dot_product_attention(tp.randn(2, 3), tp.randn(2, 4), tp.randn(2, 3)),
+     r"ScaledDotProductAttention: q \(2, 3\)"),
+    (lambda: tp.randn(2, 3)[5], r"GetItem: .*input shapes \(2, 3\)"),
+    (lambda: tp.randn(2, 3).permute(0, 0), r"Permute: dims \(0, 0\)"),
+    (lambda: tp.randn(2, 3).sum(dim=2), r"dim 2 is out of range"),
+    (lambda: tp.tensor([1, 2], requires_grad=True), r"only floating-point"),
+    (lambda: F.dropout(tp.randn(2), 1.0), r"dropout probability"),
+])
+def test_bad_input_names_the_op_and_shapes(fn, message):
+    with pytest.raises((ValueError, IndexError, TypeError, RuntimeError), match=message):
+        fn()
+
+
+def test_broadcast_error_names_the_op():
+    with pytest.raises(ValueError) as info:
+        tp.randn(2, 3) + tp.randn(4)
+    assert "Add" in str(info.value) and "(2, 3)" in str(info.value) and "(4,)" in str(info.value)
+
+
+class _OnGpu(tp.Tensor):
+    """A CPU tensor that reports itself on the GPU: lets the mixed-device check run on any machine."""
+    device = "gpu"
+
+
+def test_mixing_devices_is_a_clear_error():
+    a = tp.randn(2)
+    b = _OnGpu(np.ones(2, dtype=np.float32))
+    with pytest.raises(DeviceError, match=r"Mul: inputs are on different devices \(cpu and gpu\)"):
+        a * b
+
+
+@pytest.mark.skipif(tp.gpu_available(), reason="this machine has a usable GPU")
+def test_gpu_without_cupy_or_gpu_is_a_one_line_error():
+    with pytest.raises(DeviceError) as info:
+        tp.randn(2, device="gpu")
+    message = str(info.value)
+    assert "\n" not in message and ("pip install cupy" in message or "no CUDA GPU" in message)
+
+
+def test_unknown_device():
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        tp.zeros(2, device="tpu")
+
+
+# ---- debugging aids ----
+
+def test_repr_shows_shape_dtype_device_grad_and_op():
+    x = tp.randn(2, 3, requires_grad=True)
+    assert repr(x) == "Tensor(shape=(2, 3), dtype=float32, device=cpu, requires_grad=True)"
+    assert repr(x * 2) == "Tensor(shape=(2, 3), dtype=float32, device=cpu, requires_grad=True, op=Mul)"
+
+
+def test_graph_text_and_dot_list_every_node_and_edge():
+    x = tp.tensor([[1.0, 2.0]], requires_grad=True, dtype="float64")
+    x.name = "x"
+    w = tp.tensor([[1.0], [-1.0]], requires_grad=True, dtype="float64")
+    loss = (x @ w).tanh().sum()
+    text_before = loss.graph()
+    assert [line.split()[2] for line in text_before.splitlines()] == ["x", "param", "Matmul", "Tanh", "Sum"]
+    assert "<- #0, #1" in text_before and "grad" not in text_before
+    loss.backward(retain_graph=True)
+    text_after = loss.graph()
+    assert "grad‖=" in text_after.splitlines()[0]        # x's gradient norm is shown
+    dot = loss.to_dot()
+    assert dot.startswith("digraph") and dot.count("->") == 4 and dot.count("[label=") == 5
+    assert "n0 -> n2" in dot and "n1 -> n2" in dot and "n2 -> n3" in dot and "n3 -> n4" in dot

@@ -1,0 +1,202 @@
+"""Every op: gradient vs float64 central differences, and forward + backward vs PyTorch.
+
+Each case is written once, as a function of a namespace `m` (ours or torch's) and its inputs, so the very
+same expression runs in both libraries. Inputs are fresh standard normals (never zeros); `positive`
+cases shift them into (0.5, ∞) for log, sqrt, division.
+"""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import tinygrad_proust as tp
+from tinygrad_proust import functional as F
+
+def _torch():
+    """PyTorch if installed (it is the reference, not a dependency); else the test is skipped."""
+    try:
+        import torch
+        return torch
+    except ImportError:
+        pytest.skip("PyTorch is not installed")
+
+
+REPEATED = np.array([0, 2, 0, 1, 2, 2])           # indices with repeats: backward must scatter-ADD
+TARGETS = np.array([1, 0, 3, 3, 2])
+TARGETS_IGNORE = np.array([1, -100, 3, -100, 2])
+MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
+
+
+class Case:
+    def __init__(self, name, fn, shapes, positive=False, torch_fn=None):
+        self.name, self.fn, self.shapes, self.positive = name, fn, shapes, positive
+        self.torch_fn = torch_fn or fn
+
+    def __repr__(self):
+        return self.name
+
+
+CASES = [
+    # ---- elementwise, with broadcasting ----
+    Case("add", lambda m, a, b: a + b, [(3, 4), (3, 4)]),
+    Case("add_broadcast_leading", lambda m, a, b: a + b, [(2, 3, 4), (4,)]),
+    Case("add_broadcast_ones", lambda m, a, b: a + b, [(2, 3, 4), (2, 1, 4)]),
+    Case("add_scalar_reflected", lambda m, a: 2.5 + a, [(3, 4)]),
+    Case("sub_broadcast", lambda m, a, b: a - b, [(3, 4), (1, 4)]),
+    Case("sub_reflected", lambda m, a: 1.5 - a, [(3, 4)]),
+    Case("mul_broadcast", lambda m, a, b: a * b, [(2, 3), (3,)]),
+    Case("mul_same_tensor", lambda m, a: a * a, [(3, 4)]),
+    Case("div", lambda m, a, b: a / b, [(3, 4), (3, 1)], positive=True),
+    Case("div_reflected", lambda m, a: 2.0 / a, [(3, 4)], positive=True),
+    Case("pow_int", lambda m, a: a ** 3, [(3, 4)]),
+    Case("pow_frac", lambda m, a: a ** 1.5, [(3, 4)], positive=True),
+    Case("pow_reflected", lambda m, a: 2.0 ** a, [(3, 4)]),
+    Case("neg", lambda m, a: -a, [(3, 4)]),
+    Case("exp", lambda m, a: a.exp(), [(3, 4)]),
+    Case("log", lambda m, a: a.log(), [(3, 4)], positive=True),
+    Case("sqrt", lambda m, a: a.sqrt(), [(3, 4)], positive=True),
+    Case("rsqrt", lambda m, a: a.rsqrt(), [(3, 4)], positive=True),
+    Case("abs", lambda m, a: a.abs(), [(3, 4)]),
+    Case("tanh", lambda m, a: a.tanh(), [(3, 4)]),
+    Case("sigmoid", lambda m, a: a.sigmoid(), [(3, 4)]),
+    Case("relu", lambda m, a: a.relu(), [(3, 4)]),
+    Case("silu", lambda m, a: m.F.silu(a), [(3, 4)]),
+    Case("gelu_exact", lambda m, a: m.F.gelu(a), [(3, 4)]),
+    Case("gelu_tanh", lambda m, a: m.F.gelu(a, approximate="tanh"), [(3, 4)]),
+    Case("masked_fill", lambda m, a: a.masked_fill(m.const(MASK), -2.0), [(3, 4)]),
+    Case("masked_fill_broadcast", lambda m, a: a.masked_fill(m.const(MASK[0]), 0.5), [(3, 4)]),
+    Case("where", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (3, 4)]),
+    Case("where_broadcast", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (4,)]),
+    # ---- reductions ----
+    Case("sum_all", lambda m, a: a.sum(), [(3, 4)]),
+    Case("sum_dim", lambda m, a: a.sum(dim=1), [(2, 3, 4)]),
+    Case("sum_dim_keepdim", lambda m, a: a.sum(dim=-1, keepdim=True), [(2, 3, 4)]),
+    Case("sum_dims_tuple", lambda m, a: a.sum(dim=(0, 2)), [(2, 3, 4)]),
+    Case("mean_all", lambda m, a: a.mean(), [(3, 4)]),
+    Case("mean_dim_keepdim", lambda m, a: a.mean(dim=0, keepdim=True), [(3, 4)]),
+    Case("mean_dim", lambda m, a: a.mean(dim=-1), [(2, 3, 4)]),
+    Case("max_all", lambda m, a: a.max(), [(3, 4)]),
+    Case("max_dim", lambda m, a: a.max(dim=1), [(2, 3, 4)], torch_fn=lambda m, a: a.max(dim=1).values),
+    Case("max_dim_keepdim", lambda m, a: a.max(dim=-1, keepdim=True), [(2, 3, 4)],
+         torch_fn=lambda m, a: a.max(dim=-1, keepdim=True).values),
+    Case("var", lambda m, a: a.var(dim=-1), [(3, 5)]),
+    Case("var_keepdim_biased", lambda m, a: a.var(dim=0, keepdim=True, correction=0), [(3, 5)]),
+    # ---- movement ----
+    Case("reshape", lambda m, a: a.reshape(4, 3) * m.const(np.arange(12.0).reshape(4, 3)), [(3, 4)]),
+    Case("view_infer", lambda m, a: a.view(-1, 2).tanh(), [(3, 4)]),
+    Case("flatten", lambda m, a: a.flatten(1).tanh(), [(2, 3, 4)]),
+    Case("transpose", lambda m, a: a.transpose(0, 2).tanh(), [(2, 3, 4)]),
+    Case("permute", lambda m, a: a.permute(2, 0, 1).tanh(), [(2, 3, 4)]),
+    Case("T", lambda m, a: a.T @ a, [(3, 4)]),
+    Case("unsqueeze_squeeze", lambda m, a: a.unsqueeze(1).tanh().squeeze(1), [(3, 4)]),
+    Case("squeeze_dim", lambda m, a: a.squeeze(0).tanh(), [(1, 3, 4)]),
+    Case("expand", lambda m, a: a.expand(2, 3, 4).tanh(), [(3, 1)]),
+    Case("getitem_slice", lambda m, a: a[1:, ::2], [(3, 4)]),
+    Case("getitem_int", lambda m, a: a[1], [(3, 4)]),
+    Case("getitem_negative_ellipsis", lambda m, a: a[..., -1], [(2, 3, 4)]),
+    Case("getitem_repeated_indices", lambda m, a: a[m.const(REPEATED)], [(3, 4)]),
+    Case("getitem_two_arrays", lambda m, a: a[m.const(REPEATED), m.const(REPEATED)], [(3, 4)]),
+    Case("getitem_array_and_slice", lambda m, a: a[:, m.const(REPEATED)], [(4, 3)]),
+    Case("cat", lambda m, a, b: m.cat([a, b, a], dim=1), [(2, 3), (2, 2)]),
+    Case("stack", lambda m, a, b: m.stack([a, b], dim=1), [(2, 3), (2, 3)]),
+    Case("split_sizes", lambda m, a: m.cat([p * (i + 1) for i, p in enumerate(a.split([1, 3], dim=1))], dim=1),
+         [(2, 4)]),
+    Case("split_int", lambda m, a: m.cat([p * (i + 1) for i, p in enumerate(a.split(2, dim=1))], dim=1),
+         [(2, 5)]),
+    Case("chunk", lambda m, a: m.cat([p * (i + 1) for i, p in enumerate(a.chunk(3, dim=0))], dim=0), [(6, 2)]),
+    Case("tril", lambda m, a: a.tril(), [(4, 4)]),
+    Case("tril_batched_offset", lambda m, a: a.tril(-1), [(2, 3, 3)]),
+    Case("triu", lambda m, a: a.triu(1), [(3, 4)]),
+    # ---- matmul ----
+    Case("matmul_2d", lambda m, a, b: a @ b, [(3, 4), (4, 5)]),
+    Case("matmul_3d_by_2d", lambda m, a, b: a @ b, [(2, 3, 4), (4, 5)]),
+    Case("matmul_batched_4d", lambda m, a, b: a @ b, [(2, 2, 3, 4), (2, 2, 4, 3)]),
+    Case("matmul_broadcast_batch", lambda m, a, b: a @ b, [(2, 1, 3, 4), (3, 4, 2)]),
+    Case("matmul_2d_by_3d", lambda m, a, b: a @ b, [(3, 4), (2, 4, 2)]),
+    Case("matmul_vector", lambda m, a, b: a @ b, [(4,), (4, 3)]),
+    Case("matmul_matrix_vector", lambda m, a, b: a @ b, [(3, 4), (4,)]),
+    # ---- softmax family, fused ----
+    Case("softmax", lambda m, a: m.F.softmax(a, dim=-1), [(3, 5)]),
+    Case("softmax_dim0", lambda m, a: m.F.softmax(a, dim=0), [(3, 5)]),
+    Case("log_softmax", lambda m, a: m.F.log_softmax(a, dim=-1), [(2, 3, 5)]),
+    Case("tensor_softmax_method", lambda m, a: a.softmax(dim=1), [(3, 4)]),
+    Case("cross_entropy", lambda m, a: m.F.cross_entropy(a, m.const(TARGETS)), [(5, 4)]),
+    Case("cross_entropy_ignore_index", lambda m, a: m.F.cross_entropy(a, m.const(TARGETS_IGNORE)), [(5, 4)]),
+    # ---- normalisation and layers, fused ----
+    Case("layer_norm", lambda m, x, w, b: m.F.layer_norm(x, (5,), w, b), [(2, 3, 5), (5,), (5,)]),
+    Case("layer_norm_no_bias", lambda m, x, w: m.F.layer_norm(x, (5,), w, eps=1e-3), [(3, 5), (5,)]),
+    Case("layer_norm_no_affine", lambda m, x: m.F.layer_norm(x, (5,)), [(3, 5)]),
+    Case("rms_norm", lambda m, x, w: m.F.rms_norm(x, (5,), w, eps=1e-6), [(2, 3, 5), (5,)]),
+    Case("linear", lambda m, x, w, b: m.F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
+    Case("linear_no_bias", lambda m, x, w: m.F.linear(x, w), [(3, 4), (2, 4)]),
+    Case("embedding_repeated", lambda m, w: m.F.embedding(m.const(REPEATED.reshape(2, 3)), w), [(4, 3)]),
+    Case("sdpa_causal", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True),
+         [(2, 2, 4, 3), (2, 2, 4, 3), (2, 2, 4, 3)]),
+    Case("sdpa_full", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v),
+         [(2, 3, 4), (2, 5, 4), (2, 5, 3)]),
+    Case("sdpa_mask_and_scale", lambda m, q, k, v: m.F.scaled_dot_product_attention(
+        q, k, v, attn_mask=m.const(MASK), scale=0.3), [(3, 2), (4, 2), (4, 3)]),
+]
+
+
+def ours():
+    return SimpleNamespace(F=F, cat=tp.cat, stack=tp.stack, where=tp.where, const=tp.tensor)
+
+
+def theirs(torch):
+    return SimpleNamespace(F=torch.nn.functional, cat=torch.cat, stack=torch.stack, where=torch.where,
+                           const=torch.as_tensor)
+
+
+def random_inputs(case, seed):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(shape) for shape in case.shapes]
+    return [np.abs(a) + 0.5 for a in arrays] if case.positive else arrays
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_gradient_matches_finite_differences(case, device):
+    inputs = [tp.tensor(a, device=device, requires_grad=True) for a in random_inputs(case, seed=1)]
+
+    def fn(*xs):  # constants (masks, indices) must live on the same device as the inputs
+        m = ours()
+        m.const = lambda a: tp.tensor(a, device=device)
+        return case.fn(m, *xs)
+
+    assert tp.gradcheck(fn, *inputs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_matches_pytorch(case):
+    torch = _torch()
+    arrays = random_inputs(case, seed=2)
+    mine = [tp.tensor(a, requires_grad=True) for a in arrays]
+    theirs_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = case.fn(ours(), *mine)
+    ref = case.torch_fn(theirs(torch), *theirs_in)
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+    upstream = np.random.default_rng(3).standard_normal(ref.shape)
+    out.backward(tp.tensor(upstream))
+    ref.backward(torch.tensor(upstream))
+    for t, r in zip(mine, theirs_in):
+        expected = np.zeros(r.shape) if r.grad is None else r.grad.numpy()
+        got = np.zeros(t.shape) if t.grad is None else t.grad.numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith(
+    ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm", "linear", "embedding", "sdpa"))], ids=repr)
+def test_fused_matches_reference_composition(case):
+    arrays = random_inputs(case, seed=4)
+    results = []
+    for fused in (True, False):
+        inputs = [tp.tensor(a, requires_grad=True) for a in arrays]
+        with tp.use_fused(fused):
+            out = case.fn(ours(), *inputs)
+        out.backward(tp.tensor(np.random.default_rng(5).standard_normal(out.shape)))
+        results.append((out.numpy(), [t.grad.numpy() for t in inputs]))
+    (out_fused, grads_fused), (out_ref, grads_ref) = results
+    np.testing.assert_allclose(out_fused, out_ref, rtol=1e-10, atol=1e-12)
+    for gf, gr in zip(grads_fused, grads_ref):
+        np.testing.assert_allclose(gf, gr, rtol=1e-9, atol=1e-12)

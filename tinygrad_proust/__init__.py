@@ -1,0 +1,18 @@
+"""tinygrad_proust: a small reverse-mode autograd over NumPy (CPU) and CuPy (GPU), and a GPT built on it."""
+from . import functional, rng
+from .creation import (arange, cat, full, ones, ones_like, rand, randint, randn, stack, tensor, zeros,
+                       zeros_like)
+from .device import DeviceError, gpu_available
+from .functional import use_fused, where
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import (Function, Tensor, bool_, float16, float32, float64, int32, int64, is_grad_enabled,
+                     no_grad)
+
+manual_seed = rng.manual_seed
+
+__all__ = [
+    "Tensor", "Function", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "randint",
+    "arange", "cat", "stack", "where", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "GradcheckError",
+    "DeviceError", "gpu_available", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64",
+    "bool_",
+]

@@ -1,0 +1,85 @@
+"""Making tensors: tensor, zeros, ones, full, randn, rand, arange, *_like, cat, stack, where."""
+import numpy as np
+
+from . import ops, rng
+from .device import canonical_device, module_for, to_device
+from .tensor import Tensor, float32, to_dtype
+
+
+def _shape(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+
+
+def _make(array, device, requires_grad):
+    return Tensor(to_device(array, canonical_device(device)), requires_grad=requires_grad)
+
+
+def tensor(data, dtype=None, device="cpu", requires_grad=False):
+    """A leaf tensor from a number, a (nested) list or an array; Python floats become float32."""
+    return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
+
+
+def zeros(*shape, dtype=float32, device="cpu", requires_grad=False):
+    return Tensor(module_for(device).zeros(_shape(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
+
+
+def ones(*shape, dtype=float32, device="cpu", requires_grad=False):
+    return Tensor(module_for(device).ones(_shape(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
+
+
+def full(shape, fill_value, dtype=float32, device="cpu", requires_grad=False):
+    return Tensor(module_for(device).full(_shape((shape,)), fill_value, dtype=to_dtype(dtype)),
+                  requires_grad=requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return Tensor(t.xp.zeros(t.shape, dtype=to_dtype(dtype) or t.dtype), requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return Tensor(t.xp.ones(t.shape, dtype=to_dtype(dtype) or t.dtype), requires_grad=requires_grad)
+
+
+def randn(*shape, dtype=float32, device="cpu", requires_grad=False):
+    """Standard normal samples, drawn on the host from the seeded generator (same values on every device)."""
+    array = rng.generator(np).standard_normal(_shape(shape), dtype=np.float64).astype(to_dtype(dtype))
+    return _make(array, device, requires_grad)
+
+
+def rand(*shape, dtype=float32, device="cpu", requires_grad=False):
+    """Uniform samples in [0, 1), drawn on the host from the seeded generator."""
+    array = rng.generator(np).random(_shape(shape)).astype(to_dtype(dtype))
+    return _make(array, device, requires_grad)
+
+
+def randint(low, high, size, device="cpu"):
+    """Integers in [low, high), int64."""
+    return _make(rng.generator(np).integers(low, high, size=_shape((size,)), dtype=np.int64), device, False)
+
+
+def arange(start, end=None, step=1, dtype=None, device="cpu"):
+    """Like torch.arange: integers give int64, any float gives float32."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        is_float = any(isinstance(v, float) for v in (start, end, step))
+        dtype = float32 if is_float else np.int64
+    return Tensor(module_for(device).arange(start, end, step, dtype=to_dtype(dtype)))
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: needs at least one tensor")
+    return ops.Cat.apply(*tensors, dim=dim)
+
+
+def stack(tensors, dim=0):
+    """Join tensors along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    if len({t.shape for t in tensors}) != 1:
+        raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
+    return cat([t.unsqueeze(dim) for t in tensors], dim=dim)

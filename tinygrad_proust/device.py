@@ -1,0 +1,78 @@
+"""Devices: "cpu" is NumPy, "gpu" (alias "cuda") is CuPy.
+
+The array module (`xp`) is always read off the data, so one code path serves both devices:
+an op calls `xp.exp(x)` and gets NumPy or CuPy depending on where `x` lives.
+"""
+import numpy as np
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that this machine cannot give, or two devices were mixed."""
+
+
+_DEVICE_ALIASES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}
+_cupy = None  # imported on first use, so CPU users never need CuPy
+
+
+def canonical_device(device):
+    """'cpu' | 'gpu' from any accepted spelling ('cuda', 'cuda:0', 'GPU', ...)."""
+    name = str(device).lower().split(":")[0]
+    if name not in _DEVICE_ALIASES:
+        raise DeviceError(f"unknown device {device!r}: use 'cpu' or 'gpu' (alias 'cuda')")
+    return _DEVICE_ALIASES[name]
+
+
+def cupy_module():
+    """Import CuPy and check that a GPU is there; a one-line DeviceError says what to install otherwise."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+        except ImportError:
+            raise DeviceError("device 'gpu' needs CuPy: pip install cupy-cuda12x (CUDA 12) "
+                              "or cupy-cuda13x (CUDA 13)") from None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as err:  # CUDA driver missing or broken
+            raise DeviceError(f"device 'gpu': CuPy is installed but no CUDA GPU is usable ({err})") from None
+        if count == 0:
+            raise DeviceError("device 'gpu': CuPy is installed but this machine has no CUDA GPU")
+        _cupy = cupy
+    return _cupy
+
+
+def gpu_available():
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        cupy_module()
+        return True
+    except DeviceError:
+        return False
+
+
+def is_gpu_array(array):
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def array_module(array):
+    """numpy or cupy, whichever owns `array`."""
+    return _cupy if is_gpu_array(array) else np
+
+
+def device_of(array):
+    return "gpu" if is_gpu_array(array) else "cpu"
+
+
+def module_for(device):
+    """The array module that backs `device`."""
+    return cupy_module() if canonical_device(device) == "gpu" else np
+
+
+def to_device(array, device):
+    """Move an array to `device` (no copy when it is already there)."""
+    device = canonical_device(device)
+    if device == device_of(array):
+        return array
+    if device == "gpu":
+        return cupy_module().asarray(array)
+    return array.get()  # CuPy -> NumPy host copy

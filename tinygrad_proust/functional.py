@@ -1,0 +1,195 @@
+"""tinygrad_proust.functional: the neural-network functions, named as in torch.nn.functional.
+
+The hot ones (softmax, log_softmax, cross_entropy, layer_norm, rms_norm, linear, embedding,
+scaled_dot_product_attention) run as one fused op each (fused.py). Inside `with use_fused(False):`
+they run as a composition of primitive ops instead: slower, but every step is a node you can inspect,
+and the tests check that both paths agree on values and gradients.
+"""
+import contextlib
+import math
+
+import numpy as np
+
+from . import fused, ops, rng
+from .tensor import Tensor
+
+_fused = True
+
+
+@contextlib.contextmanager
+def use_fused(enabled=True):
+    """`with use_fused(False):` runs the reference compositions instead of the fused ops."""
+    global _fused
+    previous, _fused = _fused, enabled
+    try:
+        yield
+    finally:
+        _fused = previous
+
+
+def fused_enabled():
+    return _fused
+
+
+# ---- activations ----
+
+def relu(x):
+    return x.relu()
+
+
+def gelu(x, approximate="none"):
+    return x.gelu(approximate=approximate)
+
+
+def silu(x):
+    return x.silu()
+
+
+def sigmoid(x):
+    return x.sigmoid()
+
+
+def tanh(x):
+    return x.tanh()
+
+
+# ---- softmax family ----
+
+def softmax(x, dim=-1):
+    if _fused:
+        return fused.Softmax.apply(x, dim=dim)
+    e = (x - x.max(dim=dim, keepdim=True).detach()).exp()  # the shift is a constant: softmax ignores it
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def log_softmax(x, dim=-1):
+    if _fused:
+        return fused.LogSoftmax.apply(x, dim=dim)
+    shifted = x - x.max(dim=dim, keepdim=True).detach()
+    return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
+
+
+def cross_entropy(input, target, ignore_index=-100):
+    """Mean of -log softmax(input)[target] over rows whose target is not `ignore_index`.
+    input: (N, C) logits; target: (N,) integer classes (a Tensor or an array)."""
+    target_data = target.data if isinstance(target, Tensor) else input.xp.asarray(target)
+    if input.ndim != 2 or target_data.shape != input.shape[:1]:
+        raise ValueError(f"cross_entropy: need input (N, C) and target (N,), got {input.shape} and "
+                         f"{tuple(target_data.shape)} (for (B, T, C) logits use input.view(-1, C), target.view(-1))")
+    if target_data.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: target must hold integer class indices, not {target_data.dtype}")
+    if _fused:
+        return fused.CrossEntropy.apply(input, target=target_data, ignore_index=ignore_index)
+    xp = input.xp
+    valid = target_data != ignore_index
+    picked = log_softmax(input, dim=1)[xp.arange(input.shape[0]), xp.where(valid, target_data, 0)]
+    valid_t = Tensor(valid.astype(input.dtype))
+    return -(picked * valid_t).sum() / valid_t.sum()
+
+
+# ---- normalisation ----
+
+def _check_normalized_shape(name, x, normalized_shape):
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if len(shape) != 1 or shape[0] != x.shape[-1]:
+        raise ValueError(f"{name}: normalized_shape {shape} must be the input's last dim ({x.shape})")
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last dim (biased variance, as PyTorch)."""
+    _check_normalized_shape("layer_norm", x, normalized_shape)
+    if weight is None:
+        weight = Tensor._wrap(x.xp.ones(x.shape[-1], dtype=x.dtype), False, None)
+    if _fused:
+        parents = (x, weight) if bias is None else (x, weight, bias)
+        return fused.LayerNorm.apply(*parents, eps=eps)
+    mean = x.mean(dim=-1, keepdim=True)
+    centered = x - mean
+    out = centered * ((centered * centered).mean(dim=-1, keepdim=True) + eps).rsqrt() * weight
+    return out if bias is None else out + bias
+
+
+def rms_norm(x, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x²) + eps) * weight over the last dim; eps=None means the dtype's machine epsilon (PyTorch)."""
+    _check_normalized_shape("rms_norm", x, normalized_shape)
+    eps = float(np.finfo(x.dtype).eps) if eps is None else eps
+    if weight is None:
+        weight = Tensor._wrap(x.xp.ones(x.shape[-1], dtype=x.dtype), False, None)
+    if _fused:
+        return fused.RMSNorm.apply(x, weight, eps=eps)
+    return x * ((x * x).mean(dim=-1, keepdim=True) + eps).rsqrt() * weight
+
+
+# ---- layers ----
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, weight of shape (out_features, in_features)."""
+    if _fused:
+        return fused.Linear.apply(*((x, weight) if bias is None else (x, weight, bias)))
+    out = x @ weight.transpose(0, 1)
+    return out if bias is None else out + bias
+
+
+def embedding(input, weight):
+    """Rows of `weight` picked by the integer tensor `input`: (...) -> (..., embedding_dim)."""
+    indices = input.data if isinstance(input, Tensor) else weight.xp.asarray(input)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
+    if _fused:
+        return fused.Embedding.apply(weight, indices=indices)
+    return weight[indices]
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p), so the expectation is unchanged."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    return x * Tensor._wrap(_keep_mask(x.xp, x.shape, p, x.dtype), False, None)
+
+
+def _keep_mask(xp, shape, p, dtype):
+    keep = rng.generator(xp).random(shape, dtype=np.float32) >= p
+    return keep.astype(dtype) * dtype.type(1 / (1 - p))
+
+
+# ---- attention ----
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 training=True):
+    """softmax(query keyᵀ · scale + mask) value, scale = 1/sqrt(head size) by default.
+    query (..., T, d), key (..., S, d), value (..., S, dv) -> (..., T, dv).
+    attn_mask: booleans, True where attention is allowed. is_causal: key j only for query i >= j."""
+    xp = query.xp
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    if _fused:
+        keep = None
+        if dropout_p > 0 and training:
+            shape = query.shape[:-1] + (key.shape[-2],)
+            keep = _keep_mask(xp, shape, dropout_p, query.dtype)
+        return fused.ScaledDotProductAttention.apply(query, key, value, is_causal=is_causal, attn_mask=mask,
+                                                     scale=scale, dropout_keep=keep)
+    weights = attention_weights(query, key, attn_mask=mask, is_causal=is_causal, scale=scale)
+    return dropout(weights, dropout_p, training) @ value
+
+
+def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
+    """The (..., T, S) attention probabilities, composed from primitives (also used to look inside a model)."""
+    xp = query.xp
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale
+    allowed = fused.causal_mask(xp, query.shape[-2], key.shape[-2]) if is_causal else None
+    if attn_mask is not None:
+        mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+        allowed = mask if allowed is None else allowed & mask
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, -math.inf)
+    return softmax(scores, dim=-1)
+
+
+def where(condition, input, other):
+    """input where condition holds, else other (numbers are broadcast as constants)."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    like = input if isinstance(input, Tensor) else other
+    return ops.Where.apply(like._operand(input), like._operand(other), condition=cond)

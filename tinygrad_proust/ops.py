@@ -1,0 +1,485 @@
+"""Primitive ops. Each is a Function: forward on arrays, backward on arrays, one screen apart at most.
+
+Binary ops may broadcast; their backward returns the gradient at the broadcast shape and the engine
+(Tensor.backward -> unbroadcast) sums it back to each input's shape, in that one place.
+`g` is always dL/d(output); the comment above each backward is the derivative it applies.
+"""
+import math
+
+import numpy as np
+
+from .device import array_module, cupy_module
+from .tensor import Function
+
+
+# ================================================================================================
+# elementwise
+# ================================================================================================
+
+class Add(Function):
+    def forward(self, x, y):
+        return x + y
+
+    # d(x+y)/dx = 1, d(x+y)/dy = 1
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, x, y):
+        return x - y
+
+    # d(x-y)/dx = 1, d(x-y)/dy = -1
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Function):
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    # d(xy)/dx = y, d(xy)/dy = x
+    def backward(self, g):
+        return g * self.y, g * self.x
+
+
+class Div(Function):
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x / y
+
+    # d(x/y)/dx = 1/y, d(x/y)/dy = -x/y²
+    def backward(self, g):
+        gx = g / self.y
+        return gx, -gx * self.x / self.y
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+class Pow(Function):
+    """x ** p for a constant exponent p."""
+
+    def forward(self, x, exponent):
+        self.x, self.exponent = x, exponent
+        return x ** exponent
+
+    # d x^p = p x^(p-1)
+    def backward(self, g):
+        return g * (self.exponent * self.x ** (self.exponent - 1))
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.y = array_module(x).exp(x)
+        return self.y
+
+    # d exp(x) = exp(x) = y
+    def backward(self, g):
+        return g * self.y
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return array_module(x).log(x)
+
+    # d ln x = 1/x
+    def backward(self, g):
+        return g / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.y = array_module(x).sqrt(x)
+        return self.y
+
+    # d sqrt(x) = 1 / (2 sqrt(x))
+    def backward(self, g):
+        return g / (2 * self.y)
+
+
+class Rsqrt(Function):
+    def forward(self, x):
+        self.y = 1 / array_module(x).sqrt(x)
+        return self.y
+
+    # d x^(-1/2) = -1/2 x^(-3/2) = -y³/2
+    def backward(self, g):
+        return g * (-0.5 * self.y ** 3)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.x = x
+        return abs(x)
+
+    # d |x| = sign(x)
+    def backward(self, g):
+        return g * array_module(g).sign(self.x)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = array_module(x).tanh(x)
+        return self.y
+
+    # d tanh = 1 - y²
+    def backward(self, g):
+        return g * (1 - self.y * self.y)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.y = _sigmoid(x)
+        return self.y
+
+    # d σ = σ (1 - σ)
+    def backward(self, g):
+        return g * self.y * (1 - self.y)
+
+
+class Relu(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return x * self.positive
+
+    # d relu = 1 where x > 0, else 0
+    def backward(self, g):
+        return g * self.positive
+
+
+class Silu(Function):
+    """silu(x) = x σ(x) (also called swish)."""
+
+    def forward(self, x):
+        self.x, self.s = x, _sigmoid(x)
+        return x * self.s
+
+    # d (x σ) = σ + x σ (1 - σ) = σ (1 + x (1 - σ))
+    def backward(self, g):
+        return g * self.s * (1 + self.x * (1 - self.s))
+
+
+class Gelu(Function):
+    """gelu(x) = x Φ(x), Φ the standard normal CDF.
+    approximate='tanh' uses Φ(x) ≈ (1 + tanh(u)) / 2 with u = sqrt(2/π) (x + 0.044715 x³) (GPT-2's form)."""
+
+    def forward(self, x, approximate="none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"Gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        xp = array_module(x)
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            return 0.5 * x * (1 + self.t)
+        self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+        return x * self.cdf
+
+    # exact: d (x Φ) = Φ + x φ(x), φ(x) = exp(-x²/2) / sqrt(2π)
+    # tanh:  d = (1 + t)/2 + x/2 (1 - t²) sqrt(2/π) (1 + 3·0.044715 x²)
+    def backward(self, g):
+        x, xp = self.x, array_module(g)
+        if self.approximate == "tanh":
+            t = self.t
+            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x))
+        pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+        return g * (self.cdf + x * pdf)
+
+
+class MaskedFill(Function):
+    def forward(self, x, mask, value):
+        xp = array_module(x)
+        self.mask = mask
+        return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
+
+    # filled places are constants: no gradient reaches x there
+    def backward(self, g):
+        xp = array_module(g)
+        return xp.where(self.mask, xp.zeros((), dtype=g.dtype), g)
+
+
+class Where(Function):
+    """where(condition, x, y): x where condition holds, else y."""
+
+    def forward(self, x, y, condition):
+        self.condition = condition
+        return array_module(x).where(condition, x, y)
+
+    def backward(self, g):
+        xp = array_module(g)
+        zero = xp.zeros((), dtype=g.dtype)
+        return xp.where(self.condition, g, zero), xp.where(self.condition, zero, g)
+
+
+class Cast(Function):
+    def forward(self, x, dtype):
+        self.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.in_dtype)
+
+
+class ToDevice(Function):
+    """Copy to another device; the gradient is copied back."""
+
+    def forward(self, x, device):
+        from .device import device_of, to_device
+        self.in_device = device_of(x)
+        return to_device(x, device)
+
+    def backward(self, g):
+        from .device import to_device
+        return to_device(g, self.in_device)
+
+    @classmethod
+    def apply(cls, x, device):  # the one op whose input and output devices differ
+        from .tensor import Tensor, is_grad_enabled
+        ctx = cls((x,))
+        data = ctx.forward(x.data, device=device)
+        requires_grad = is_grad_enabled() and x.requires_grad
+        return Tensor._wrap(data, requires_grad, ctx if requires_grad else None)
+
+
+# ================================================================================================
+# reductions
+# ================================================================================================
+
+class Sum(Function):
+    def forward(self, x, dim=None, keepdim=False):
+        self.in_shape, self.axes, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
+        return x.sum(axis=self.axes, keepdims=keepdim)
+
+    # each input element contributes once: copy g back over the summed axes
+    def backward(self, g):
+        xp = array_module(g)
+        if not self.keepdim:
+            g = xp.expand_dims(g, self.axes)
+        return xp.broadcast_to(g, self.in_shape)
+
+
+class Mean(Function):
+    def forward(self, x, dim=None, keepdim=False):
+        self.in_shape, self.axes, self.keepdim = x.shape, _axes(dim, x.ndim), keepdim
+        self.count = math.prod(x.shape[a] for a in self.axes)
+        return x.mean(axis=self.axes, keepdims=keepdim)
+
+    # d mean / d x_i = 1/N
+    def backward(self, g):
+        xp = array_module(g)
+        if not self.keepdim:
+            g = xp.expand_dims(g, self.axes)
+        return xp.broadcast_to(g * (1 / self.count), self.in_shape)
+
+
+class Max(Function):
+    """Largest value along `dim` (or overall). The gradient goes to the first arg-max only."""
+
+    def forward(self, x, dim=None, keepdim=False):
+        xp = array_module(x)
+        self.in_shape, self.dim, self.keepdim = x.shape, dim, keepdim
+        if dim is None:
+            self.index = x.argmax()
+            out = x.reshape(-1)[self.index]
+            return out.reshape((1,) * x.ndim) if keepdim else out
+        self.index = xp.expand_dims(x.argmax(axis=dim), dim)
+        out = xp.take_along_axis(x, self.index, axis=dim)
+        return out if keepdim else out.squeeze(dim)
+
+    def backward(self, g):
+        xp = array_module(g)
+        if self.dim is None:
+            gx = xp.zeros(math.prod(self.in_shape), dtype=g.dtype)
+            gx[self.index] = g.reshape(())
+            return gx.reshape(self.in_shape)
+        if not self.keepdim:
+            g = xp.expand_dims(g, self.dim)
+        dim = self.dim % len(self.in_shape)
+        positions = xp.arange(self.in_shape[dim]).reshape((-1,) + (1,) * (len(self.in_shape) - dim - 1))
+        return xp.where(positions == self.index, g, xp.zeros((), dtype=g.dtype))
+
+
+# ================================================================================================
+# movement (views: no arithmetic, the gradient is moved back the same way)
+# ================================================================================================
+
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(f"Reshape: cannot view shape {x.shape} ({x.size} elements) as {shape}") from None
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    def forward(self, x, dim0, dim1):
+        self.dim0, self.dim1 = dim0, dim1
+        return x.swapaxes(dim0, dim1)
+
+    def backward(self, g):
+        return g.swapaxes(self.dim0, self.dim1)
+
+
+class Permute(Function):
+    def forward(self, x, dims):
+        if sorted(d % x.ndim for d in dims) != list(range(x.ndim)):
+            raise ValueError(f"Permute: dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
+        self.dims = dims
+        return x.transpose(dims)
+
+    # undo the permutation with its inverse
+    def backward(self, g):
+        return g.transpose(tuple(np.argsort([d % g.ndim for d in self.dims])))
+
+
+class Expand(Function):
+    def forward(self, x, shape):
+        shape = tuple(x.shape[i - (len(shape) - x.ndim)] if n == -1 else n for i, n in enumerate(shape))
+        try:
+            return array_module(x).broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"Expand: cannot expand shape {x.shape} to {shape}") from None
+
+    # the engine's unbroadcast sums g back to the input's shape
+    def backward(self, g):
+        return g
+
+
+class GetItem(Function):
+    """x[index]: slices, integers, None, and integer/boolean arrays (advanced indexing)."""
+
+    def forward(self, x, index):
+        self.in_shape, self.index = x.shape, index
+        return x[index]
+
+    # scatter g back to where the values came from; an index repeated k times receives k
+    # contributions, so it must be a scatter-ADD (ufunc.at), not an assignment
+    def backward(self, g):
+        xp = array_module(g)
+        gx = xp.zeros(self.in_shape, dtype=g.dtype)
+        if _has_array(self.index):
+            _scatter_add(gx, self.index, g)
+        else:
+            gx[self.index] = g
+        return gx
+
+
+class Cat(Function):
+    def forward(self, *arrays, dim=0):
+        self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
+        try:
+            return array_module(arrays[0]).concatenate(arrays, axis=dim)
+        except ValueError:
+            raise ValueError(f"Cat: shapes {[a.shape for a in arrays]} do not match outside dim {dim}") from None
+
+    # each input gets its own slice of g
+    def backward(self, g):
+        bounds = np.cumsum(self.sizes)[:-1].tolist()
+        return tuple(array_module(g).split(g, bounds, axis=self.dim))
+
+
+class Tril(Function):
+    def forward(self, x, diagonal=0):
+        self.diagonal = diagonal
+        return array_module(x).tril(x, diagonal)
+
+    def backward(self, g):
+        return array_module(g).tril(g, self.diagonal)
+
+
+class Triu(Function):
+    def forward(self, x, diagonal=0):
+        self.diagonal = diagonal
+        return array_module(x).triu(x, diagonal)
+
+    def backward(self, g):
+        return array_module(g).triu(g, self.diagonal)
+
+
+# ================================================================================================
+# matmul
+# ================================================================================================
+
+class Matmul(Function):
+    """x @ y with batch dims broadcast. A 2-D y (a weight) is one 2-D GEMM over the flattened batch."""
+
+    def forward(self, x, y):
+        if x.shape[-1] != y.shape[-2]:
+            raise ValueError(f"Matmul: shapes {x.shape} @ {y.shape}: inner dims {x.shape[-1]} != {y.shape[-2]}")
+        self.x, self.y = x, y
+        if y.ndim == 2 and x.ndim > 2:  # (B, T, C) @ (C, D) as one (B*T, C) @ (C, D)
+            return (x.reshape(-1, x.shape[-1]) @ y).reshape(x.shape[:-1] + (y.shape[-1],))
+        try:
+            return x @ y
+        except ValueError:
+            raise ValueError(f"Matmul: batch dims of {x.shape} and {y.shape} do not broadcast") from None
+
+    # d(xy)/dx = g yᵀ, d(xy)/dy = xᵀ g (broadcast batch dims are summed by the engine)
+    def backward(self, g):
+        x, y = self.x, self.y
+        gx = g @ y.swapaxes(-1, -2)
+        if y.ndim == 2 and x.ndim > 2:
+            gy = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+        else:
+            gy = x.swapaxes(-1, -2) @ g
+        return gx, gy
+
+
+# ================================================================================================
+# helpers
+# ================================================================================================
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+def _sigmoid(x):
+    """σ(x) = 1 / (1 + e^-x), computed without overflow for large |x|."""
+    xp = array_module(x)
+    e = xp.exp(-abs(x))  # in (0, 1]: never overflows
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def erf(x):
+    """The error function, elementwise, in x's dtype: CuPy's kernel on the GPU; SciPy's when installed;
+    else math.erf per element (exact, slow: fine for tests, use gelu(approximate='tanh') for speed)."""
+    if array_module(x) is not np:
+        import cupyx.scipy.special
+        cupy_module()
+        return cupyx.scipy.special.erf(x)
+    try:
+        from scipy.special import erf as scipy_erf
+        return scipy_erf(x).astype(x.dtype)
+    except ImportError:
+        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+def _axes(dim, ndim):
+    """A tuple of non-negative axes from dim=None | int | tuple."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    for d in dims:
+        if not -ndim <= d < max(ndim, 1):
+            raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dims")
+    return tuple(sorted(d % max(ndim, 1) for d in dims))
+
+
+def _has_array(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(hasattr(p, "shape") and getattr(p, "ndim", 0) > 0 or isinstance(p, list) for p in parts)
+
+
+def _scatter_add(target, index, values):
+    """target[index] += values, with repeated indices adding up (NumPy and CuPy both have ufunc.at)."""
+    array_module(target).add.at(target, index, values)

@@ -1,0 +1,571 @@
+"""Tensor: an n-d array that remembers how it was made, so that gradients can flow back through it.
+
+    y = f(x1, x2)          forward:  y.data = f.forward(x1.data, x2.data); y._ctx = f; f.parents = (x1, x2)
+    loss.backward()        backward: walk the graph from `loss` in reverse topological order; each op's
+                           backward maps dL/dy to (dL/dx1, dL/dx2), which are summed into each parent.
+
+Every op is a `Function` subclass in ops.py (primitives) or fused.py (softmax, norms, attention, ...),
+with its forward and backward side by side. Backward works on raw NumPy/CuPy arrays, so a debugger
+shows numbers, not wrappers.
+"""
+import contextlib
+import math
+
+import numpy as np
+
+from .device import DeviceError, array_module, canonical_device, device_of, module_for, to_device
+
+# dtypes under PyTorch's names
+float16, float32, float64 = np.float16, np.float32, np.float64
+int32, int64, bool_ = np.int32, np.int64, np.bool_
+_DTYPE_NAMES = {"float16": float16, "float32": float32, "float": float32, "float64": float64, "double": float64,
+                "int32": int32, "int64": int64, "long": int64, "bool": bool_}
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block ops record no graph (for evaluation and sampling)."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+def to_dtype(dtype):
+    """A NumPy dtype from a dtype, a dtype name ('float32') or None."""
+    if dtype is None:
+        return None
+    return np.dtype(_DTYPE_NAMES.get(dtype, dtype)) if isinstance(dtype, str) else np.dtype(dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# Function: one differentiable op
+# ------------------------------------------------------------------------------------------------
+
+class Function:
+    """One op in the graph. Subclasses write two methods, side by side:
+
+        forward(*arrays, **options) -> array    computes the output and stores what backward needs
+                                                as named attributes (self.x, self.y, self.mask, ...)
+        backward(grad) -> one gradient per parent (an array, or None where no gradient flows)
+
+    The instance is the graph node's context: `parents` are the input Tensors, in order.
+    """
+
+    def __init__(self, parents):
+        self.parents = parents
+
+    @classmethod
+    def apply(cls, *parents, **options):
+        """Run forward on the parents' arrays and wrap the result in a Tensor that records this op."""
+        device = parents[0].device
+        for p in parents[1:]:
+            if p.device != device:
+                raise DeviceError(f"{cls.__name__}: inputs are on different devices "
+                                  f"({device} and {p.device}); move them with .to(device)")
+        ctx = cls(parents)
+        try:
+            data = _as_array(ctx.forward(*(p.data for p in parents), **options))
+        except (ValueError, IndexError) as err:  # name the op and the shapes, whatever NumPy/CuPy said
+            if str(err).startswith(cls.__name__):
+                raise
+            shapes = ", ".join(str(p.shape) for p in parents)
+            raise type(err)(f"{cls.__name__}: {err} (input shapes {shapes})") from None
+        requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
+        out = Tensor._wrap(data, requires_grad, ctx if requires_grad else None)
+        if _anomaly_hook is not None:
+            _anomaly_hook(ctx, out.data, "forward")
+        return out
+
+    def forward(self, *arrays, **options):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{self.name} op, parents={[tuple(p.shape) for p in self.parents]}>"
+
+
+class _Freed(Function):
+    """What a node's op becomes once backward has used it: no saved arrays, no parents."""
+
+    def __init__(self, op_name):
+        super().__init__(())
+        self.op_name = op_name
+
+    @property
+    def name(self):
+        return f"{self.op_name} (freed)"
+
+    def backward(self, grad):
+        raise RuntimeError(f"backward through {self.op_name} a second time: its saved arrays were freed "
+                           "after the first backward; pass retain_graph=True to the first call")
+
+
+_anomaly_hook = None  # set by debug.detect_anomaly(); checks every op's output for NaN/Inf
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`: the backward of NumPy broadcasting.
+
+    Broadcasting copies an input along new leading axes and along axes of size 1, so the gradient
+    of each copy flows back to the one original: sum over those axes.
+    """
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad
+
+
+# ------------------------------------------------------------------------------------------------
+# Tensor
+# ------------------------------------------------------------------------------------------------
+
+class Tensor:
+    """An n-d array (`.data`, NumPy or CuPy) plus what autograd needs: `requires_grad`, `.grad`, and
+    `_ctx`, the op that produced it (None for a leaf: an input or a parameter)."""
+
+    __hash__ = object.__hash__  # == is elementwise, as in PyTorch; identity stays the hash
+
+    def __init__(self, data, requires_grad=False, device=None, dtype=None, name=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        dtype = to_dtype(dtype)
+        if hasattr(data, "__array__") or hasattr(data, "__cuda_array_interface__"):  # NumPy/CuPy array
+            xp = array_module(data)
+            data = xp.asarray(data, dtype=dtype) if dtype is not None else data
+        else:  # Python number or nested list: floats become float32, as in PyTorch
+            data = np.asarray(data, dtype=dtype)
+            if dtype is None and data.dtype == np.float64:
+                data = data.astype(np.float32)
+        if device is not None:
+            data = to_device(data, device)
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, not {data.dtype}")
+        self.data = data
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self.name = name
+        self._ctx = None
+        self._retains_grad = False
+        self._hooks = []
+
+    @classmethod
+    def _wrap(cls, data, requires_grad, ctx):
+        """Fast constructor for op outputs: no conversion, just the fields."""
+        t = cls.__new__(cls)
+        t.data, t.requires_grad, t.grad, t.name = data, requires_grad, None, None
+        t._ctx, t._retains_grad, t._hooks = ctx, False, []
+        return t
+
+    # ---- what it is ----
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return device_of(self.data)
+
+    @property
+    def xp(self):
+        """The array module (numpy or cupy) that owns this tensor's data."""
+        return array_module(self.data)
+
+    @property
+    def is_leaf(self):
+        return self._ctx is None
+
+    @property
+    def op(self):
+        """Name of the op that made this tensor, or None for a leaf."""
+        return None if self._ctx is None else self._ctx.name
+
+    @property
+    def parents(self):
+        return () if self._ctx is None else self._ctx.parents
+
+    def size(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self):
+        return int(self.data.size)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        parts = [f"shape={self.shape}", f"dtype={self.dtype}", f"device={self.device}"]
+        if self.name:
+            parts.insert(0, f"name={self.name!r}")
+        if self.requires_grad:
+            parts.append("requires_grad=True")
+        if self._ctx is not None:
+            parts.append(f"op={self.op}")
+        if self.grad is not None:
+            parts.append("grad=yes")
+        return f"Tensor({', '.join(parts)})"
+
+    # ---- leaving the graph, changing device or dtype ----
+    def numpy(self):
+        """A NumPy copy of the data, on the host."""
+        return np.array(to_device(self.data, "cpu"), copy=True)
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def item(self):
+        """The value of a one-element tensor as a Python number (synchronises with the GPU)."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor._wrap(self.data, False, None)
+
+    def to(self, device=None, dtype=None):
+        """A copy on `device` and/or in `dtype`; `to("float64")`-style dtype-only calls work too."""
+        if device is not None and to_dtype_or_none(device) is not None:
+            device, dtype = None, device
+        out = self
+        if dtype is not None and to_dtype(dtype) != self.dtype:
+            out = ops.Cast.apply(out, dtype=to_dtype(dtype))
+        if device is not None and canonical_device(device) != self.device:
+            out = ops.ToDevice.apply(out, device=canonical_device(device))
+        return out
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def gpu(self):
+        return self.to("gpu")
+
+    cuda = gpu
+
+    def float(self):
+        return self.to(dtype=float32)
+
+    def double(self):
+        return self.to(dtype=float64)
+
+    def long(self):
+        return self.to(dtype=int64)
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    # ---- autograd ----
+    def retain_grad(self):
+        """Keep `.grad` on this non-leaf tensor after backward (leaves always keep theirs)."""
+        self._retains_grad = True
+        return self
+
+    def register_hook(self, fn):
+        """Call fn(grad) when this tensor's gradient is computed; if fn returns a Tensor, it replaces the grad."""
+        self._hooks.append(fn)
+        return fn
+
+    def zero_grad(self):
+        self.grad = None
+
+    def backward(self, grad=None, retain_graph=False):
+        """Compute d(self)/d(leaf) for every leaf that requires grad, and add it into leaf.grad.
+
+        The walk is iterative: a reverse topological order guarantees that when a node's op runs its
+        backward, every consumer of that node has already added its share into the node's gradient.
+        Unless `retain_graph`, each op drops its saved arrays as soon as it is used.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad (no input had requires_grad=True, "
+                               "or it was made under no_grad())")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, got shape {self.shape}: "
+                                   "reduce it first (.sum() or .mean()) or pass grad=")
+            grad = self.xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else grad
+            if tuple(grad.shape) != self.shape:
+                raise ValueError(f"backward(): grad of shape {tuple(grad.shape)} for a tensor of shape {self.shape}")
+
+        grads = {id(self): grad}  # pending gradients of nodes not yet processed
+        for node in reversed(self._topological_order()):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            for hook in node._hooks:
+                replaced = hook(Tensor._wrap(g, False, None))
+                if replaced is not None:
+                    g = replaced.data if isinstance(replaced, Tensor) else replaced
+            if node._ctx is None or node._retains_grad:
+                # Accumulate into a new array (never in place: `g` may be shared with another tensor).
+                total = _as_array(g if node.grad is None else node.grad.data + g)
+                if not total.flags.c_contiguous:  # e.g. a broadcast view from Sum's backward
+                    total = total.copy()
+                node.grad = Tensor._wrap(total, False, None)
+            ctx = node._ctx
+            if ctx is None:
+                continue
+            parent_grads = ctx.backward(g)
+            if not isinstance(parent_grads, tuple):
+                parent_grads = (parent_grads,)
+            if _anomaly_hook is not None:
+                for pg in parent_grads:
+                    if pg is not None:
+                        _anomaly_hook(ctx, pg, "backward")
+            for parent, pg in zip(ctx.parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                pg = _as_array(pg)
+                if tuple(pg.shape) != parent.shape:
+                    pg = unbroadcast(pg, parent.shape)
+                    assert tuple(pg.shape) == parent.shape, \
+                        f"{ctx.name}.backward: grad shape {tuple(pg.shape)} != input shape {parent.shape}"
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+            if not retain_graph:
+                node._ctx = _Freed(ctx.name)
+
+    def _topological_order(self):
+        """Nodes that lead to self and require grad, each after all of its parents (iterative DFS)."""
+        order, visited = [], set()
+        stack = [(self, False)]
+        while stack:
+            node, children_done = stack.pop()
+            if children_done:
+                order.append(node)
+                continue
+            if id(node) in visited:
+                continue
+            visited.add(id(node))
+            stack.append((node, True))
+            for parent in node.parents:
+                if parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+        return order
+
+    def graph(self, max_nodes=200):
+        """A text listing of the graph behind this tensor: one line per node, parents first."""
+        from .graph import graph_text
+        return graph_text(self, max_nodes=max_nodes)
+
+    def to_dot(self):
+        """The graph behind this tensor as Graphviz DOT text (render with `dot -Tsvg`)."""
+        from .graph import graph_dot
+        return graph_dot(self)
+
+    # ---- operators: each one line, delegating to a named op ----
+    def __add__(self, other): return ops.Add.apply(self, self._operand(other))
+    def __radd__(self, other): return ops.Add.apply(self._operand(other), self)
+    def __sub__(self, other): return ops.Sub.apply(self, self._operand(other))
+    def __rsub__(self, other): return ops.Sub.apply(self._operand(other), self)
+    def __mul__(self, other): return ops.Mul.apply(self, self._operand(other))
+    def __rmul__(self, other): return ops.Mul.apply(self._operand(other), self)
+    def __truediv__(self, other): return ops.Div.apply(self, self._operand(other))
+    def __rtruediv__(self, other): return ops.Div.apply(self._operand(other), self)
+    def __pow__(self, exponent): return self.pow(exponent)
+    def __rpow__(self, base): return (self * math.log(base)).exp()  # b**x = exp(x ln b)
+    def __matmul__(self, other): return self.matmul(other)
+    def __rmatmul__(self, other): return self._operand(other).matmul(self)
+    def __neg__(self): return ops.Neg.apply(self)
+    def __getitem__(self, index): return ops.GetItem.apply(self, index=_index_arrays(index))
+    # comparisons give bool tensors with no gradient
+    def __eq__(self, other): return self._compare(other, "equal")
+    def __ne__(self, other): return self._compare(other, "not_equal")
+    def __lt__(self, other): return self._compare(other, "less")
+    def __le__(self, other): return self._compare(other, "less_equal")
+    def __gt__(self, other): return self._compare(other, "greater")
+    def __ge__(self, other): return self._compare(other, "greater_equal")
+
+    def _operand(self, other):
+        """Wrap a Python number or array as a constant Tensor on self's device, in self's dtype
+        (so `x * 0.5` never promotes a float32 tensor to float64)."""
+        if isinstance(other, Tensor):
+            return other
+        dtype = self.dtype
+        if dtype.kind in "iub" and isinstance(other, float):
+            dtype = np.dtype(np.float32)
+        return Tensor._wrap(self.xp.asarray(other, dtype=dtype), False, None)
+
+    def _compare(self, other, ufunc):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(getattr(self.xp, ufunc)(self.data, other), False, None)
+
+    # ---- elementwise ----
+    def neg(self): return ops.Neg.apply(self)
+    def exp(self): return ops.Exp.apply(self)
+    def log(self): return ops.Log.apply(self)
+    def sqrt(self): return ops.Sqrt.apply(self)
+    def rsqrt(self): return ops.Rsqrt.apply(self)
+    def tanh(self): return ops.Tanh.apply(self)
+    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def relu(self): return ops.Relu.apply(self)
+    def silu(self): return ops.Silu.apply(self)
+    def gelu(self, approximate="none"): return ops.Gelu.apply(self, approximate=approximate)
+    def abs(self): return ops.Abs.apply(self)
+
+    def pow(self, exponent):
+        if isinstance(exponent, Tensor):  # x**y = exp(y ln x), for positive x
+            return (exponent * self.log()).exp()
+        return ops.Pow.apply(self, exponent=exponent)
+
+    def masked_fill(self, mask, value):
+        """Where `mask` is True, `value`; elsewhere self. No gradient flows to the filled places."""
+        mask = mask.data if isinstance(mask, Tensor) else mask
+        return ops.MaskedFill.apply(self, mask=mask, value=value)
+
+    # ---- reductions ----
+    def sum(self, dim=None, keepdim=False): return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
+    def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self, dim=dim, keepdim=keepdim)
+    def max(self, dim=None, keepdim=False): return ops.Max.apply(self, dim=dim, keepdim=keepdim)
+
+    def var(self, dim=None, keepdim=False, correction=1):
+        """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction)."""
+        n = self.numel() if dim is None else math.prod(self.shape[d] for d in _dims_tuple(dim))
+        centered = self - self.mean(dim=dim, keepdim=True)
+        return (centered * centered).sum(dim=dim, keepdim=keepdim) / max(n - correction, 0)
+
+    def argmax(self, dim=None, keepdim=False):
+        """Index of the largest value (no gradient)."""
+        if dim is None:
+            return Tensor._wrap(self.xp.asarray(self.data.argmax()), False, None)
+        return Tensor._wrap(self.data.argmax(axis=dim, keepdims=keepdim) if keepdim else self.data.argmax(axis=dim),
+                            False, None)
+
+    def softmax(self, dim=-1):
+        from . import functional as F
+        return F.softmax(self, dim)
+
+    def log_softmax(self, dim=-1):
+        from . import functional as F
+        return F.log_softmax(self, dim)
+
+    # ---- movement ----
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        return ops.Reshape.apply(self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        end = end_dim % self.ndim if self.ndim else 0
+        shape = self.shape[:start_dim] + (-1,) + self.shape[end + 1:]
+        return self.reshape(shape)
+
+    def transpose(self, dim0, dim1): return ops.Transpose.apply(self, dim0=dim0, dim1=dim1)
+
+    @property
+    def T(self):
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def permute(self, *dims): return ops.Permute.apply(self, dims=_shape_arg(dims))
+    def expand(self, *shape): return ops.Expand.apply(self, shape=_shape_arg(shape))
+
+    def unsqueeze(self, dim):
+        dim = dim if dim >= 0 else dim + self.ndim + 1
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        dims = {d % self.ndim for d in _dims_tuple(dim)}
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
+
+    def split(self, split_size_or_sections, dim=0):
+        """Pieces along `dim`: of size `split_size` each (the last may be smaller), or of the listed sizes."""
+        length = self.shape[dim]
+        if isinstance(split_size_or_sections, int):
+            sizes = [min(split_size_or_sections, length - s) for s in range(0, length, split_size_or_sections)]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != length:
+                raise ValueError(f"split: sizes {sizes} do not add up to dim {dim} of length {length}")
+        pieces, start = [], 0
+        for size in sizes:
+            index = [slice(None)] * self.ndim
+            index[dim] = slice(start, start + size)
+            pieces.append(self[tuple(index)])
+            start += size
+        return tuple(pieces)
+
+    def chunk(self, chunks, dim=0):
+        return self.split(-(-self.shape[dim] // chunks), dim)
+
+    def tril(self, diagonal=0): return ops.Tril.apply(self, diagonal=diagonal)
+    def triu(self, diagonal=0): return ops.Triu.apply(self, diagonal=diagonal)
+
+    # ---- matmul ----
+    def matmul(self, other):
+        """Matrix product with NumPy's rules: batched, broadcast, and 1-D operands promoted then squeezed."""
+        if self.ndim == 0 or other.ndim == 0:
+            raise ValueError(f"Matmul: both operands need at least 1 dimension, got {self.shape} @ {other.shape}")
+        a = self.unsqueeze(0) if self.ndim == 1 else self
+        b = other.unsqueeze(-1) if other.ndim == 1 else other
+        out = ops.Matmul.apply(a, b)
+        if self.ndim == 1:
+            out = out.squeeze(-2)
+        if other.ndim == 1:
+            out = out.squeeze(-1)
+        return out
+
+
+def _as_array(value):
+    """NumPy ufuncs on 0-d arrays return NumPy scalars: turn those back into 0-d arrays."""
+    return np.asarray(value) if isinstance(value, np.generic) else value
+
+
+def to_dtype_or_none(value):
+    """A dtype if `value` names one (so .to("float64") works), else None."""
+    if isinstance(value, str):
+        return _DTYPE_NAMES.get(value)
+    try:
+        return np.dtype(value) if isinstance(value, (type, np.dtype)) else None
+    except TypeError:
+        return None
+
+
+def _shape_arg(shape):
+    """Accept both f(2, 3) and f((2, 3))."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _dims_tuple(dim):
+    return (dim,) if isinstance(dim, int) else tuple(dim)
+
+
+def _index_arrays(index):
+    """Replace Tensors inside an index by their arrays."""
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index.data if isinstance(index, Tensor) else index
+
+
+from . import ops  # noqa: E402  (ops import Function from this module)
