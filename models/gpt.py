@@ -1,0 +1,274 @@
+"""A decoder-only GPT built from plain tinygrad_proust modules, in nanoGPT's order: config, attention, MLP, block, GPT.
+
+One class covers every seed design through GPTConfig: LayerNorm or RMSNorm, placed before (pre) or after (post)
+each sub-layer; a ReLU, GELU or SwiGLU feed-forward; learned, sinusoidal or rotary positions; a tied or
+separate output head. Presets rebuild each seed model parameter for parameter (see PRESETS).
+"""
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+import tinygrad_proust as tp
+from tinygrad_proust import functional as F
+from tinygrad_proust import nn
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 256
+    block_size: int = 128            # context length
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64                 # model width (d_model)
+    norm: str = "layernorm"          # "layernorm" | "rmsnorm"
+    norm_placement: str = "pre"      # "pre" (GPT-2 onwards) | "post" (the original paper)
+    norm_bias: bool = True           # LayerNorm bias
+    norm_eps: float = 1e-5
+    final_norm: bool = True          # a norm before the head
+    ffn: str = "gelu"                # "relu" | "gelu" | "swiglu"
+    ffn_hidden: int = 256
+    ffn_bias: bool = True
+    gelu_approximate: str = "tanh"   # "tanh" (GPT-2) | "none" (exact erf)
+    attn_bias: bool = True           # biases of the q/k/v and output projections
+    positions: str = "learned"       # "learned" | "sinusoidal" | "rope"
+    rope_base: float = 10000.0
+    scale_embeddings: bool = False   # token embeddings × sqrt(n_embd), as in the original paper
+    tie_weights: bool = True         # the head reuses the token embedding matrix
+    head_bias: bool = False          # bias of an untied head
+    dropout: float = 0.0             # on embeddings, attention weights, residual branches, FFN hidden layer
+    scaled_residual_init: bool = False  # GPT-2: residual output projections ~ normal(0, 0.02 / sqrt(2 n_layer))
+
+    def __post_init__(self):
+        choices = {"norm": ("layernorm", "rmsnorm"), "norm_placement": ("pre", "post"),
+                   "ffn": ("relu", "gelu", "swiglu"), "positions": ("learned", "sinusoidal", "rope"),
+                   "gelu_approximate": ("tanh", "none")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError("GPTConfig: rotary positions need an even head size")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"GPTConfig: unknown fields {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+PRESETS = {
+    # seed 004: a byte-level GPT in the modern style
+    "byte-gpt": dict(vocab_size=256, block_size=128, n_layer=4, n_head=4, n_embd=64, norm="rmsnorm",
+                     norm_placement="pre", ffn="swiglu", ffn_hidden=172, ffn_bias=False, attn_bias=False,
+                     positions="learned", tie_weights=True, norm_eps=1e-5),
+    # seed 000: the Proust character model, in the original paper's layout
+    "proust": dict(vocab_size=94, block_size=256, n_layer=2, n_head=2, n_embd=128, norm="layernorm",
+                   norm_placement="post", final_norm=True, ffn="relu", ffn_hidden=512, ffn_bias=True,
+                   attn_bias=False, positions="sinusoidal", scale_embeddings=True, tie_weights=False,
+                   head_bias=False, dropout=0.1),
+    # seed 003: the smallest thing that is still a transformer
+    "raven": dict(vocab_size=27, block_size=8, n_layer=1, n_head=1, n_embd=32, norm="layernorm",
+                  norm_placement="pre", ffn="relu", ffn_hidden=128, positions="learned", tie_weights=True),
+    # the widely used small character GPT recipe (nanoGPT's shakespeare-char)
+    "baby-gpt": dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="layernorm",
+                     norm_placement="pre", norm_bias=False, ffn="gelu", ffn_hidden=1536, ffn_bias=False,
+                     attn_bias=False, positions="learned", tie_weights=True, dropout=0.2,
+                     scaled_residual_init=True),
+}
+
+
+def make_norm(config):
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
+    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.norm_bias)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary positions (RoPE): rotate each (x_i, x_{i+d/2}) pair of a head by the angle pos · base^(-2i/d).
+    The dot product of a rotated query and key then depends on their distance only."""
+
+    def __init__(self, head_size, max_positions, base=10000.0):
+        super().__init__()
+        inv_freq = base ** (-np.arange(0, head_size, 2, dtype=np.float64) / head_size)
+        angles = np.arange(max_positions, dtype=np.float64)[:, None] * inv_freq  # (T, hs/2)
+        angles = np.concatenate([angles, angles], axis=1)                          # (T, hs)
+        self.register_buffer("cos", tp.tensor(np.cos(angles).astype(np.float32)))
+        self.register_buffer("sin", tp.tensor(np.sin(angles).astype(np.float32)))
+
+    def forward(self, x, start=0):
+        """x: (B, nh, T, hs), positions start .. start+T-1."""
+        T, half = x.shape[-2], x.shape[-1] // 2
+        cos = self.cos[start:start + T].to(dtype=x.dtype)
+        sin = self.sin[start:start + T].to(dtype=x.dtype)
+        rotated = tp.cat([-x[..., half:], x[..., :half]], dim=-1)  # (-x2, x1)
+        return x * cos + rotated * sin
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.attn_bias)  # q, k, v in one GEMM
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.attn_bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.rotary = (RotaryEmbedding(config.n_embd // config.n_head, config.block_size, config.rope_base)
+                       if config.positions == "rope" else None)
+
+    def forward(self, x, return_attention=False):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)                     # 3 × (B, T, C)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        if self.rotary is not None:
+            q, k = self.rotary(q), self.rotary(k)
+        dropout = self.dropout if self.training else 0.0
+        attention = None
+        if return_attention:  # composed path, so the weights can be kept: (B, nh, T, T)
+            attention = F.attention_weights(q, k, is_causal=True)
+            y = F.dropout(attention, dropout, self.training) @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, training=self.training)
+        y = y.transpose(1, 2).reshape(B, T, C)                       # (B, T, C): heads side by side
+        y = self.resid_dropout(self.c_proj(y))
+        return (y, attention) if return_attention else y
+
+
+class MLP(nn.Module):
+    """relu/gelu: c_proj(act(c_fc(x))).  swiglu: c_proj(silu(gate) * up) with [gate, up] = c_fc(x)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.kind, self.gelu_approximate = config.ffn, config.gelu_approximate
+        width = 2 * config.ffn_hidden if config.ffn == "swiglu" else config.ffn_hidden
+        self.c_fc = nn.Linear(config.n_embd, width, bias=config.ffn_bias)
+        self.c_proj = nn.Linear(config.ffn_hidden, config.n_embd, bias=config.ffn_bias)
+        self.hidden_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        h = self.c_fc(x)                                             # (B, T, H) or (B, T, 2H)
+        if self.kind == "swiglu":
+            gate, up = h.chunk(2, dim=-1)                           # 2 × (B, T, H)
+            h = F.silu(gate) * up
+        elif self.kind == "gelu":
+            h = F.gelu(h, approximate=self.gelu_approximate)
+        else:
+            h = F.relu(h)
+        return self.resid_dropout(self.c_proj(self.hidden_dropout(h)))
+
+
+class Block(nn.Module):
+    """pre-norm:  x + attn(ln_1(x)), then + mlp(ln_2(x)).   post-norm:  ln_1(x + attn(x)), then ln_2(x + mlp(x))."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.pre_norm = config.norm_placement == "pre"
+        self.ln_1 = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = make_norm(config)
+        self.mlp = MLP(config)
+
+    def forward(self, x, return_attention=False):
+        if self.pre_norm:
+            a = self.attn(self.ln_1(x), return_attention)
+            y, attention = a if return_attention else (a, None)
+            x = x + y
+            x = x + self.mlp(self.ln_2(x))
+        else:
+            a = self.attn(x, return_attention)
+            y, attention = a if return_attention else (a, None)
+            x = self.ln_1(x + y)
+            x = self.ln_2(x + self.mlp(x))
+        return (x, attention) if return_attention else x
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.positions == "learned":
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        elif config.positions == "sinusoidal":
+            table = nn.sinusoidal_positions(config.block_size, config.n_embd).astype(np.float32)
+            self.register_buffer("pos_table", tp.tensor(table))
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = make_norm(config) if config.final_norm else None
+        if config.tie_weights:
+            self.lm_head = None  # logits = x @ wte.weightᵀ: the embedding matrix is shared, not copied
+        else:
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=config.head_bias)
+        if config.scaled_residual_init:
+            for name, p in self.named_parameters():
+                if name.endswith("c_proj.weight"):
+                    nn.normal_(p, std=0.02 / math.sqrt(2 * config.n_layer))
+        for name, p in self.named_parameters():
+            p.name = name  # leaves show their module path in graphs and errors
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """GPT.from_preset("proust", vocab_size=len(tokenizer)): a seed design, with any config field overridden."""
+        return cls(preset_config(name, **overrides))
+
+    def head_weight(self):
+        return self.wte.weight if self.lm_head is None else self.lm_head.weight
+
+    def embed(self, idx, start=0):
+        """Token (and absolute position) embeddings for tokens at positions start .. start+T-1: (B, T, C)."""
+        B, T = idx.shape
+        x = self.wte(idx)                                            # (B, T, C)
+        if self.config.scale_embeddings:
+            x = x * math.sqrt(self.config.n_embd)
+        if self.config.positions == "learned":
+            x = x + self.wpe(tp.arange(start, start + T, device=x.device))  # (T, C) broadcast over B
+        elif self.config.positions == "sinusoidal":
+            x = x + self.pos_table[start:start + T].to(dtype=x.dtype)
+        return self.drop(x)
+
+    def head(self, x):
+        """Final norm (if any) and the output projection: (B, T, C) -> (B, T, vocab) logits."""
+        if self.ln_f is not None:
+            x = self.ln_f(x)
+        if self.lm_head is None:
+            return F.linear(x, self.wte.weight)
+        return self.lm_head(x)
+
+    def forward(self, idx, targets=None, return_attention=False):
+        """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss or None), plus the list of each layer's
+        attention weights (B, nh, T, T) when return_attention."""
+        idx = idx if isinstance(idx, tp.Tensor) else tp.tensor(idx)
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"GPT: sequence of length {T} is longer than the context (block_size "
+                             f"{self.config.block_size})")
+        x = self.embed(idx)
+        attentions = []
+        for block in self.blocks:
+            if return_attention:
+                x, attention = block(x, return_attention=True)
+                attentions.append(attention)
+            else:
+                x = block(x)
+        logits = self.head(x)                                        # (B, T, vocab)
+        loss = None
+        if targets is not None:
+            targets = targets if isinstance(targets, tp.Tensor) else tp.tensor(targets, device=logits.device)
+            loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
+        return (logits, loss, attentions) if return_attention else (logits, loss)
+
+
+def preset_config(name, **overrides):
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
+    return GPTConfig(**{**PRESETS[name], **overrides})

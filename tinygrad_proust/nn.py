@@ -1,0 +1,282 @@
+"""tinygrad_proust.nn: modules that hold parameters, named and used as in torch.nn.
+
+A Module registers every Parameter and sub-Module assigned to it as an attribute, in the order they are
+assigned, so `named_parameters()` yields dotted names ("blocks.0.attn.c_attn.weight") in definition
+order. A Parameter shared by two modules (a tied weight) is one object and is listed once.
+"""
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from . import functional as F
+from .creation import ones, randn, zeros
+from .device import canonical_device, to_device
+from .tensor import Tensor, to_dtype
+
+
+class Parameter(Tensor):
+    """A leaf tensor that a Module owns and an optimizer updates (requires_grad=True by default)."""
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+
+class Module:
+    """Base class: assign Parameters and Modules as attributes; write forward(); call the module."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+        for registry in (self._parameters, self._modules, self._buffers):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, tensor):
+        """A tensor the module needs (a fixed table, a mask) that is not trained and not saved in state_dict,
+        but moves with .to(device)."""
+        object.__setattr__(self, name, tensor)
+        self._buffers[name] = tensor
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---- walking the tree ----
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, module in self._modules.items():
+            yield from module.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_parameters(self, prefix="", remove_duplicate=True):
+        """(dotted name, Parameter) in definition order; a shared Parameter is listed once, under its first name."""
+        seen = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, param in module._parameters.items():
+                if remove_duplicate and id(param) in seen:
+                    continue
+                seen.add(id(param))
+                yield (f"{module_name}.{name}" if module_name else name), param
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self):
+        """Number of trainable numbers (a tied weight counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- state ----
+    def state_dict(self):
+        """{dotted name: Tensor} for every parameter; a tied weight appears under each of its names, as in PyTorch."""
+        return OrderedDict((name, p.detach()) for name, p in self.named_parameters(remove_duplicate=False))
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values (Tensors, NumPy arrays, or anything np.asarray reads, e.g. CPU torch tensors) into the
+        parameters, keeping each parameter's device and dtype. strict: every name must match both ways and
+        every shape must agree, else a ValueError lists what is wrong."""
+        own = OrderedDict(self.named_parameters(remove_duplicate=False))
+        missing = [n for n in own if n not in state_dict]
+        unexpected = [n for n in state_dict if n not in own]
+        mismatched = [f"{n}: checkpoint {tuple(_shape(state_dict[n]))} vs model {own[n].shape}"
+                      for n in own if n in state_dict and tuple(_shape(state_dict[n])) != own[n].shape]
+        problems = []
+        if strict and missing:
+            problems.append(f"missing: {', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected: {', '.join(unexpected)}")
+        if mismatched:
+            problems.append(f"shape mismatch: {'; '.join(mismatched)}")
+        if problems:
+            raise ValueError(f"load_state_dict for {type(self).__name__}: " + " | ".join(problems))
+        for name, param in own.items():
+            if name in state_dict:
+                value = state_dict[name]
+                value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+                param.data = to_device(value.astype(param.dtype, copy=True), param.device)
+        return self
+
+    # ---- modes and devices ----
+    def train(self, mode=True):
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, device=None, dtype=None):
+        """Move every parameter and buffer to `device` and/or cast the parameters to `dtype`, in place
+        (the Parameter objects, and so any tying, are kept). grads are dropped when the dtype changes."""
+        device = None if device is None else canonical_device(device)
+        dtype = to_dtype(dtype)
+        for module in self.modules():
+            for param in module._parameters.values():
+                if dtype is not None and param.dtype != dtype:
+                    param.data, param.grad = param.data.astype(dtype), None
+                if device is not None:
+                    param.data = to_device(param.data, device)
+                    if param.grad is not None:
+                        param.grad.data = to_device(param.grad.data, device)
+            for buffer in module._buffers.values():
+                if device is not None:
+                    buffer.data = to_device(buffer.data, device)
+        return self
+
+    def double(self):
+        return self.to(dtype="float64")
+
+    def float(self):
+        return self.to(dtype="float32")
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, module in self._modules.items():
+            child = repr(module).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        return "\n".join(lines) + ("\n)" if len(lines) > 1 else ")")
+
+
+def _shape(value):
+    return value.shape if hasattr(value, "shape") else np.shape(value)
+
+
+class ModuleList(Module):
+    """A list of modules, registered under "0", "1", ..."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __len__(self):
+        return len(self._modules)
+
+
+def normal_(param, std=0.02):
+    """Refill a parameter with normal(0, std) samples from the seeded generator (in place, keeps device)."""
+    param.data = to_device(randn(*param.shape, dtype=param.dtype).data * param.dtype.type(std), param.device)
+    return param
+
+
+class Linear(Module):
+    """y = x Wᵀ + b, W of shape (out_features, in_features) as in PyTorch. Init: W ~ normal(0, 0.02), b = 0."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = normal_(Parameter(zeros(out_features, in_features)))
+        self.bias = Parameter(zeros(out_features)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A table of num_embeddings vectors of size embedding_dim, looked up by integer index. Init normal(0, 0.02)."""
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = normal_(Parameter(zeros(num_embeddings, embedding_dim)))
+
+    def forward(self, idx):
+        return F.embedding(idx, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """(x - mean) / sqrt(var + eps) * weight (+ bias) over the last dim. Init: weight 1, bias 0."""
+
+    def __init__(self, normalized_shape, eps=1e-5, bias=True):
+        super().__init__()
+        self.normalized_shape, self.eps = normalized_shape, eps
+        self.weight = Parameter(ones(normalized_shape))
+        self.bias = Parameter(zeros(normalized_shape)) if bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}"
+
+
+class RMSNorm(Module):
+    """x / sqrt(mean(x²) + eps) * weight over the last dim (eps=None: the dtype's epsilon, as PyTorch). Init: weight 1."""
+
+    def __init__(self, normalized_shape, eps=None):
+        super().__init__()
+        self.normalized_shape, self.eps = normalized_shape, eps
+        self.weight = Parameter(ones(normalized_shape))
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class Dropout(Module):
+    """Zero elements with probability p in training (scaling the rest by 1/(1-p)); identity in eval."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+def sinusoidal_positions(num_positions, dim):
+    """The original paper's fixed table: PE[pos, 2i] = sin(pos / 10000^(2i/dim)), PE[pos, 2i+1] = cos(same)."""
+    position = np.arange(num_positions, dtype=np.float64)[:, None]
+    frequency = np.exp(-math.log(10000.0) * np.arange(0, dim, 2, dtype=np.float64) / dim)
+    table = np.zeros((num_positions, dim))
+    table[:, 0::2] = np.sin(position * frequency)
+    table[:, 1::2] = np.cos(position * frequency)[:, : dim // 2]
+    return table
