@@ -78,6 +78,9 @@ PRESETS = {
     # seed 003: the smallest thing that is still a transformer
     "raven": dict(vocab_size=27, block_size=8, n_layer=1, n_head=1, n_embd=32, norm="layernorm",
                   norm_placement="pre", ffn="relu", ffn_hidden=128, positions="learned", tie_weights=True),
+    # the default of train.py: a small character model sized to learn Shakespeare on a 2-core CPU in minutes
+    "char-small": dict(vocab_size=84, block_size=64, n_layer=4, n_head=4, n_embd=128, norm="layernorm",
+                       norm_placement="pre", ffn="gelu", ffn_hidden=512, positions="learned", tie_weights=True),
     # the widely used small character GPT recipe (nanoGPT's shakespeare-char)
     "baby-gpt": dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="layernorm",
                      norm_placement="pre", norm_bias=False, ffn="gelu", ffn_hidden=1536, ffn_bias=False,
@@ -199,6 +202,7 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         if config.positions == "learned":
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
+            self.wpe.weight.no_weight_decay = True  # AdamW leaves position tables alone
         elif config.positions == "sinusoidal":
             table = nn.sinusoidal_positions(config.block_size, config.n_embd).astype(np.float32)
             self.register_buffer("pos_table", tp.tensor(table))
@@ -266,6 +270,63 @@ class GPT(nn.Module):
             targets = targets if isinstance(targets, tp.Tensor) else tp.tensor(targets, device=logits.device)
             loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
         return (logits, loss, attentions) if return_attention else (logits, loss)
+
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None):
+        """Continue each row of idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens) ids.
+
+        Each step: crop the context to block_size -> logits of the last position -> divide by temperature
+        (0 means greedy) -> keep the top_k / top_p tokens -> softmax -> sample. No graph is built.
+        """
+        rng = rng if rng is not None else np.random.default_rng()
+        idx = np.array(idx.numpy() if isinstance(idx, tp.Tensor) else idx, dtype=np.int64)
+        if idx.ndim != 2 or idx.shape[1] == 0:
+            raise ValueError(f"generate: idx must be (B, T) with T >= 1, got shape {idx.shape}")
+        was_training = self.training
+        self.eval()
+        try:
+            with tp.no_grad():
+                for _ in range(max_new_tokens):
+                    context = tp.tensor(idx[:, -self.config.block_size:], device=self.wte.weight.device)
+                    logits, _ = self(context)
+                    last = logits[:, -1, :].numpy().astype(np.float64)   # (B, vocab) on the host
+                    next_ids = sample_next(last, temperature, top_k, top_p, rng)
+                    idx = np.concatenate([idx, next_ids[:, None]], axis=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+
+def filter_logits(logits, top_k=None, top_p=None):
+    """Set to -inf every logit outside the top_k largest and outside the smallest set of tokens whose
+    probability adds up to at least top_p (the nucleus). logits: (B, vocab) float64 on the host."""
+    logits = logits.copy()
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.sort(logits, axis=-1)[:, -top_k][:, None]
+        logits[logits < kth] = -np.inf
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-logits, axis=-1)
+        sorted_logits = np.take_along_axis(logits, order, axis=-1)
+        probs = np.exp(sorted_logits - sorted_logits[:, :1])
+        probs /= probs.sum(axis=-1, keepdims=True)
+        before = np.cumsum(probs, axis=-1) - probs              # mass of the tokens ranked above each one
+        drop_sorted = before >= top_p                            # the nucleus is already full without it
+        drop = np.zeros_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        logits[drop] = -np.inf
+    return logits
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
+    """One token id per row of logits (B, vocab): greedy when temperature is 0, else a filtered softmax sample."""
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    cumulative = probs.cumsum(axis=-1)
+    draws = rng.random((logits.shape[0], 1))
+    return np.minimum((cumulative < draws).sum(axis=-1), logits.shape[-1] - 1)
 
 
 def preset_config(name, **overrides):

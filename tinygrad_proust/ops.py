@@ -177,7 +177,7 @@ class Gelu(Function):
         xp = array_module(x)
         self.x, self.approximate = x, approximate
         if approximate == "tanh":
-            self.t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            self.t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))  # x*x*x: much faster than a float pow
             return 0.5 * x * (1 + self.t)
         self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
         return x * self.cdf

@@ -149,7 +149,7 @@ class Tensor:
         dtype = to_dtype(dtype)
         if hasattr(data, "__array__") or hasattr(data, "__cuda_array_interface__"):  # NumPy/CuPy array
             xp = array_module(data)
-            data = xp.asarray(data, dtype=dtype) if dtype is not None else data
+            data = xp.asarray(data, dtype=dtype) if dtype is not None else _as_array(data)
         else:  # Python number or nested list: floats become float32, as in PyTorch
             data = np.asarray(data, dtype=dtype)
             if dtype is None and data.dtype == np.float64:

@@ -1,0 +1,165 @@
+"""Optimizers (SGD, Adam, AdamW), gradient clipping and the learning-rate schedule, as in torch.optim.
+
+Each optimizer keeps `param_groups` (lists of parameters with their hyperparameters, as PyTorch does, so a
+schedule sets group["lr"]) and per-parameter state in a list aligned with the parameters. Updates write
+into the parameters' arrays in place; gradients are only read.
+"""
+import math
+
+from .tensor import Tensor
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups, seen = [], set()
+        for group in groups:
+            group = {**defaults, **group, "params": list(group["params"])}
+            for p in group["params"]:
+                if id(p) in seen:
+                    raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group")
+                seen.add(id(p))
+            self.param_groups.append(group)
+        self.state = [{} for _ in self.params()]
+
+    def params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def zero_grad(self):
+        for p in self.params():
+            p.grad = None
+
+    def step(self):
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, p.grad.data, self.state[i], group)
+                i += 1
+
+    def update(self, p, grad, state, group):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """{'param_groups': hyperparameters and parameter indices, 'state': per-parameter dicts of arrays and step}."""
+        groups, start = [], 0
+        for group in self.param_groups:
+            n = len(group["params"])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": list(range(start, start + n))})
+            start += n
+        return {"param_groups": groups, "state": [dict(s) for s in self.state]}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in self.param_groups]:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved groups do not match this optimizer's")
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"})
+        params = self.params()
+        self.state = []
+        for p, saved in zip(params, state_dict["state"]):
+            state = {}
+            for key, value in saved.items():
+                if hasattr(value, "shape"):
+                    if tuple(value.shape) != p.shape:
+                        raise ValueError(f"{type(self).__name__}.load_state_dict: state {key!r} of shape "
+                                         f"{tuple(value.shape)} for a parameter of shape {p.shape}")
+                    value = p.xp.asarray(value, dtype=p.dtype).copy()
+                state[key] = value
+            self.state.append(state)
+
+
+class SGD(Optimizer):
+    """p -= lr · b, with b = momentum · b + g (b = g when momentum is 0); g includes weight_decay · p (L2)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    def update(self, p, grad, state, group):
+        if group["weight_decay"]:
+            grad = grad + group["weight_decay"] * p.data
+        if group["momentum"]:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.copy()
+            else:
+                buf = state["momentum_buffer"]
+                buf *= group["momentum"]
+                buf += grad
+            grad = state["momentum_buffer"]
+        p.data -= group["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba). weight_decay here is an L2 penalty added to the gradient, as torch.optim.Adam;
+    for decoupled decay use AdamW."""
+
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    def update(self, p, grad, state, group):
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if wd and self.decoupled:
+            p.data *= 1 - lr * wd                      # decoupled decay: shrink the weight itself
+        elif wd:
+            grad = grad + wd * p.data                  # L2: decay enters through the gradient
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = p.xp.zeros_like(p.data)
+            state["exp_avg_sq"] = p.xp.zeros_like(p.data)
+        state["step"] += 1
+        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        m *= beta1                                     # first moment: running mean of g
+        m += (1 - beta1) * grad
+        v *= beta2                                     # second moment: running mean of g²
+        v += (1 - beta2) * grad * grad
+        bias1, bias2 = 1 - beta1 ** t, 1 - beta2 ** t  # both start at 0: undo the bias towards 0
+        denom = p.xp.sqrt(v) * (1 / math.sqrt(bias2)) + eps
+        p.data -= (lr / bias1) * (m / denom)           # update
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p ← p (1 - lr·wd) before the Adam step.
+
+    Given a plain list of parameters, decay applies only to matrices (ndim ≥ 2) that are not marked
+    `no_weight_decay` (the GPT marks its position table): gains, biases and position tables are not
+    decayed. Given param groups, each group's weight_decay is used as it is, as in PyTorch.
+    """
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        params = list(params)
+        if params and not isinstance(params[0], dict):
+            decay = [p for p in params if p.ndim >= 2 and not getattr(p, "no_weight_decay", False)]
+            keep = [p for p in params if not (p.ndim >= 2 and not getattr(p, "no_weight_decay", False))]
+            params = [{"params": decay}, {"params": keep, "weight_decay": 0.0}]
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def clip_grad_norm_(parameters, max_norm):
+    """Scale all gradients together so that their global L2 norm is at most max_norm.
+    Returns the norm before clipping, as a 0-d Tensor (computed on the device: no host sync)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        raise ValueError("clip_grad_norm_: no parameter has a gradient (call backward() first)")
+    xp = grads[0].xp
+    total = xp.sqrt(sum((g.data * g.data).sum() for g in grads))
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(total.dtype)
+    for g in grads:
+        g.data = g.data * coef  # a new array: a gradient array may be shared
+    return Tensor(total)
+
+
+def cosine_lr(step, max_lr, warmup_steps, decay_steps, min_lr):
+    """Linear warm-up from 0 to max_lr over warmup_steps, then cosine decay to min_lr at decay_steps, then min_lr."""
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= decay_steps:
+        return min_lr
+    progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (max_lr - min_lr)
