@@ -11,7 +11,7 @@ import numpy as np
 
 import tinygrad_proust as tp
 from tinygrad_proust import functional as F
-from tinygrad_proust import nn
+from tinygrad_proust import fused, nn
 
 
 @dataclass
@@ -80,7 +80,7 @@ PRESETS = {
                   norm_placement="pre", ffn="relu", ffn_hidden=128, positions="learned", tie_weights=True),
     # the default of train.py: a small character model sized to learn Shakespeare on a 2-core CPU in minutes
     "char-small": dict(vocab_size=84, block_size=64, n_layer=4, n_head=4, n_embd=128, norm="layernorm",
-                       norm_placement="pre", ffn="gelu", ffn_hidden=512, positions="learned", tie_weights=True),
+                       norm_placement="pre", ffn="relu", ffn_hidden=512, positions="learned", tie_weights=True),
     # the widely used small character GPT recipe (nanoGPT's shakespeare-char)
     "baby-gpt": dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="layernorm",
                      norm_placement="pre", norm_bias=False, ffn="gelu", ffn_hidden=1536, ffn_bias=False,
@@ -126,21 +126,31 @@ class CausalSelfAttention(nn.Module):
         self.rotary = (RotaryEmbedding(config.n_embd // config.n_head, config.block_size, config.rope_base)
                        if config.positions == "rope" else None)
 
-    def forward(self, x, return_attention=False):
+    def forward(self, x, return_attention=False, cache=None, start=0):
+        """x: (B, T, C) for the tokens at positions start .. start+T-1. With a LayerCache, the keys and values
+        of earlier positions come from it and this call's are appended to it (generation)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)                     # 3 × (B, T, C)
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, start), self.rotary(k, start)
+        mask, causal = None, True
+        if cache is not None:
+            if cache.k is not None:
+                k, v = tp.cat([cache.k, k], dim=2), tp.cat([cache.v, v], dim=2)  # (B, nh, start+T, hs)
+            cache.k, cache.v = k, v
+            # query i sits at position start+i and may see keys 0 .. start+i
+            mask, causal = fused.causal_mask(x.xp, start + T, start + T)[start:], False
         dropout = self.dropout if self.training else 0.0
         attention = None
-        if return_attention:  # composed path, so the weights can be kept: (B, nh, T, T)
-            attention = F.attention_weights(q, k, is_causal=True)
+        if return_attention:  # composed path, so the weights can be kept: (B, nh, T, S)
+            attention = F.attention_weights(q, k, attn_mask=mask, is_causal=causal)
             y = F.dropout(attention, dropout, self.training) @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout, training=self.training)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout,
+                                               training=self.training)
         y = y.transpose(1, 2).reshape(B, T, C)                       # (B, T, C): heads side by side
         y = self.resid_dropout(self.c_proj(y))
         return (y, attention) if return_attention else y
@@ -181,14 +191,14 @@ class Block(nn.Module):
         self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x, return_attention=False):
+    def forward(self, x, return_attention=False, cache=None, start=0):
         if self.pre_norm:
-            a = self.attn(self.ln_1(x), return_attention)
+            a = self.attn(self.ln_1(x), return_attention, cache, start)
             y, attention = a if return_attention else (a, None)
             x = x + y
             x = x + self.mlp(self.ln_2(x))
         else:
-            a = self.attn(x, return_attention)
+            a = self.attn(x, return_attention, cache, start)
             y, attention = a if return_attention else (a, None)
             x = self.ln_1(x + y)
             x = self.ln_2(x + self.mlp(x))
@@ -225,6 +235,15 @@ class GPT(nn.Module):
         """GPT.from_preset("proust", vocab_size=len(tokenizer)): a seed design, with any config field overridden."""
         return cls(preset_config(name, **overrides))
 
+    @classmethod
+    def from_checkpoint(cls, path, device="cpu"):
+        """(model in eval mode, tokenizer, checkpoint metadata) from a train.py checkpoint; no corpus needed."""
+        from tinygrad_proust.checkpoint import load_checkpoint
+        from tinygrad_proust.data import tokenizer_from_dict
+        meta, weights, _ = load_checkpoint(path)
+        model = cls(GPTConfig.from_dict(meta["config"])).load_state_dict(weights).to(device).eval()
+        return model, tokenizer_from_dict(meta["tokenizer"]), meta
+
     def head_weight(self):
         return self.wte.weight if self.lm_head is None else self.lm_head.weight
 
@@ -248,22 +267,27 @@ class GPT(nn.Module):
             return F.linear(x, self.wte.weight)
         return self.lm_head(x)
 
-    def forward(self, idx, targets=None, return_attention=False):
+    def forward(self, idx, targets=None, return_attention=False, kv_cache=None):
         """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss or None), plus the list of each layer's
-        attention weights (B, nh, T, T) when return_attention."""
-        idx = idx if isinstance(idx, tp.Tensor) else tp.tensor(idx)
+        attention weights (B, nh, T, T) when return_attention. With a KVCache, idx continues the tokens
+        already in the cache (their keys and values are reused) and the cache grows by T."""
+        idx = idx if isinstance(idx, tp.Tensor) else tp.tensor(idx, device=self.wte.weight.device)
         B, T = idx.shape
-        if T > self.config.block_size:
-            raise ValueError(f"GPT: sequence of length {T} is longer than the context (block_size "
+        start = 0 if kv_cache is None else kv_cache.length
+        if start + T > self.config.block_size:
+            raise ValueError(f"GPT: sequence of length {start + T} is longer than the context (block_size "
                              f"{self.config.block_size})")
-        x = self.embed(idx)
+        x = self.embed(idx, start)
         attentions = []
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            layer_cache = None if kv_cache is None else kv_cache.layers[i]
             if return_attention:
-                x, attention = block(x, return_attention=True)
+                x, attention = block(x, True, layer_cache, start)
                 attentions.append(attention)
             else:
-                x = block(x)
+                x = block(x, False, layer_cache, start)
+        if kv_cache is not None:
+            kv_cache.length += T
         logits = self.head(x)                                        # (B, T, vocab)
         loss = None
         if targets is not None:
@@ -272,29 +296,66 @@ class GPT(nn.Module):
         return (logits, loss, attentions) if return_attention else (logits, loss)
 
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None, use_cache=True):
         """Continue each row of idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens) ids.
+        Each step: logits of the last position -> / temperature (0: greedy) -> top_k / top_p -> softmax -> sample."""
+        idx = np.array(idx.numpy() if isinstance(idx, tp.Tensor) else idx, dtype=np.int64)
+        new = list(self.stream(idx, max_new_tokens, temperature, top_k, top_p, rng, use_cache))
+        return np.concatenate([idx] + [t[:, None] for t in new], axis=1) if new else idx
 
-        Each step: crop the context to block_size -> logits of the last position -> divide by temperature
-        (0 means greedy) -> keep the top_k / top_p tokens -> softmax -> sample. No graph is built.
+    def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None, use_cache=True):
+        """Yield each new (B,) array of token ids as soon as it is sampled (what generate() collects).
+
+        The context window: a prompt longer than block_size keeps its last block_size tokens; when the context
+        fills the window, it jumps forward to its last block_size // 2 tokens (at least half a window of context
+        is always kept). With learned or sinusoidal (absolute) positions every kept token then has a new
+        position, so its keys and values must be recomputed; with RoPE the keys would survive a shift, but
+        the deeper layers' keys still depend on the tokens that left the window. So for every scheme the cache
+        is rebuilt (one forward pass over the kept half) at each jump, and the uncached path uses the same
+        window, so both give the same tokens. Between jumps each token costs one position of attention.
         """
         rng = rng if rng is not None else np.random.default_rng()
-        idx = np.array(idx.numpy() if isinstance(idx, tp.Tensor) else idx, dtype=np.int64)
+        idx = np.array(idx, dtype=np.int64)
         if idx.ndim != 2 or idx.shape[1] == 0:
             raise ValueError(f"generate: idx must be (B, T) with T >= 1, got shape {idx.shape}")
+        block, device = self.config.block_size, self.wte.weight.device
+        start, cache = max(0, idx.shape[1] - block), None   # the window is idx[:, start:]
         was_training = self.training
         self.eval()
         try:
             with tp.no_grad():
                 for _ in range(max_new_tokens):
-                    context = tp.tensor(idx[:, -self.config.block_size:], device=self.wte.weight.device)
-                    logits, _ = self(context)
-                    last = logits[:, -1, :].numpy().astype(np.float64)   # (B, vocab) on the host
+                    if idx.shape[1] - start > block:       # the window is full: jump, and rebuild the cache
+                        start, cache = idx.shape[1] - block // 2, None
+                    if not use_cache:
+                        logits, _ = self(tp.tensor(idx[:, start:], device=device))
+                    elif cache is None:                   # fill the cache with the whole window
+                        cache = KVCache(len(self.blocks))
+                        logits, _ = self(tp.tensor(idx[:, start:], device=device), kv_cache=cache)
+                    else:                                 # one new position
+                        logits, _ = self(tp.tensor(idx[:, -1:], device=device), kv_cache=cache)
+                    last = logits.data[:, -1, :]
+                    last = (last.get() if hasattr(last, "get") else last).astype(np.float64)  # (B, vocab), host
                     next_ids = sample_next(last, temperature, top_k, top_p, rng)
                     idx = np.concatenate([idx, next_ids[:, None]], axis=1)
+                    yield next_ids
         finally:
             self.train(was_training)
-        return idx
+
+
+class LayerCache:
+    """One layer's keys and values so far: (B, nh, S, hs) each, or None before the first call."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far (`length` of them), for generation."""
+
+    def __init__(self, n_layer):
+        self.layers = [LayerCache() for _ in range(n_layer)]
+        self.length = 0
 
 
 def filter_logits(logits, top_k=None, top_p=None):
@@ -310,7 +371,8 @@ def filter_logits(logits, top_k=None, top_p=None):
         probs = np.exp(sorted_logits - sorted_logits[:, :1])
         probs /= probs.sum(axis=-1, keepdims=True)
         before = np.cumsum(probs, axis=-1) - probs              # mass of the tokens ranked above each one
-        drop_sorted = before >= top_p                            # the nucleus is already full without it
+        drop_sorted = before >= top_p - 1e-9                     # the nucleus is already full without it
+                                                                 # (1e-9: rounding of the running sum)
         drop = np.zeros_like(drop_sorted)
         np.put_along_axis(drop, order, drop_sorted, axis=-1)
         logits[drop] = -np.inf

@@ -1,0 +1,125 @@
+"""Write with a trained GPT: load a checkpoint, give a prompt, watch the text appear token by token.
+
+    python generate.py --prompt "To be"                      # newest out/**/best.npz, 500 tokens
+    python generate.py --checkpoint out/best.npz --prompt "ROMEO." --temperature 0.8 --top-k 40
+    python generate.py --prompt "The" --greedy               # always the most likely next token
+
+The checkpoint carries the model configuration and the tokenizer: no corpus is needed.
+From Python: model, tokenizer, _ = GPT.from_checkpoint(path); model.generate(ids, 100, temperature=0.8, top_k=40)
+"""
+import argparse
+import codecs
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tinygrad_proust as tp
+from models.gpt import GPT
+from tinygrad_proust.checkpoint import CheckpointError
+from tinygrad_proust.data import DataError
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="a .npz written by train.py (default: the newest best.npz under --out-dir)")
+    p.add_argument("--out-dir", default="out", help="where train.py wrote its checkpoints (default: %(default)s)")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start from a newline)")
+    p.add_argument("--max-new-tokens", type=int, default=500)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more random")
+    p.add_argument("--top-k", type=int, default=40, help="sample among the k most likely tokens (0: all)")
+    p.add_argument("--top-p", type=float, default=None, help="sample among the most likely tokens covering p")
+    p.add_argument("--greedy", action="store_true", help="always take the most likely token (temperature 0)")
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "cuda", "auto"])
+    p.add_argument("--drop-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token")
+    args = p.parse_args(argv)
+    if args.temperature < 0:
+        p.error(f"--temperature must be >= 0, got {args.temperature}")
+    if args.top_k < 0:
+        p.error(f"--top-k must be >= 1 (or 0 for no limit), got {args.top_k}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        p.error(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.max_new_tokens < 0 or args.num_samples < 1:
+        p.error("--max-new-tokens must be >= 0 and --num-samples >= 1")
+    return args
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def find_checkpoint(out_dir):
+    """The most recently written best.npz under out_dir, or None."""
+    found = sorted(Path(out_dir).rglob("best.npz"), key=lambda p: p.stat().st_mtime) if Path(out_dir).is_dir() else []
+    return found[-1] if found else None
+
+
+def encode_prompt(tokenizer, prompt, drop_unknown):
+    if not prompt:  # start from a newline: the start of a line, where a text naturally begins
+        if tokenizer.kind == "byte" or "\n" in tokenizer.index:
+            return tokenizer.encode("\n")
+        return np.array([0], dtype=np.int64)
+    if tokenizer.kind == "char":
+        missing = tokenizer.unknown_chars(prompt)
+        if missing and not drop_unknown:  # whatever policy training used, a prompt is never silently changed
+            raise DataError("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing)
+                            + " (pass --drop-unknown to leave them out)")
+        prompt = "".join(c for c in prompt if c not in missing)
+        if not prompt:
+            raise DataError("no prompt character is in the model's vocabulary")
+    return tokenizer.encode(prompt)
+
+
+def write_stream(token_ids, tokenizer, out):
+    """Write each token's text to `out` as soon as it exists, flushing every time. For bytes, an incremental
+    UTF-8 decoder holds back a partial character until its last byte arrives: never half a character."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if tokenizer.kind == "byte" else None
+    count = 0
+    for token in token_ids:
+        text = decoder.decode(bytes([token])) if decoder else tokenizer.decode([token])
+        if text:
+            out.write(text)
+            out.flush()
+        count += 1
+    if decoder:
+        out.write(decoder.decode(b"", final=True))
+    return count
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    path = args.checkpoint
+    if path is None:
+        path = find_checkpoint(args.out_dir)
+        if path is None:
+            fail(f"no checkpoint given and none found under {args.out_dir}/: train one with `python train.py` "
+                 "(or pass --checkpoint PATH)")
+        print(f"using {path}", file=sys.stderr)
+    device = "gpu" if args.device == "auto" and tp.gpu_available() else args.device.replace("auto", "cpu")
+    try:
+        model, tokenizer, _ = GPT.from_checkpoint(path, device=device)
+        prompt_ids = encode_prompt(tokenizer, args.prompt, args.drop_unknown)
+    except (CheckpointError, DataError, tp.DeviceError) as err:
+        fail(err)
+    temperature = 0.0 if args.greedy else args.temperature
+    rng = np.random.default_rng(args.seed)
+    for sample in range(args.num_samples):
+        if sample:
+            print("\n----")
+        sys.stdout.write(args.prompt)
+        started = time.time()
+        tokens = (int(ids[0]) for ids in model.stream(prompt_ids[None, :], args.max_new_tokens, temperature,
+                                                      args.top_k or None, args.top_p, rng, use_cache=not args.no_cache))
+        count = write_stream(tokens, tokenizer, sys.stdout)
+        sys.stdout.write("\n")
+        elapsed = time.time() - started
+        print(f"[{count} tokens in {elapsed:.2f} s: {count / max(elapsed, 1e-9):.0f} tokens/s]", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
