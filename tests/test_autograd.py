@@ -276,3 +276,27 @@ def test_graph_text_and_dot_list_every_node_and_edge():
     dot = loss.to_dot()
     assert dot.startswith("digraph") and dot.count("->") == 4 and dot.count("[label=") == 5
     assert "n0 -> n2" in dot and "n1 -> n2" in dot and "n2 -> n3" in dot and "n3 -> n4" in dot
+
+
+def test_detect_anomaly_names_the_forward_op_and_the_user_line():
+    x = tp.tensor([1.0, -1.0], requires_grad=True)
+    with tp.detect_anomaly():
+        with pytest.raises(tp.AnomalyError) as info:
+            x.log()  # log(-1) = NaN
+    message = str(info.value)
+    assert message.startswith("Log produced NaN in its forward output (input shapes (2,))")
+    assert "test_autograd.py" in message and "x.log()" in message
+
+
+def test_detect_anomaly_names_the_backward_op():
+    x = tp.tensor([0.0, 4.0], requires_grad=True)
+    with tp.detect_anomaly():
+        y = x.sqrt()  # fine forward; d sqrt(x)/dx = 1/(2 sqrt x) is Inf at 0
+        with pytest.raises(tp.AnomalyError, match=r"Sqrt produced Inf in its backward gradient.*y = x\.sqrt\(\)"):
+            y.sum().backward()
+
+
+def test_anomaly_mode_is_off_outside_the_block():
+    with tp.detect_anomaly():
+        pass
+    assert np.isnan(tp.tensor([-1.0]).log().numpy()).all()  # no error outside

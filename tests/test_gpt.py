@@ -257,3 +257,21 @@ def test_presets_build_and_run_on_device(name, device):
     logits, loss = model(tp.tensor(idx, device=device), tp.tensor(targets, device=device))
     loss.backward()
     assert logits.device == device and all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_fused_and_reference_paths_agree_on_the_whole_model(family):
+    config = GPTConfig(**TINY, **FAMILIES[family])
+    model = GPT(config).double()
+    idx, targets = tiny_batch(config)
+    results = []
+    for fused in (True, False):
+        model.zero_grad()
+        with tp.use_fused(fused):
+            logits, loss = model(idx, targets)
+        loss.backward()
+        results.append((logits.numpy(), {n: p.grad.numpy() for n, p in model.named_parameters()}))
+    (logits_f, grads_f), (logits_r, grads_r) = results
+    np.testing.assert_allclose(logits_f, logits_r, rtol=1e-10, atol=1e-12)
+    for name in grads_f:
+        np.testing.assert_allclose(grads_f[name], grads_r[name], rtol=1e-8, atol=1e-12, err_msg=name)

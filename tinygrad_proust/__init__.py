@@ -2,6 +2,7 @@
 from . import functional, rng
 from .creation import (arange, cat, full, ones, ones_like, rand, randint, randn, stack, tensor, zeros,
                        zeros_like)
+from .debug import AnomalyError, detect_anomaly
 from .device import DeviceError, gpu_available
 from .functional import use_fused, where
 from .gradcheck import GradcheckError, gradcheck
@@ -13,6 +14,6 @@ manual_seed = rng.manual_seed
 __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "randint",
     "arange", "cat", "stack", "where", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "GradcheckError",
-    "DeviceError", "gpu_available", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64",
+    "DeviceError", "gpu_available", "detect_anomaly", "AnomalyError", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64",
     "bool_",
 ]

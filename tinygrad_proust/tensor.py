@@ -118,6 +118,13 @@ class _Freed(Function):
 _anomaly_hook = None  # set by debug.detect_anomaly(); checks every op's output for NaN/Inf
 
 
+def set_anomaly_hook(hook):
+    """Install hook(ctx, array, phase) to be called on every op's output and gradients; returns the previous one."""
+    global _anomaly_hook
+    previous, _anomaly_hook = _anomaly_hook, hook
+    return previous
+
+
 def unbroadcast(grad, shape):
     """Sum `grad` down to `shape`: the backward of NumPy broadcasting.
 

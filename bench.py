@@ -1,0 +1,200 @@
+"""Race tinygrad_proust against PyTorch on the same model, batch and machine, in one process.
+
+    python bench.py                      # training steps, default CPU cases, plus the numerical-gradient step
+    python bench.py --device gpu         # the GPU cases (needs CuPy; PyTorch with CUDA for its side)
+    python bench.py --generate           # generation speed with and without the KV cache
+    python bench.py --cases proust:32x256 byte-gpt:64x128
+
+A training step is forward, loss, backward, gradient clipping (1.0) and AdamW, in float32 on both sides, with
+each preset's own dropout. The two frameworks alternate step by step after warm-up; the table shows medians.
+Benchmarks are not tests: nothing here asserts a speed.
+"""
+import argparse
+import platform
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+import tinygrad_proust as tp
+from models.gpt import GPT, preset_config
+from tinygrad_proust import optim
+
+DEFAULT_CASES = {"cpu": ["byte-gpt:16x128", "proust:8x256"],
+                 "gpu": ["proust:32x256", "byte-gpt:64x128", "baby-gpt:64x256"]}
+
+
+def parse_case(text):
+    preset, shape = text.split(":")
+    batch, block = shape.lower().split("x")
+    return preset, int(batch), int(block)
+
+
+def sync(device):
+    if device == "gpu":
+        tp.device.cupy_module().cuda.get_current_stream().synchronize()
+
+
+def our_step(model, opt, x, y):
+    _, loss = model(x, y)
+    loss.backward()
+    optim.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad()
+    return loss
+
+
+def torch_step(torch, model, opt, x, y):
+    _, loss = model(x, y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+
+def race(preset, batch, block, device, steps, warmup, vocab=None):
+    """Median ms/step for ours and PyTorch's, alternating, plus our peak traced host memory per step."""
+    import torch
+    from models.torch_gpt import TorchGPT, copy_weights
+    config = preset_config(preset, block_size=block, **({"vocab_size": vocab} if vocab else {}))
+    tp.manual_seed(0)
+    ours = GPT(config).to(device)
+    torch_device = "cuda" if device == "gpu" else "cpu"
+    twin = copy_weights(ours, TorchGPT(config)).to(torch_device)
+    opt = optim.AdamW(ours.parameters(), lr=3e-4, weight_decay=0.1)
+    torch_opt = torch.optim.AdamW(twin.parameters(), lr=3e-4, weight_decay=0.1)
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, config.vocab_size, (steps + warmup, 2, batch, block))
+    times = {"ours": [], "torch": []}
+    peak = 0
+    for i in range(steps + warmup):
+        x, y = tp.tensor(data[i, 0], device=device), tp.tensor(data[i, 1], device=device)
+        tx, ty = torch.from_numpy(data[i, 0]).to(torch_device), torch.from_numpy(data[i, 1]).to(torch_device)
+        measure_memory = device == "cpu" and i == warmup
+        if measure_memory:
+            tracemalloc.start()
+        start = time.perf_counter()
+        our_step(ours, opt, x, y)
+        sync(device)
+        elapsed = time.perf_counter() - start
+        if measure_memory:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        else:
+            times["ours"].append(elapsed) if i >= warmup else None
+        start = time.perf_counter()
+        torch_step(torch, twin, torch_opt, tx, ty)
+        if device == "gpu":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times["torch"].append(time.perf_counter() - start)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}, peak, ours.num_parameters()
+
+
+def numerical_gradient_step(samples=64):
+    """The seed design's step: one forward pass per parameter (finite differences), byte-gpt on a 32-token
+    sequence; timed on `samples` parameters and extrapolated. Against our autograd step on the same input."""
+    tp.manual_seed(0)
+    model = GPT.from_preset("byte-gpt").eval()
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (1, 32)), rng.integers(0, 256, (1, 32))
+    flat = [(p, i) for p in model.parameters() for i in range(p.numel())]
+    chosen = [flat[j] for j in rng.choice(len(flat), samples, replace=False)]
+    start = time.perf_counter()
+    with tp.no_grad():
+        base = model(x, y)[1].item()
+        for p, i in chosen:
+            view = p.data.reshape(-1)
+            old = view[i].item()
+            view[i] = old + 1e-3
+            _ = (model(x, y)[1].item() - base) / 1e-3
+            view[i] = old
+    per_parameter = (time.perf_counter() - start) / samples
+    numerical = per_parameter * len(flat)
+    model.train()
+    opt = optim.AdamW(model.parameters(), lr=3e-4)
+    xt, yt = tp.tensor(x), tp.tensor(y)
+    for _ in range(3):
+        our_step(model, opt, xt, yt)
+    runs = []
+    for _ in range(10):
+        start = time.perf_counter()
+        our_step(model, opt, xt, yt)
+        runs.append(time.perf_counter() - start)
+    return numerical, statistics.median(runs), len(flat)
+
+
+def generation_speed(preset, new_tokens, device):
+    """tokens/s for new_tokens sampled after a prompt that fills the whole context window, cache on and off."""
+    tp.manual_seed(0)
+    model = GPT.from_preset(preset).to(device)
+    prompt = np.random.default_rng(0).integers(0, model.config.vocab_size, (1, model.config.block_size))
+    speeds = {}
+    for use_cache in (True, False):
+        model.generate(prompt, 5, use_cache=use_cache, rng=np.random.default_rng(0))  # warm-up
+        start = time.perf_counter()
+        model.generate(prompt, new_tokens, temperature=0.8, top_k=40, use_cache=use_cache,
+                       rng=np.random.default_rng(0))
+        speeds[use_cache] = new_tokens / (time.perf_counter() - start)
+    return speeds
+
+
+def machine(device):
+    """A one-line description of what ran the benchmark."""
+    import os
+
+    import torch
+    text = (f"{os.cpu_count()} CPU cores ({platform.machine()}), Python {platform.python_version()}, "
+            f"NumPy {np.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if device == "gpu":
+        cp = tp.device.cupy_module()
+        name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        text = f"{name}, CuPy {cp.__version__}, " + text
+    return text
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--cases", nargs="*", help="preset:BATCHxBLOCK, e.g. proust:8x256")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per framework and case")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--generate", action="store_true", help="measure generation with and without the KV cache")
+    p.add_argument("--new-tokens", type=int, default=500)
+    p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison")
+    args = p.parse_args()
+    print(f"machine: {machine(args.device)}\n")
+
+    if args.generate:
+        print("| preset | context | new tokens | with cache (tok/s) | without (tok/s) | speed-up |")
+        print("|---|---|---|---|---|---|")
+        for preset in ("byte-gpt", "proust"):
+            speeds = generation_speed(preset, args.new_tokens, args.device)
+            block = preset_config(preset).block_size
+            print(f"| {preset} | {block} (full) | {args.new_tokens} | {speeds[True]:,.0f} | {speeds[False]:,.0f} | "
+                  f"{speeds[True] / speeds[False]:.1f}x |", flush=True)
+        return
+
+    print("| preset | batch x block | params | ours ms/step | PyTorch ms/step | ours / PyTorch | ours tok/s | "
+          "PyTorch tok/s | our peak host memory |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for case in args.cases or DEFAULT_CASES[args.device]:
+        preset, batch, block = parse_case(case)
+        ms, peak, n = race(preset, batch, block, args.device, args.steps, args.warmup)
+        tokens = batch * block
+        memory = f"{peak / 2**20:.0f} MiB" if peak else "n/a"
+        print(f"| {preset} | {batch} x {block} | {n:,} | {ms['ours']:.1f} | {ms['torch']:.1f} | "
+              f"{ms['ours'] / ms['torch']:.2f} | {tokens / ms['ours'] * 1000:,.0f} | "
+              f"{tokens / ms['torch'] * 1000:,.0f} | {memory} |", flush=True)
+
+    if args.device == "cpu" and not args.no_numerical:
+        numerical, autograd, n = numerical_gradient_step()
+        print(f"\nseed numerical-gradient step, byte-gpt, 1 x 32 tokens, {n:,} parameters: "
+              f"{numerical:,.1f} s/step (extrapolated from 64 parameters); our autograd step: {autograd * 1000:.1f} ms; "
+              f"ratio {numerical / autograd:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()
