@@ -44,7 +44,7 @@ def parse_args(argv):
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=32)
     g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    g.add_argument("--steps", type=int, default=3000, help="optimizer steps in all")
+    g.add_argument("--steps", type=int, default=2500, help="optimizer steps in all")
     g.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
     g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     g.add_argument("--min-lr", type=float, help="floor of the cosine decay (default: lr / 10)")

@@ -171,8 +171,7 @@ class MLP(nn.Module):
     def forward(self, x):
         h = self.c_fc(x)                                             # (B, T, H) or (B, T, 2H)
         if self.kind == "swiglu":
-            gate, up = h.chunk(2, dim=-1)                           # 2 × (B, T, H)
-            h = F.silu(gate) * up
+            h = F.swiglu(h)                                          # silu(gate) * up: (B, T, 2H) -> (B, T, H)
         elif self.kind == "gelu":
             h = F.gelu(h, approximate=self.gelu_approximate)
         else:

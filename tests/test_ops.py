@@ -61,6 +61,8 @@ CASES = [
     Case("sigmoid", lambda m, a: a.sigmoid(), [(3, 4)]),
     Case("relu", lambda m, a: a.relu(), [(3, 4)]),
     Case("silu", lambda m, a: m.F.silu(a), [(3, 4)]),
+    Case("swiglu", lambda m, a: m.F.swiglu(a), [(2, 3, 6)],
+         torch_fn=lambda m, a: m.F.silu(a[..., :3]) * a[..., 3:]),
     Case("gelu_exact", lambda m, a: m.F.gelu(a), [(3, 4)]),
     Case("gelu_tanh", lambda m, a: m.F.gelu(a, approximate="tanh"), [(3, 4)]),
     Case("masked_fill", lambda m, a: a.masked_fill(m.const(MASK), -2.0), [(3, 4)]),
@@ -132,6 +134,8 @@ CASES = [
     Case("embedding_repeated", lambda m, w: m.F.embedding(m.const(REPEATED.reshape(2, 3)), w), [(4, 3)]),
     Case("sdpa_causal", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True),
          [(2, 2, 4, 3), (2, 2, 4, 3), (2, 2, 4, 3)]),
+    Case("sdpa_causal_several_blocks", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True),
+         [(1, 2, 40, 3), (1, 2, 40, 3), (1, 2, 40, 2)]),  # 40 query rows: a block of 32 and one of 8
     Case("sdpa_full", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v),
          [(2, 3, 4), (2, 5, 4), (2, 5, 3)]),
     Case("sdpa_mask_and_scale", lambda m, q, k, v: m.F.scaled_dot_product_attention(
@@ -186,7 +190,7 @@ def test_matches_pytorch(case):
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith(
-    ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm", "linear", "embedding", "sdpa"))], ids=repr)
+    ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm", "linear", "embedding", "sdpa", "swiglu"))], ids=repr)
 def test_fused_matches_reference_composition(case):
     arrays = random_inputs(case, seed=4)
     results = []
@@ -200,3 +204,18 @@ def test_fused_matches_reference_composition(case):
     np.testing.assert_allclose(out_fused, out_ref, rtol=1e-10, atol=1e-12)
     for gf, gr in zip(grads_fused, grads_ref):
         np.testing.assert_allclose(gf, gr, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("T", [5, 40])
+def test_attention_dropout_fused_matches_reference_with_the_same_mask(T):
+    arrays = [np.random.default_rng(i).standard_normal((2, 2, T, 4)) for i in range(3)]
+    results = []
+    for fused in (True, False):
+        tp.manual_seed(11)  # both paths draw the (B, H, T, T) keep-mask once, from the same generator
+        inputs = [tp.tensor(a, requires_grad=True) for a in arrays]
+        with tp.use_fused(fused):
+            out = F.scaled_dot_product_attention(*inputs, is_causal=True, dropout_p=0.3)
+        out.backward(tp.tensor(np.random.default_rng(5).standard_normal(out.shape)))
+        results.append([out.numpy()] + [t.grad.numpy() for t in inputs])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

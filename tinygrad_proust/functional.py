@@ -45,6 +45,16 @@ def silu(x):
     return x.silu()
 
 
+def swiglu(x):
+    """silu(a) * b for [a, b] = the two halves of x's last dim: (..., 2H) -> (..., H) (the SwiGLU gate)."""
+    if x.shape[-1] % 2:
+        raise ValueError(f"swiglu: the last dim must be even, got shape {x.shape}")
+    if _fused:
+        return fused.SwiGLU.apply(x)
+    gate, up = x.chunk(2, dim=-1)
+    return gate.silu() * up
+
+
 def sigmoid(x):
     return x.sigmoid()
 

@@ -137,7 +137,7 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     def forward(self, x):
-        self.y = _sigmoid(x)
+        self.y = sigmoid_array(x)
         return self.y
 
     # d σ = σ (1 - σ)
@@ -159,7 +159,7 @@ class Silu(Function):
     """silu(x) = x σ(x) (also called swish)."""
 
     def forward(self, x):
-        self.x, self.s = x, _sigmoid(x)
+        self.x, self.s = x, sigmoid_array(x)
         return x * self.s
 
     # d (x σ) = σ + x σ (1 - σ) = σ (1 + x (1 - σ))
@@ -443,11 +443,14 @@ class Matmul(Function):
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
 
-def _sigmoid(x):
-    """σ(x) = 1 / (1 + e^-x), computed without overflow for large |x|."""
+def sigmoid_array(x):
+    """σ(x) = 1 / (1 + e^-x). For x below about -88 (float32), e^-x overflows to inf and σ = 1/inf = 0,
+    which is the right limit, so the overflow warning is silenced rather than avoided with extra passes."""
     xp = array_module(x)
-    e = xp.exp(-abs(x))  # in (0, 1]: never overflows
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    with np.errstate(over="ignore"):
+        y = xp.exp(-x)
+        y += 1
+        return xp.reciprocal(y, out=y)
 
 
 def erf(x):
