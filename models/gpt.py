@@ -138,11 +138,9 @@ class CausalSelfAttention(nn.Module):
             q, k = self.rotary(q, start), self.rotary(k, start)
         mask, causal = None, True
         if cache is not None:
-            if cache.k is not None:
-                k, v = tp.cat([cache.k, k], dim=2), tp.cat([cache.v, v], dim=2)  # (B, nh, start+T, hs)
-            cache.k, cache.v = k, v
-            # query i sits at position start+i and may see keys 0 .. start+i
-            mask, causal = fused.causal_mask(x.xp, start + T, start + T)[start:], False
+            k, v = cache.append(k, v, start)                           # (B, nh, start+T, hs) each
+            # query i sits at position start+i and may see keys 0 .. start+i (one new query sees them all)
+            mask, causal = (fused.causal_mask(x.xp, start + T, start + T)[start:] if T > 1 else None), False
         dropout = self.dropout if self.training else 0.0
         attention = None
         if return_attention:  # composed path, so the weights can be kept: (B, nh, T, S)
@@ -329,7 +327,7 @@ class GPT(nn.Module):
                     if not use_cache:
                         logits, _ = self(tp.tensor(idx[:, start:], device=device))
                     elif cache is None:                   # fill the cache with the whole window
-                        cache = KVCache(len(self.blocks))
+                        cache = KVCache(len(self.blocks), block)
                         logits, _ = self(tp.tensor(idx[:, start:], device=device), kv_cache=cache)
                     else:                                 # one new position
                         logits, _ = self(tp.tensor(idx[:, -1:], device=device), kv_cache=cache)
@@ -343,17 +341,31 @@ class GPT(nn.Module):
 
 
 class LayerCache:
-    """One layer's keys and values so far: (B, nh, S, hs) each, or None before the first call."""
+    """One layer's keys and values: buffers of (B, nh, block_size, hs) allocated at the first call, of which
+    the first `start + T` positions are filled. For generation under no_grad: the buffers are written in place."""
 
-    def __init__(self):
+    def __init__(self, block_size):
+        self.block_size = block_size
         self.k = self.v = None
+
+    def append(self, k, v, start):
+        """Write the keys/values of positions start .. start+T-1; return those of positions 0 .. start+T-1."""
+        if tp.is_grad_enabled():
+            raise RuntimeError("KVCache is for generation: use it under tinygrad_proust.no_grad()")
+        if self.k is None:
+            B, nh, _, hs = k.shape
+            self.k = k.xp.empty((B, nh, self.block_size, hs), dtype=k.dtype)
+            self.v = v.xp.empty((B, nh, self.block_size, v.shape[-1]), dtype=v.dtype)
+        end = start + k.shape[2]
+        self.k[:, :, start:end], self.v[:, :, start:end] = k.data, v.data
+        return tp.Tensor(self.k[:, :, :end]), tp.Tensor(self.v[:, :, :end])
 
 
 class KVCache:
     """Keys and values of every layer for the tokens seen so far (`length` of them), for generation."""
 
-    def __init__(self, n_layer):
-        self.layers = [LayerCache() for _ in range(n_layer)]
+    def __init__(self, n_layer, block_size):
+        self.layers = [LayerCache(block_size) for _ in range(n_layer)]
         self.length = 0
 
 

@@ -34,7 +34,7 @@ PROMPT = np.array([[3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]])  # longer than the window
 def test_cached_logits_equal_a_full_forward_at_every_step(scheme):
     model = tiny(scheme).eval()
     tokens = np.random.default_rng(0).integers(0, 11, (2, 8))
-    cache = KVCache(2)
+    cache = KVCache(2, 8)
     with tp.no_grad():
         model(tokens[:, :3], kv_cache=cache)                       # prefill three positions
         for t in range(3, 8):
@@ -59,7 +59,7 @@ def test_cache_gives_the_same_tokens_past_the_context_window(scheme):
 def test_cache_matches_in_float32_within_tolerance():
     model = tiny("learned", dtype="float32").eval()
     tokens = np.random.default_rng(0).integers(0, 11, (1, 8))
-    cache = KVCache(2)
+    cache = KVCache(2, 8)
     with tp.no_grad():
         model(tokens[:, :1], kv_cache=cache)
         for t in range(1, 8):

@@ -50,8 +50,14 @@ def gpu_available():
         return False
 
 
+_gpu_types = {}  # array type -> lives on the GPU? (asked on every op, so answered once per type)
+
+
 def is_gpu_array(array):
-    return type(array).__module__.split(".")[0] == "cupy"
+    kind = type(array)
+    if kind not in _gpu_types:
+        _gpu_types[kind] = kind.__module__.split(".")[0] == "cupy"
+    return _gpu_types[kind]
 
 
 def array_module(array):

@@ -66,11 +66,12 @@ class Function:
     @classmethod
     def apply(cls, *parents, **options):
         """Run forward on the parents' arrays and wrap the result in a Tensor that records this op."""
-        device = parents[0].device
-        for p in parents[1:]:
-            if p.device != device:
-                raise DeviceError(f"{cls.__name__}: inputs are on different devices "
-                                  f"({device} and {p.device}); move them with .to(device)")
+        if len(parents) > 1:  # same array type <=> same device; names are worked out only for the error
+            kind = type(parents[0].data)
+            for p in parents[1:]:
+                if type(p.data) is not kind and p.device != parents[0].device:
+                    raise DeviceError(f"{cls.__name__}: inputs are on different devices "
+                                      f"({parents[0].device} and {p.device}); move them with .to(device)")
         ctx = cls(parents)
         try:
             data = _as_array(ctx.forward(*(p.data for p in parents), **options))
