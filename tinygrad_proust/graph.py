@@ -4,21 +4,12 @@ Nodes are listed parents first (a topological order), numbered, each with its op
 once backward has run, the norm of its gradient (leaves keep .grad; call retain_grad() on others).
 Keep the graph after backward with loss.backward(retain_graph=True) to look at it then.
 """
+from .tensor import topological_order
 
 
 def _nodes(root, max_nodes=None):
     """Every tensor that leads to root (whether or not it requires grad), parents before children."""
-    order, visited, stack = [], set(), [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        stack.extend((p, False) for p in reversed(node.parents) if id(p) not in visited)
+    order = topological_order(root)
     return order if max_nodes is None else order[-max_nodes:]
 
 

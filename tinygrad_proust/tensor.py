@@ -361,22 +361,8 @@ class Tensor:
                 node._ctx = _Freed(ctx.name)
 
     def _topological_order(self):
-        """Nodes that lead to self and require grad, each after all of its parents (iterative DFS)."""
-        order, visited = [], set()
-        stack = [(self, False)]
-        while stack:
-            node, children_done = stack.pop()
-            if children_done:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            for parent in node.parents:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-        return order
+        """Nodes that lead to self and require grad, each after all of its parents."""
+        return topological_order(self, follow=lambda parent: parent.requires_grad)
 
     def graph(self, max_nodes=200):
         """A text listing of the graph behind this tensor: one line per node, parents first."""
@@ -541,6 +527,24 @@ class Tensor:
         if other.ndim == 1:
             out = out.squeeze(-1)
         return out
+
+
+def topological_order(root, follow=lambda parent: True):
+    """Every tensor that leads to root through parents for which follow(parent) holds, each listed after all of
+    its parents: an iterative depth-first walk (no recursion, so a deep graph cannot hit Python's limit)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))  # comes back off the stack after all of its parents
+        stack.extend((p, False) for p in reversed(node.parents) if follow(p) and id(p) not in visited)
+    return order
 
 
 def _as_array(value):
