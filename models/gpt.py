@@ -293,6 +293,21 @@ class GPT(nn.Module):
         return (logits, loss, attentions) if return_attention else (logits, loss)
 
 
+    def hidden_states(self, idx):
+        """The residual stream after the embeddings and after each block: n_layer + 1 tensors of (B, T, C)."""
+        idx = idx if isinstance(idx, tp.Tensor) else tp.tensor(idx, device=self.wte.weight.device)
+        x = self.embed(idx)
+        states = [x]
+        for block in self.blocks:
+            x = block(x)
+            states.append(x)
+        return states
+
+    def logit_lens(self, idx):
+        """What the model would predict if it stopped after the embeddings and after each block: each hidden
+        state through the final norm and the head, (B, T, vocab) logits per stage. The last is forward()'s."""
+        return [self.head(h) for h in self.hidden_states(idx)]
+
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None, use_cache=True):
         """Continue each row of idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens) ids.
         Each step: logits of the last position -> / temperature (0: greedy) -> top_k / top_p -> softmax -> sample."""

@@ -1,16 +1,31 @@
-"""Looking at the graph behind a tensor: a text listing and Graphviz DOT text.
+"""Looking at the graph behind a tensor: a text listing, Graphviz DOT text, and pictures drawn from it.
 
 Nodes are listed parents first (a topological order), numbered, each with its op, shape, dtype and,
 once backward has run, the norm of its gradient (leaves keep .grad; call retain_grad() on others).
 Keep the graph after backward with loss.backward(retain_graph=True) to look at it then.
+
+Large graphs (a GPT's loss has hundreds of nodes) stay legible two ways: `max_depth` keeps only the nodes
+within that many edges of the root, and `collapse` draws every module's ops as one labelled box. For the
+latter, run the forward pass inside `with record_modules(model):` so each op remembers its module.
 """
-from .tensor import topological_order
+import contextlib
+import shutil
+import subprocess
+from pathlib import Path
+
+from .tensor import module_scope, topological_order
 
 
-def _nodes(root, max_nodes=None):
-    """Every tensor that leads to root (whether or not it requires grad), parents before children."""
-    order = topological_order(root)
-    return order if max_nodes is None else order[-max_nodes:]
+@contextlib.contextmanager
+def record_modules(model):
+    """Inside this block, every op run by one of model's modules remembers the module's dotted name."""
+    previous = module_scope.names
+    module_scope.names = {id(m): name for name, m in model.named_modules() if name}
+    try:
+        yield
+    finally:
+        module_scope.names = previous
+        module_scope.stack.clear()
 
 
 def _grad_norm(t):
@@ -29,8 +44,8 @@ def _label(t):
 
 
 def graph_text(root, max_nodes=200):
-    """One line per node: '#3 Matmul (2, 4) float32 <- #1, #2  grad‖=0.53'."""
-    nodes = _nodes(root)
+    """One line per node: '#3 op Matmul (2, 4) float32 <- #1, #2  grad‖=0.53'."""
+    nodes = topological_order(root)
     numbers = {id(n): i for i, n in enumerate(nodes)}
     shown = nodes[-max_nodes:]
     lines = []
@@ -50,22 +65,86 @@ def graph_text(root, max_nodes=200):
     return "\n".join(lines)
 
 
-def graph_dot(root, max_nodes=None):
-    """Graphviz DOT text: leaves are boxes (named where they have a name), ops are ellipses; edges run parent -> child."""
-    nodes = _nodes(root, max_nodes)
-    numbers = {id(n): i for i, n in enumerate(nodes)}
+def _depths(root):
+    """Fewest edges from each node up to root (breadth first over parents)."""
+    depth, frontier = {id(root): 0}, [root]
+    while frontier:
+        following = []
+        for node in frontier:
+            for parent in node.parents:
+                if id(parent) not in depth:
+                    depth[id(parent)] = depth[id(node)] + 1
+                    following.append(parent)
+        frontier = following
+    return depth
+
+
+def _module_of(node, collapse):
+    """The module box a node belongs to when collapsing to `collapse` name components, or None."""
+    if node.is_leaf:
+        path = node.name.rsplit(".", 1)[0] if node.name and "." in node.name else ""  # blocks.0.ln_1.weight
+    else:
+        path = getattr(node._ctx, "module", "")
+    parts = path.split(".") if path else []
+    return ".".join(parts[:collapse]) if len(parts) >= collapse else None
+
+
+def graph_dot(root, max_depth=None, collapse=None):
+    """Graphviz DOT text. Leaves are boxes (parameters filled and named by their module path), ops ellipses,
+    edges run parent -> child. max_depth: only nodes within that many edges of root. collapse=k: one box per
+    module named by k components (collapse=2: 'blocks.0'), for ops recorded under record_modules()."""
+    nodes = topological_order(root)
+    if max_depth is not None:
+        depth = _depths(root)
+        hidden = sum(1 for n in nodes if depth[id(n)] > max_depth)
+        nodes = [n for n in nodes if depth[id(n)] <= max_depth]
+    key = {}  # node id -> DOT node name
+    groups = {}  # module box -> number of nodes inside
     lines = ["digraph tinygrad_proust {", "  rankdir=BT;", '  node [fontname="Helvetica", fontsize=10];']
-    for node in nodes:
+    for i, node in enumerate(nodes):
+        box = _module_of(node, collapse) if collapse else None
+        if box is not None:
+            key[id(node)] = f'"module {box}"'
+            groups[box] = groups.get(box, 0) + 1
+            continue
+        key[id(node)] = f"n{i}"
         text = f"{_label(node)}\\n{node.shape} {node.dtype}"
         norm = _grad_norm(node)
         if norm is not None:
             text += f"\\ngrad‖={norm:.3g}"
         shape = "box" if node.is_leaf else "ellipse"
         fill = ', style=filled, fillcolor="#dde8f5"' if node.is_leaf and node.requires_grad else ""
-        lines.append(f'  n{numbers[id(node)]} [label="{text}", shape={shape}{fill}];')
+        lines.append(f'  n{i} [label="{text}", shape={shape}{fill}];')
+    for box, count in groups.items():
+        lines.append(f'  "module {box}" [label="{box}\\n({count} nodes)", shape=box3d, style=filled, '
+                     f'fillcolor="#f5ecd7"];')
+    edges = []
     for node in nodes:
         for parent in node.parents:
-            if id(parent) in numbers:
-                lines.append(f"  n{numbers[id(parent)]} -> n{numbers[id(node)]};")
+            if id(parent) in key and key[id(parent)] != key[id(node)]:
+                edge = f"  {key[id(parent)]} -> {key[id(node)]};"
+                if edge not in edges:
+                    edges.append(edge)
+    lines.extend(edges)
+    if max_depth is not None and hidden:
+        lines.append(f'  more [label="{hidden} deeper nodes not shown (max_depth={max_depth})", shape=plaintext];')
     lines.append("}")
     return "\n".join(lines)
+
+
+def render_graph(root, path, max_depth=None, collapse=None):
+    """Draw the graph behind root to path (.svg, .png or .pdf) with Graphviz's `dot`; the DOT text is written
+    beside it (.dot). Without `dot` installed, a RuntimeError says how to install it."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in ("svg", "png", "pdf"):
+        raise ValueError(f"render_graph: {path} should end in .svg, .png or .pdf")
+    dot_path = path.with_suffix(".dot")
+    dot_path.write_text(graph_dot(root, max_depth=max_depth, collapse=collapse))
+    dot = shutil.which("dot")
+    if dot is None:
+        raise RuntimeError(f"drawing the graph needs Graphviz's `dot` program: apt-get install graphviz (Debian, "
+                           f"Ubuntu), brew install graphviz (macOS) or conda install graphviz; the DOT text is in "
+                           f"{dot_path}")
+    subprocess.run([dot, f"-T{fmt}", str(dot_path), "-o", str(path)], check=True, capture_output=True)
+    return path

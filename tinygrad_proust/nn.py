@@ -12,7 +12,7 @@ import numpy as np
 from . import functional as F
 from .creation import ones, randn, zeros
 from .device import canonical_device, to_device
-from .tensor import Tensor, to_dtype
+from .tensor import Tensor, module_scope, to_dtype
 
 
 class Parameter(Tensor):
@@ -55,7 +55,14 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        name = None if module_scope.names is None else module_scope.names.get(id(self))
+        if name is None:
+            return self.forward(*args, **kwargs)
+        module_scope.stack.append(name)  # graph.record_modules() is on: ops note that they ran in here
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            module_scope.stack.pop()
 
     # ---- walking the tree ----
     def named_modules(self, prefix=""):

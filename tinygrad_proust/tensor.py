@@ -73,6 +73,8 @@ class Function:
                     raise DeviceError(f"{cls.__name__}: inputs are on different devices "
                                       f"({parents[0].device} and {p.device}); move them with .to(device)")
         ctx = cls(parents)
+        if module_scope.names is not None:
+            ctx.module = module_scope.stack[-1] if module_scope.stack else ""
         try:
             data = _as_array(ctx.forward(*(p.data for p in parents), **options))
         except (ValueError, IndexError) as err:  # name the op and the shapes, whatever NumPy/CuPy said
@@ -117,6 +119,13 @@ class _Freed(Function):
 
 
 _anomaly_hook = None  # set by debug.detect_anomaly(); checks every op's output for NaN/Inf
+
+
+class module_scope:
+    """While graph.record_modules(model) is active: the dotted names of the model's modules (by id) and the
+    stack of those whose forward is running, so each op can note the module it ran in (ctx.module)."""
+    names = None
+    stack = []
 
 
 def set_anomaly_hook(hook):
@@ -369,10 +378,10 @@ class Tensor:
         from .graph import graph_text
         return graph_text(self, max_nodes=max_nodes)
 
-    def to_dot(self):
-        """The graph behind this tensor as Graphviz DOT text (render with `dot -Tsvg`)."""
+    def to_dot(self, max_depth=None, collapse=None):
+        """The graph behind this tensor as Graphviz DOT text (see graph.graph_dot for the options)."""
         from .graph import graph_dot
-        return graph_dot(self)
+        return graph_dot(self, max_depth=max_depth, collapse=collapse)
 
     # ---- operators: each one line, delegating to a named op ----
     def __add__(self, other): return ops.Add.apply(self, self._operand(other))

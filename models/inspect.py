@@ -1,0 +1,163 @@
+"""Look inside a trained GPT: its attention maps, the logit lens, and the loss curve of its training run.
+
+    python -m models.inspect attention  --checkpoint out/best.npz --prompt "To be, or not" --out attention.png
+    python -m models.inspect logit-lens --checkpoint out/best.npz --prompt "To be, or not" --top 3 --save lens.txt
+    python -m models.inspect loss-curve --metrics out/metrics.jsonl --out loss.png
+
+attention:  softmax(q kᵀ / sqrt(d)) of every layer and head, one heatmap each (rows: the query position, columns:
+            the key position it reads), labelled with the prompt's characters.
+logit-lens: the residual stream after the embeddings and after each block, passed through the final norm and the
+            head, as if the model stopped there; the top next tokens per layer and position.
+The pictures need matplotlib (pip install matplotlib); the logit lens is text and needs nothing else.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import tinygrad_proust as tp
+from models.gpt import GPT
+from tinygrad_proust.checkpoint import CheckpointError
+from tinygrad_proust.data import DataError
+
+
+class MissingDependency(RuntimeError):
+    pass
+
+
+def pyplot():
+    """matplotlib.pyplot on a file-only backend, or a clear one-line error saying what to install."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependency("drawing needs matplotlib: pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def token_labels(tokenizer, ids):
+    """A short printable label per token: whitespace shown as symbols, partial UTF-8 bytes in hex."""
+    shown = {"\n": "⏎", " ": "␣", "\t": "⇥"}
+    labels = []
+    for i in ids:
+        text = tokenizer.decode([int(i)]) if tokenizer.kind == "char" else bytes([int(i)]).decode("utf-8", "replace")
+        labels.append(f"{int(i):02x}" if text == "\ufffd" else shown.get(text, text))
+    return labels
+
+
+def encode(tokenizer, prompt):
+    if not prompt:
+        raise DataError("the prompt is empty")
+    return tokenizer.encode(prompt)[-1024:]
+
+
+def attention_maps(model, ids):
+    """Each layer's attention weights for one prompt: a list of (n_head, T, T) arrays (rows sum to 1)."""
+    ids = ids[-model.config.block_size:]
+    with tp.no_grad():
+        _, _, attentions = model(np.asarray(ids)[None, :], return_attention=True)
+    return [a.numpy()[0] for a in attentions]
+
+
+def plot_attention(maps, labels, path):
+    plt = pyplot()
+    n_layer, n_head, T = len(maps), maps[0].shape[0], maps[0].shape[-1]
+    size = max(2.5, 0.22 * T)
+    fig, axes = plt.subplots(n_layer, n_head, figsize=(size * n_head, size * n_layer), squeeze=False)
+    for layer, heads in enumerate(maps):
+        for head, weights in enumerate(heads):
+            ax = axes[layer][head]
+            ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+            ax.set_title(f"layer {layer} head {head}", fontsize=9)
+            ax.set_xticks(range(T), labels, fontsize=7)
+            ax.set_yticks(range(T), labels, fontsize=7)
+            ax.set_xlabel("key (what is read)", fontsize=8)
+            ax.set_ylabel("query (who reads)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def logit_lens(model, tokenizer, ids, top=3):
+    """Rows (stage, position, label of the token there, [(next token label, probability)] * top)."""
+    ids = np.asarray(ids[-model.config.block_size:])
+    with tp.no_grad():
+        stages = model.logit_lens(ids[None, :])
+    labels = token_labels(tokenizer, ids)
+    rows = []
+    for stage, logits in enumerate(stages):
+        probs = logits.softmax(dim=-1).numpy()[0]                  # (T, vocab)
+        best = np.argsort(-probs, axis=-1)[:, :top]
+        name = "embeddings" if stage == 0 else f"block {stage - 1}"
+        for pos in range(len(ids)):
+            guesses = [(token_labels(tokenizer, [j])[0], float(probs[pos, j])) for j in best[pos]]
+            rows.append((name, pos, labels[pos], guesses))
+    return rows
+
+
+def format_logit_lens(rows):
+    lines = [f"{'after':<12} {'pos':>3} {'token':<6} next-token guesses (probability)"]
+    for name, pos, label, guesses in rows:
+        lines.append(f"{name:<12} {pos:>3} {label!s:<6} " + "  ".join(f"{g!s:<3} {p:.2f}" for g, p in guesses))
+    return "\n".join(lines)
+
+
+def plot_loss_curve(metrics_path, path):
+    plt = pyplot()
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+    if not rows:
+        raise DataError(f"{metrics_path}: no evaluations recorded yet")
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(steps, [r["train_loss"] for r in rows], label="train")
+    ax.plot(steps, [r["val_loss"] for r in rows], label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats per token)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = p.add_subparsers(dest="command", required=True)
+    attention = commands.add_parser("attention", help="heatmaps of every layer's and head's attention weights")
+    lens = commands.add_parser("logit-lens", help="the top next tokens after each layer")
+    for sub in (attention, lens):
+        sub.add_argument("--checkpoint", required=True)
+        sub.add_argument("--prompt", required=True)
+    attention.add_argument("--out", default="attention.png")
+    lens.add_argument("--top", type=int, default=3)
+    lens.add_argument("--save", help="also write the table to this file")
+    curve = commands.add_parser("loss-curve", help="train and validation loss from train.py's metrics.jsonl")
+    curve.add_argument("--metrics", default="out/metrics.jsonl")
+    curve.add_argument("--out", default="loss.png")
+    args = p.parse_args(argv)
+    try:
+        if args.command == "loss-curve":
+            print(f"wrote {plot_loss_curve(args.metrics, args.out)}")
+            return
+        model, tokenizer, _ = GPT.from_checkpoint(args.checkpoint)
+        ids = encode(tokenizer, args.prompt)
+        if args.command == "attention":
+            ids = ids[-model.config.block_size:]
+            print(f"wrote {plot_attention(attention_maps(model, ids), token_labels(tokenizer, ids), args.out)}")
+        else:
+            table = format_logit_lens(logit_lens(model, tokenizer, ids, args.top))
+            print(table)
+            if args.save:
+                Path(args.save).write_text(table + "\n")
+    except (CheckpointError, DataError, MissingDependency, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

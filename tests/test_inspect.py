@@ -1,0 +1,157 @@
+"""Looking inside: graph export and rendering, hooks, attention maps, the logit lens, the inspect command."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import tinygrad_proust as tp
+from models import inspect
+from models.gpt import GPT, GPTConfig
+from tinygrad_proust import graph
+from tinygrad_proust.checkpoint import save_checkpoint
+from tinygrad_proust.data import CharTokenizer
+
+TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, ffn_hidden=32)
+
+
+def tiny_loss(record=True):
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**TINY))
+    idx = np.random.default_rng(0).integers(0, 11, (2, 8))
+    if record:
+        with tp.record_modules(model):
+            _, loss = model(idx, idx)
+    else:
+        _, loss = model(idx, idx)
+    loss.backward(retain_graph=True)
+    return model, loss
+
+
+def node_lines(dot):
+    return [line for line in dot.splitlines() if "[label=" in line]
+
+
+def test_collapsed_graph_has_one_box_per_block_and_named_leaves():
+    _, loss = tiny_loss()
+    full, collapsed = loss.to_dot(), loss.to_dot(collapse=2)
+    assert len(node_lines(full)) == len(loss.graph().splitlines())
+    boxes = [line for line in node_lines(collapsed) if "box3d" in line]
+    assert len(boxes) == 2 and '"module blocks.0"' in boxes[0] and '"module blocks.1"' in boxes[1]
+    inside = sum(int(line.split("(")[1].split(" ")[0]) for line in boxes)
+    assert len(node_lines(collapsed)) - 2 + inside == len(node_lines(full))   # nothing lost, only grouped
+    assert '"module blocks.0" -> "module blocks.1";' in collapsed
+    assert 'label="wte.weight\\n(11, 16) float32\\ngrad‖=' in collapsed            # leaves by module path
+
+
+def test_without_recording_only_the_parameters_are_grouped():
+    model, loss = tiny_loss(record=False)
+    collapsed, full = loss.to_dot(collapse=2), loss.to_dot()
+    ops = sum("shape=ellipse" in line for line in node_lines(full))
+    assert sum("shape=ellipse" in line for line in node_lines(collapsed)) == ops  # every op still its own node
+    in_block0 = sum(1 for name, _ in model.named_parameters() if name.startswith("blocks.0."))
+    assert f'[label="blocks.0\\n({in_block0} nodes)"' in collapsed
+
+
+def test_depth_limit_keeps_the_nodes_near_the_loss():
+    _, loss = tiny_loss()
+    dot = loss.to_dot(max_depth=2)  # CrossEntropy <- Reshape <- Linear <- (LayerNorm, wte.weight, ...)
+    labels = [line.split('label="')[1].split("\\n")[0] for line in node_lines(dot) if "plaintext" not in line]
+    assert labels == ["Linear", "Reshape", "CrossEntropy"]
+    assert "deeper nodes not shown (max_depth=2)" in dot
+
+
+def test_render_graph_draws_png_with_dot(tmp_path):
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot is not installed")
+    _, loss = tiny_loss()
+    path = tp.render_graph(loss, tmp_path / "graph.png", collapse=2)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "graph.dot").exists()
+
+
+def test_render_graph_without_dot_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    _, loss = tiny_loss()
+    with pytest.raises(RuntimeError, match="apt-get install graphviz"):
+        tp.render_graph(loss, tmp_path / "graph.svg")
+    assert (tmp_path / "graph.dot").read_text().startswith("digraph")
+
+
+def test_hook_fires_once_per_backward_with_the_gradient():
+    x = tp.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = x * x
+    calls = []
+    h.register_hook(lambda g: calls.append(g.numpy()))
+    loss = (h * tp.tensor([1.0, 10.0, 100.0])).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert len(calls) == 2
+    for grad in calls:
+        np.testing.assert_array_equal(grad, [1.0, 10.0, 100.0])
+
+
+# ---- the model, looked into ----
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    text = "to be or not to be, that is the question\n"
+    tokenizer = CharTokenizer.from_text(text)
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**{**TINY, "vocab_size": tokenizer.vocab_size}))
+    return save_checkpoint(tmp_path / "best.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+
+
+def test_logit_lens_last_stage_is_the_models_own_logits():
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**TINY, norm_placement="post")).eval()
+    idx = np.random.default_rng(0).integers(0, 11, (1, 8))
+    stages = model.logit_lens(idx)
+    assert len(stages) == 3
+    np.testing.assert_array_equal(stages[-1].numpy(), model(idx)[0].numpy())
+
+
+def test_attention_maps_are_causal_distributions(checkpoint):
+    model, tokenizer, _ = GPT.from_checkpoint(checkpoint)
+    maps = inspect.attention_maps(model, tokenizer.encode("to be or"))
+    assert len(maps) == 2 and maps[0].shape == (2, 8, 8)
+    for weights in maps:
+        np.testing.assert_allclose(weights.sum(-1), 1, rtol=1e-6)
+        assert (weights[:, np.triu_indices(8, 1)[0], np.triu_indices(8, 1)[1]] == 0).all()
+
+
+def test_logit_lens_table(checkpoint, capsys, tmp_path):
+    inspect.main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be", "--top", "2",
+                  "--save", str(tmp_path / "lens.txt")])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 + 3 * 5                      # header + (embeddings, block 0, block 1) x 5 positions
+    assert lines[1].split()[:3] == ["embeddings", "0", "t"] and lines[-1].split()[:4] == ["block", "1", "4", "e"]
+    assert (tmp_path / "lens.txt").read_text().strip().splitlines() == lines
+
+
+def test_pictures_are_written(checkpoint, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is the optional drawing extra")
+    inspect.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be or", "--out",
+                  str(tmp_path / "attention.png")])
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join(json.dumps({"step": s, "train_loss": 3 - s / 100, "val_loss": 3.1 - s / 100})
+                                 for s in (10, 20, 30)))
+    inspect.main(["loss-curve", "--metrics", str(metrics), "--out", str(tmp_path / "loss.png")])
+    for name in ("attention.png", "loss.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_drawing_without_matplotlib_is_a_clear_error(checkpoint, tmp_path, monkeypatch, capsys):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(SystemExit):
+        inspect.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be", "--out",
+                      str(tmp_path / "a.png")])
+    assert "pip install matplotlib" in capsys.readouterr().err
