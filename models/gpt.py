@@ -1,5 +1,9 @@
 """A decoder-only GPT built from plain tinygrad_proust modules, in nanoGPT's order: config, attention, MLP, block, GPT.
 
+    x₀ = E[idx] (+ positions)                       token embeddings, (B, T, C)
+    xₗ = xₗ₋₁ + attn(norm(xₗ₋₁)), then + mlp(norm(·))   each block, pre-norm (post-norm: norm(x + attn(x)), ...)
+    logits = norm(x_L) Wᵀ                           W: the embedding matrix itself when tied, (B, T, vocab)
+
 One class covers every seed design through GPTConfig: LayerNorm or RMSNorm, placed before (pre) or after (post)
 each sub-layer; a ReLU, GELU or SwiGLU feed-forward; learned, sinusoidal or rotary positions; a tied or
 separate output head. Presets rebuild each seed model parameter for parameter (see PRESETS).
