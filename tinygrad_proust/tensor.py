@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .device import DeviceError, array_module, canonical_device, device_of, module_for, to_device
+from .device import DeviceError, array_module, canonical_device, device_of, is_gpu_array, to_device
 
 # dtypes under PyTorch's names
 float16, float32, float64 = np.float16, np.float32, np.float64
@@ -164,9 +164,10 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         dtype = to_dtype(dtype)
-        if hasattr(data, "__array__") or hasattr(data, "__cuda_array_interface__"):  # NumPy/CuPy array
-            xp = array_module(data)
-            data = xp.asarray(data, dtype=dtype) if dtype is not None else _as_array(data)
+        if is_gpu_array(data):
+            data = data if dtype is None else data.astype(dtype)
+        elif hasattr(data, "__array__"):  # a NumPy array (or anything that converts to one) keeps its dtype
+            data = np.asarray(data, dtype=dtype)
         else:  # Python number or nested list: floats become float32, as in PyTorch
             data = np.asarray(data, dtype=dtype)
             if dtype is None and data.dtype == np.float64:
