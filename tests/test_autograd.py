@@ -138,6 +138,12 @@ def test_python_numbers_never_promote_float32():
     assert x.grad.dtype == np.float32
 
 
+def test_an_upstream_gradient_takes_the_tensors_dtype():
+    x = tp.randn(3, requires_grad=True)
+    (x * 2).backward(np.ones(3, dtype=np.float64))
+    assert x.grad.dtype == np.float32
+
+
 def test_cast_is_differentiable():
     x = tp.randn(3, requires_grad=True)
     y = x.double() * 2

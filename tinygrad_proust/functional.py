@@ -1,6 +1,6 @@
 """tinygrad_proust.functional: the neural-network functions, named as in torch.nn.functional.
 
-The hot ones (softmax, log_softmax, cross_entropy, layer_norm, rms_norm, linear, embedding,
+The hot ones (softmax, log_softmax, cross_entropy, layer_norm, rms_norm, linear, embedding, swiglu,
 scaled_dot_product_attention) run as one fused op each (fused.py). Inside `with use_fused(False):`
 they run as a composition of primitive ops instead: slower, but every step is a node you can inspect,
 and the tests check that both paths agree on values and gradients.

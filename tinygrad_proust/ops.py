@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from .device import array_module, cupy_module
-from .tensor import Function
+from .device import array_module, cupy_module, device_of, to_device
+from .tensor import Function, Tensor, is_grad_enabled
 
 
 # ================================================================================================
@@ -231,17 +231,14 @@ class ToDevice(Function):
     """Copy to another device; the gradient is copied back."""
 
     def forward(self, x, device):
-        from .device import device_of, to_device
         self.in_device = device_of(x)
         return to_device(x, device)
 
     def backward(self, g):
-        from .device import to_device
         return to_device(g, self.in_device)
 
     @classmethod
     def apply(cls, x, device):  # the one op whose input and output devices differ
-        from .tensor import Tensor, is_grad_enabled
         ctx = cls((x,))
         data = ctx.forward(x.data, device=device)
         requires_grad = is_grad_enabled() and x.requires_grad

@@ -328,7 +328,7 @@ class Tensor:
                                    "reduce it first (.sum() or .mean()) or pass grad=")
             grad = self.xp.ones_like(self.data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else grad
+            grad = self.xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)  # no promotion
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): grad of shape {tuple(grad.shape)} for a tensor of shape {self.shape}")
 
