@@ -50,7 +50,8 @@ def parse_args(argv):
     g.add_argument("--min-lr", type=float, help="floor of the cosine decay (default: lr / 10)")
     g.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
     g.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
-    g.add_argument("--lr-decay-steps", type=int, help="step at which the cosine reaches the floor (default: --steps)")
+    g.add_argument("--lr-decay-steps", type=int,
+                   help="step at which the cosine reaches the floor (default: --steps of the first run)")
     g.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the weight matrices")
     g.add_argument("--beta1", type=float, default=0.9)
     g.add_argument("--beta2", type=float, default=0.99)
@@ -145,13 +146,14 @@ def main(argv=None):
     else:
         optimizer = optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
                                 weight_decay=args.weight_decay)
-    min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
-    decay_steps = args.lr_decay_steps or args.steps
+    # resolved once and saved with the run, so that a resume keeps the same schedule
+    args.min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
+    args.lr_decay_steps = args.lr_decay_steps or args.steps
 
     def get_lr(step):
         if args.schedule == "constant":
             return args.lr
-        return optim.cosine_lr(step, args.lr, args.warmup, decay_steps, min_lr)
+        return optim.cosine_lr(step, args.lr, args.warmup, args.lr_decay_steps, args.min_lr)
 
     batch_rng = np.random.default_rng(args.seed)
     step, best_val = 0, math.inf
@@ -167,8 +169,8 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def xy(split, batch_rng_):
-        x, y = dataset.batch(split, args.batch_size, batch_rng_)
+    def xy(split, rng):
+        x, y = dataset.batch(split, args.batch_size, rng)
         return tp.tensor(x, device=device), tp.tensor(y, device=device)
 
     def estimate_loss():

@@ -295,6 +295,7 @@ def test_train_script_lowers_the_loss(tmp_path):
 
 def test_resume_is_exact(tmp_path):
     corpus = str(_corpus(tmp_path))
+    # the schedule of a run that stops at 4 must be the one of the run to 8, hence --lr-decay-steps
     common = ["--data", corpus, "--eval-interval", "4", "--lr-decay-steps", "8", "--dropout", "0.1", *TINY_RUN]
     train.main([*common, "--steps", "8", "--out-dir", str(tmp_path / "straight")])
     train.main([*common, "--steps", "4", "--out-dir", str(tmp_path / "halves")])
@@ -327,3 +328,29 @@ def test_train_script_refuses_a_corrupt_resume(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main(["--resume", str(tmp_path / "bad.npz")])
     assert "corrupt or not a checkpoint" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "out"
+    command = [sys.executable, "train.py", "--data", str(_corpus(tmp_path)), "--steps", "100000", "--eval-interval",
+               "100000", "--log-interval", "1", "--out-dir", str(out), *TINY_RUN]
+    proc = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:  # wait until training is under way
+        time.sleep(0.5)
+        if (out / "metrics.jsonl").exists():  # opened just before the first step
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "interrupted: saving a checkpoint" in stdout and f"resume with --resume {out / 'last.npz'}" in stdout
+    meta = load_checkpoint(out / "last.npz")[0]
+    assert 0 < meta["step"] < 100000
+    assert "Traceback" not in stderr
