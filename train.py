@@ -40,6 +40,9 @@ def parse_args(argv):
     g = p.add_argument_group("data")
     g.add_argument("--data", help="a UTF-8 text file or a folder of them (default: Shakespeare, fetched once)")
     g.add_argument("--tokenizer", default="char", choices=["char", "byte"])
+    g.add_argument("--chars", help="char tokenizer: only these characters form the vocabulary; the corpus's other "
+                                   "characters are dropped, or replaced by --replace-unknown")
+    g.add_argument("--replace-unknown", metavar="CHAR", help="with --chars: put CHAR in place of other characters")
     g.add_argument("--val-fraction", type=float, default=0.1, help="the end of the corpus kept for validation")
     g = p.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=32)
@@ -115,7 +118,9 @@ def main(argv=None):
         elif args.tokenizer == "byte":
             tokenizer = ByteTokenizer()
         else:
-            tokenizer = CharTokenizer.from_text(decode_utf8(raw, source))
+            tokenizer = CharTokenizer.from_text(decode_utf8(raw, source), allowed=args.chars,
+                                                unknown="replace" if args.replace_unknown else "drop",
+                                                replacement=args.replace_unknown)
         text = raw if tokenizer.kind == "byte" else decode_utf8(raw, source)
         tokens = tokenizer.encode(text)
     except DataError as err:

@@ -112,6 +112,14 @@ def test_hook_sees_and_can_replace_gradient():
 
 # ---- dtypes ----
 
+def test_argmax_matches_numpy_and_has_no_gradient():
+    data = np.random.default_rng(0).standard_normal((3, 5))
+    x = tp.tensor(data, requires_grad=True)
+    assert x.argmax().item() == data.argmax()
+    np.testing.assert_array_equal(x.argmax(dim=1).numpy(), data.argmax(axis=1))
+    assert x.argmax(dim=0, keepdim=True).shape == (1, 5) and not x.argmax(dim=0).requires_grad
+
+
 def test_default_dtypes():
     assert tp.tensor(1.5).dtype == np.float32
     assert tp.tensor([1.0, 2.0]).dtype == np.float32

@@ -138,6 +138,12 @@ def test_script_streams_a_continuation(checkpoint_path, capsys):
     assert set(out) <= set("to be or not to be\n")
 
 
+def test_empty_prompt_starts_from_a_newline(checkpoint_path, capsys):
+    generate.main(["--checkpoint", str(checkpoint_path), "--max-new-tokens", "10", "--seed", "0"])
+    out = capsys.readouterr().out
+    assert len(out.rstrip("\n")) >= 5 and set(out) <= set("to be or not to be\n")
+
+
 def test_script_finds_the_newest_best_checkpoint(checkpoint_path, capsys):
     generate.main(["--out-dir", str(checkpoint_path.parent.parent), "--max-new-tokens", "5", "--greedy"])
     captured = capsys.readouterr()

@@ -53,6 +53,14 @@ def test_without_recording_only_the_parameters_are_grouped():
     assert f'[label="blocks.0\\n({in_block0} nodes)"' in collapsed
 
 
+def test_recording_names_the_parameters_of_any_module():
+    from tinygrad_proust import nn
+    layer = nn.Linear(3, 2)
+    with tp.record_modules(layer):
+        out = layer(tp.randn(4, 3)).sum()
+    assert layer.weight.name == "weight" and 'label="weight\\n(2, 3) float32"' in out.to_dot()
+
+
 def test_depth_limit_keeps_the_nodes_near_the_loss():
     _, loss = tiny_loss()
     dot = loss.to_dot(max_depth=2)  # CrossEntropy <- Reshape <- Linear <- (LayerNorm, wte.weight, ...)

@@ -306,6 +306,15 @@ def test_resume_is_exact(tmp_path):
         assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"]
 
 
+def test_train_script_whitelist_replaces_other_characters(tmp_path):
+    out = tmp_path / "out"
+    train.main(["--data", str(_corpus(tmp_path)), "--steps", "2", "--eval-interval", "2", "--out-dir", str(out),
+                "--chars", "abcdefghijklmnopqrstuvwxyz \n", "--replace-unknown", " ", *TINY_RUN])
+    tokenizer = load_checkpoint(out / "last.npz")[0]["tokenizer"]
+    assert set(tokenizer["chars"]) <= set("abcdefghijklmnopqrstuvwxyz \n") and "K" not in tokenizer["chars"]
+    assert tokenizer["unknown"] == "replace" and tokenizer["replacement"] == " "
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "no such file or folder"),
     (b"", "the corpus is empty"),

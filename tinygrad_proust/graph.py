@@ -18,7 +18,10 @@ from .tensor import module_scope, topological_order
 
 @contextlib.contextmanager
 def record_modules(model):
-    """Inside this block, every op run by one of model's modules remembers the module's dotted name."""
+    """Inside this block, every op run by one of model's modules remembers the module's dotted name
+    (and parameters without a name are named by their path, so drawings label them)."""
+    for name, param in model.named_parameters():
+        param.name = param.name or name
     previous = module_scope.names
     module_scope.names = {id(m): name for name, m in model.named_modules() if name}
     try:
