@@ -9,8 +9,15 @@ import tinygrad_proust as tp
 from models.gpt import GPT, GPTConfig, PRESETS, preset_config
 from tinygrad_proust import nn
 
-# from the issue (seed designs and the baby-GPT recipe), not from our code
-EXPECTED_COUNTS = {"byte-gpt": 222_784, "proust": 419_840, "baby-gpt": 10_745_088}
+# from the issue (seed designs and the baby-GPT recipe) and, for the other two, by hand; not from our code
+EXPECTED_COUNTS = {
+    "byte-gpt": 222_784, "proust": 419_840, "baby-gpt": 10_745_088,
+    # embeddings 84·128 + 64·128; per block: qkv 128·384+384, proj 128·128+128, 2 LayerNorms 2·256,
+    # fc 128·512+512, proj 512·128+128 = 198,272, × 4; final LayerNorm 256
+    "char-small": 84 * 128 + 64 * 128 + 4 * 198_272 + 256,
+    # embeddings 27·32 + 8·32; one block: 32·96+96 + 32·32+32 + 2·64 + 32·128+128 + 128·32+32 = 12,704; final 64
+    "raven": 27 * 32 + 8 * 32 + 12_704 + 64,
+}
 
 
 def _torch():
