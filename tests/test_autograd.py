@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tinygrad_proust as tp
-from tinygrad_proust import functional as F
+from tinygrad_proust import functional as F, nn
 from tinygrad_proust.device import DeviceError
 
 
@@ -190,7 +190,8 @@ def test_cross_entropy_mean_over_counted_rows_by_hand():
     np.testing.assert_allclose(loss.item(), np.log(3), rtol=1e-6)
     loss.backward()
     g = logits.grad.numpy()
-    np.testing.assert_allclose(g[1], 0) and np.testing.assert_allclose(g[3], 0)
+    np.testing.assert_allclose(g[1], 0)
+    np.testing.assert_allclose(g[3], 0)
     np.testing.assert_allclose(g[0], np.array([1 / 3 - 1, 1 / 3, 1 / 3]) / 2, rtol=1e-6)
 
 
@@ -282,9 +283,29 @@ def test_unknown_device():
 # ---- debugging aids ----
 
 def test_repr_shows_shape_dtype_device_grad_and_op():
-    x = tp.randn(2, 3, requires_grad=True)
-    assert repr(x) == "Tensor(shape=(2, 3), dtype=float32, device=cpu, requires_grad=True)"
-    assert repr(x * 2) == "Tensor(shape=(2, 3), dtype=float32, device=cpu, requires_grad=True, op=Mul)"
+    x = tp.randn(3, 4, requires_grad=True)
+    assert repr(x) == "Tensor(shape=(3, 4), dtype=float32, device=cpu, requires_grad=True)"
+    assert repr(x * 2) == "Tensor(shape=(3, 4), dtype=float32, device=cpu, requires_grad=True, op=Mul)"
+
+
+def test_repr_shows_the_values_of_small_tensors():
+    loss = (tp.tensor([1.0, 2.0], requires_grad=True) * 1.5).sum()
+    assert repr(loss) == "Tensor(4.5, dtype=float32, device=cpu, requires_grad=True, op=Sum)"
+    assert repr(tp.tensor([[1, 2], [3, 4]])) == "Tensor([[1, 2],\n [3, 4]], dtype=int64, device=cpu)"
+    named = nn.Parameter(tp.tensor([0.25, -0.5]))
+    named.name = "bias"
+    assert repr(named) == "Parameter(name='bias', [ 0.25, -0.5 ], dtype=float32, device=cpu, requires_grad=True)"
+
+
+def test_bool_is_the_truth_of_one_element_and_an_error_for_more():
+    assert bool(tp.tensor(0.0)) is False and bool(tp.tensor([[3]])) is True
+    assert (tp.tensor(2.0) > 1) and not (tp.tensor(2.0) < 1)
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        bool(tp.ones(2))
+    a, b = tp.ones(3), tp.zeros(3)
+    with pytest.raises(RuntimeError, match="ambiguous"):  # no silent `a in [b]` == True
+        a in [b]
+    assert a in [a]  # identity comes first, as for any Python object
 
 
 def test_graph_text_and_dot_list_every_node_and_edge():

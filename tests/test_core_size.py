@@ -3,7 +3,7 @@ import ast
 from pathlib import Path
 
 CORE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
-BUDGET = 1000  # code lines: not blank, not comments, not docstrings
+BUDGET = 1040  # code lines: not blank, not comments, not docstrings
 
 
 def code_lines(path):

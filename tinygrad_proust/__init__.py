@@ -2,19 +2,19 @@
 from . import functional, rng
 from .creation import (arange, cat, full, ones, ones_like, rand, randint, randn, stack, tensor, zeros,
                        zeros_like)
-from .debug import AnomalyError, detect_anomaly
+from .debug import AnomalyError, break_on, detect_anomaly
 from .device import DeviceError, gpu_available
 from .functional import use_fused, where
 from .gradcheck import GradcheckError, gradcheck
 from .graph import record_modules, render_graph
-from .tensor import (Function, Tensor, bool_, float16, float32, float64, int32, int64, is_grad_enabled,
+from .tensor import (Function, Observer, Tensor, observe, bool_, float16, float32, float64, int32, int64, is_grad_enabled,
                      no_grad)
 
 manual_seed = rng.manual_seed
 
 __all__ = [
-    "Tensor", "Function", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "randint",
+    "Tensor", "Function", "Observer", "observe", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "randn", "rand", "randint",
     "arange", "cat", "stack", "where", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "GradcheckError",
-    "DeviceError", "gpu_available", "detect_anomaly", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64",
+    "DeviceError", "gpu_available", "detect_anomaly", "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64",
     "bool_",
 ]

@@ -13,7 +13,27 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .tensor import module_scope, topological_order
+from .nn import register_module_forward_hook, register_module_forward_pre_hook
+from .tensor import Observer, observe, topological_order
+
+
+class _ModuleRecorder(Observer):
+    """Keeps the stack of the model's modules whose forward is running; every op notes the innermost (ctx.module)."""
+
+    def __init__(self, names):
+        self.names, self.stack = names, []
+
+    def enter(self, module, args):
+        if id(module) in self.names:
+            self.stack.append(self.names[id(module)])
+
+    def leave(self, module, args, output):
+        if id(module) in self.names:
+            self.stack.pop()
+
+    def before(self, ctx, phase):
+        if phase == "forward":
+            ctx.module = self.stack[-1] if self.stack else ""
 
 
 @contextlib.contextmanager
@@ -22,13 +42,14 @@ def record_modules(model):
     (and parameters without a name are named by their path, so drawings label them)."""
     for name, param in model.named_parameters():
         param.name = param.name or name
-    previous = module_scope.names
-    module_scope.names = {id(m): name for name, m in model.named_modules() if name}
+    recorder = _ModuleRecorder({id(m): name for name, m in model.named_modules() if name})
+    handles = [register_module_forward_pre_hook(recorder.enter), register_module_forward_hook(recorder.leave)]
     try:
-        yield
+        with observe(recorder):
+            yield
     finally:
-        module_scope.names = previous
-        module_scope.stack.clear()
+        for handle in handles:
+            handle.remove()
 
 
 def _grad_norm(t):

@@ -12,7 +12,7 @@ import numpy as np
 from . import functional as F
 from .creation import ones, randn, zeros
 from .device import canonical_device, to_device
-from .tensor import Tensor, module_scope, to_dtype
+from .tensor import Tensor, to_dtype
 
 
 class Parameter(Tensor):
@@ -21,8 +21,31 @@ class Parameter(Tensor):
     def __init__(self, data, requires_grad=True):
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
-    def __repr__(self):
-        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+class _Handle:
+    """What register_*_hook returns: .remove() takes the hook out again."""
+    _next_id = 0
+
+    def __init__(self, registry, hook):
+        self.registry, self.id = registry, _Handle._next_id
+        _Handle._next_id += 1
+        registry[self.id] = hook
+
+    def remove(self):
+        self.registry.pop(self.id, None)
+
+
+_global_hooks = {"pre": {}, "post": {}}  # hooks called around every module's forward
+
+
+def register_module_forward_pre_hook(hook):
+    """Call hook(module, args) before the forward of every module (as torch.nn.modules.module's)."""
+    return _Handle(_global_hooks["pre"], hook)
+
+
+def register_module_forward_hook(hook):
+    """Call hook(module, args, output) after the forward of every module; a non-None return replaces the output."""
+    return _Handle(_global_hooks["post"], hook)
 
 
 class Module:
@@ -33,6 +56,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", {})
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
@@ -55,14 +79,20 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        name = None if module_scope.names is None else module_scope.names.get(id(self))
-        if name is None:
+        if not (self._forward_hooks or _global_hooks["pre"] or _global_hooks["post"]):
             return self.forward(*args, **kwargs)
-        module_scope.stack.append(name)  # graph.record_modules() is on: ops note that they ran in here
-        try:
-            return self.forward(*args, **kwargs)
-        finally:
-            module_scope.stack.pop()
+        for hook in list(_global_hooks["pre"].values()):
+            hook(self, args)
+        output = self.forward(*args, **kwargs)
+        for hook in list(_global_hooks["post"].values()) + list(self._forward_hooks.values()):
+            replaced = hook(self, args, output)
+            output = output if replaced is None else replaced
+        return output
+
+    def register_forward_hook(self, hook):
+        """Call hook(module, args, output) after every forward of this module; a non-None return replaces the
+        output. Returns a handle whose .remove() detaches it (as in PyTorch)."""
+        return _Handle(self._forward_hooks, hook)
 
     # ---- walking the tree ----
     def named_modules(self, prefix=""):

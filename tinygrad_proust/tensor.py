@@ -22,6 +22,7 @@ _DTYPE_NAMES = {"float16": float16, "float32": float32, "float": float32, "float
                 "int32": int32, "int64": int64, "long": int64, "bool": bool_}
 
 _grad_enabled = True
+_REPR_MAX_VALUES = 8  # a repr shows the values of tensors up to this size
 
 
 @contextlib.contextmanager
@@ -73,8 +74,8 @@ class Function:
                     raise DeviceError(f"{cls.__name__}: inputs are on different devices "
                                       f"({parents[0].device} and {p.device}); move them with .to(device)")
         ctx = cls(parents)
-        if module_scope.names is not None:
-            ctx.module = module_scope.stack[-1] if module_scope.stack else ""
+        if observers:
+            notify("before", ctx, "forward")
         try:
             data = _as_array(ctx.forward(*(p.data for p in parents), **options))
         except (ValueError, IndexError) as err:  # name the op and the shapes, whatever NumPy/CuPy said
@@ -84,8 +85,8 @@ class Function:
             raise type(err)(f"{cls.__name__}: {err} (input shapes {shapes})") from None
         requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
         out = Tensor._wrap(data, requires_grad, ctx if requires_grad else None)
-        if _anomaly_hook is not None:
-            _anomaly_hook(ctx, out.data, "forward")
+        if observers:
+            notify("after", ctx, "forward", (data,))
         return out
 
     def forward(self, *arrays, **options):
@@ -118,21 +119,45 @@ class _Freed(Function):
                            "after the first backward; pass retain_graph=True to the first call")
 
 
-_anomaly_hook = None  # set by debug.detect_anomaly(); checks every op's output for NaN/Inf
+# ------------------------------------------------------------------------------------------------
+# Observers: tools that watch ops run (detect_anomaly, break_on, record_modules)
+# ------------------------------------------------------------------------------------------------
+
+class Observer:
+    """Something that watches every op. Override either method; attach it with `with observe(obs):`.
+
+        before(ctx, phase)          just before the op's forward or backward runs (phase "forward" | "backward")
+        after(ctx, phase, arrays)   just after: arrays is (output,) in forward, the parents' gradients in backward
+
+    The observers' own state (which module is running, where to stop) lives with them, in debug.py and graph.py.
+    """
+
+    def before(self, ctx, phase):
+        pass
+
+    def after(self, ctx, phase, arrays):
+        pass
 
 
-class module_scope:
-    """While graph.record_modules(model) is active: the dotted names of the model's modules (by id) and the
-    stack of those whose forward is running, so each op can note the module it ran in (ctx.module)."""
-    names = None
-    stack = []
+observers = []  # the active observers; empty unless a debugging tool is on, so ops pay one list check
 
 
-def set_anomaly_hook(hook):
-    """Install hook(ctx, array, phase) to be called on every op's output and gradients; returns the previous one."""
-    global _anomaly_hook
-    previous, _anomaly_hook = _anomaly_hook, hook
-    return previous
+def notify(event, ctx, phase, arrays=None):
+    for observer in observers:
+        if event == "before":
+            observer.before(ctx, phase)
+        else:
+            observer.after(ctx, phase, arrays)
+
+
+@contextlib.contextmanager
+def observe(observer):
+    """Inside this block, `observer` sees every op's forward and backward."""
+    observers.append(observer)
+    try:
+        yield observer
+    finally:
+        observers.remove(observer)
 
 
 def unbroadcast(grad, shape):
@@ -147,6 +172,16 @@ def unbroadcast(grad, shape):
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
+    return grad
+
+
+def _fit_to(parent, grad, ctx):
+    """The gradient an op returned for `parent`, summed back to parent's shape if the op broadcast it."""
+    grad = _as_array(grad)
+    if tuple(grad.shape) != parent.shape:
+        grad = unbroadcast(grad, parent.shape)
+        assert tuple(grad.shape) == parent.shape, \
+            f"{ctx.name}.backward: grad shape {tuple(grad.shape)} != input shape {parent.shape}"
     return grad
 
 
@@ -237,7 +272,12 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self):
-        parts = [f"shape={self.shape}", f"dtype={self.dtype}", f"device={self.device}"]
+        """Small tensors show their values (a scalar loss shows its number); larger ones their shape."""
+        if self.data.size <= _REPR_MAX_VALUES:
+            values = np.array2string(to_device(self.data, "cpu"), precision=4, separator=", ", max_line_width=100)
+            parts = [values, f"dtype={self.dtype}", f"device={self.device}"]
+        else:
+            parts = [f"shape={self.shape}", f"dtype={self.dtype}", f"device={self.device}"]
         if self.name:
             parts.insert(0, f"name={self.name!r}")
         if self.requires_grad:
@@ -246,7 +286,14 @@ class Tensor:
             parts.append(f"op={self.op}")
         if self.grad is not None:
             parts.append("grad=yes")
-        return f"Tensor({', '.join(parts)})"
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __bool__(self):
+        """The truth of a one-element tensor (as PyTorch); `if t:` on more elements is ambiguous, so an error."""
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor with {self.data.size} elements is ambiguous: "
+                               "use .any() or .all()")
+        return bool(self.data.reshape(()))
 
     # ---- leaving the graph, changing device or dtype ----
     def numpy(self):
@@ -332,43 +379,42 @@ class Tensor:
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): grad of shape {tuple(grad.shape)} for a tensor of shape {self.shape}")
 
-        grads = {id(self): grad}  # pending gradients of nodes not yet processed
+        pending = {self: grad}  # dL/d(node) of the nodes not reached yet, keyed by the tensor itself
         for node in reversed(self._topological_order()):
-            g = grads.pop(id(node), None)
+            g = pending.pop(node, None)
             if g is None:
                 continue
-            for hook in node._hooks:
-                replaced = hook(Tensor._wrap(g, False, None))
-                if replaced is not None:
-                    g = replaced.data if isinstance(replaced, Tensor) else replaced
-            if node._ctx is None or node._retains_grad:
-                # Accumulate into a new array (never in place: `g` may be shared with another tensor).
-                total = _as_array(g if node.grad is None else node.grad.data + g)
-                if not total.flags.c_contiguous:  # e.g. a broadcast view from Sum's backward
-                    total = total.copy()
-                node.grad = Tensor._wrap(total, False, None)
+            g = node._receive_grad(g)
             ctx = node._ctx
-            if ctx is None:
+            if ctx is None:  # a leaf: its gradient is in .grad, nothing flows further
                 continue
+            if observers:
+                notify("before", ctx, "backward")
             parent_grads = ctx.backward(g)
-            if not isinstance(parent_grads, tuple):
-                parent_grads = (parent_grads,)
-            if _anomaly_hook is not None:
-                for pg in parent_grads:
-                    if pg is not None:
-                        _anomaly_hook(ctx, pg, "backward")
+            parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
+            if observers:
+                notify("after", ctx, "backward", parent_grads)
             for parent, pg in zip(ctx.parents, parent_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                pg = _as_array(pg)
-                if tuple(pg.shape) != parent.shape:
-                    pg = unbroadcast(pg, parent.shape)
-                    assert tuple(pg.shape) == parent.shape, \
-                        f"{ctx.name}.backward: grad shape {tuple(pg.shape)} != input shape {parent.shape}"
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                if pg is not None and parent.requires_grad:
+                    pg = _fit_to(parent, pg, ctx)
+                    pending[parent] = pg if parent not in pending else pending[parent] + pg
             if not retain_graph:
                 node._ctx = _Freed(ctx.name)
+
+    def _receive_grad(self, g):
+        """This tensor's complete gradient has arrived: run its hooks (which may replace it), and keep it in
+        .grad if it is a leaf or asked to retain_grad(). Returns the gradient that flows on."""
+        for hook in self._hooks:
+            replaced = hook(Tensor._wrap(g, False, None))
+            if replaced is not None:
+                g = replaced.data if isinstance(replaced, Tensor) else replaced
+        if self._ctx is None or self._retains_grad:
+            # Accumulate into a new array (never in place: `g` may be shared with another tensor).
+            total = _as_array(g if self.grad is None else self.grad.data + g)
+            if not total.flags.c_contiguous:  # e.g. a broadcast view from Sum's backward
+                total = total.copy()
+            self.grad = Tensor._wrap(total, False, None)
+        return g
 
     def _topological_order(self):
         """Nodes that lead to self and require grad, each after all of its parents."""
@@ -461,6 +507,12 @@ class Tensor:
             return Tensor._wrap(self.xp.asarray(self.data.argmax()), False, None)
         return Tensor._wrap(self.data.argmax(axis=dim, keepdims=keepdim) if keepdim else self.data.argmax(axis=dim),
                             False, None)
+
+    def any(self, dim=None, keepdim=False):
+        return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=keepdim)), False, None)
+
+    def all(self, dim=None, keepdim=False):
+        return Tensor._wrap(_as_array(self.data.all(axis=dim, keepdims=keepdim)), False, None)
 
     def softmax(self, dim=-1):
         from . import functional as F
