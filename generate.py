@@ -8,7 +8,6 @@ The checkpoint carries the model configuration and the tokenizer: no corpus is n
 From Python: model, tokenizer, _ = GPT.from_checkpoint(path); model.generate(ids, 100, temperature=0.8, top_k=40)
 """
 import argparse
-import codecs
 import sys
 import time
 from pathlib import Path
@@ -16,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_proust as tp
+from models.corpus import DataError
 from models.gpt import GPT
 from tinygrad_proust.checkpoint import CheckpointError
-from tinygrad_proust.data import DataError
 
 
 def parse_args(argv):
@@ -61,33 +60,28 @@ def find_checkpoint(out_dir):
 
 def encode_prompt(tokenizer, prompt, drop_unknown):
     if not prompt:  # start from a newline: the start of a line, where a text naturally begins
-        if tokenizer.kind == "byte" or "\n" in tokenizer.index:
-            return tokenizer.encode("\n")
-        return np.array([0], dtype=np.int64)
-    if tokenizer.kind == "char":
-        missing = tokenizer.unknown_chars(prompt)
-        if missing and not drop_unknown:  # whatever policy training used, a prompt is never silently changed
-            raise DataError("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing)
-                            + " (pass --drop-unknown to leave them out)")
-        prompt = "".join(c for c in prompt if c not in missing)
-        if not prompt:
-            raise DataError("no prompt character is in the model's vocabulary")
+        return tokenizer.encode("\n") if not tokenizer.unknown_chars("\n") else np.array([0], dtype=np.int64)
+    missing = tokenizer.unknown_chars(prompt)
+    if missing and not drop_unknown:  # whatever policy training used, a prompt is never silently changed
+        raise DataError("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing)
+                        + " (pass --drop-unknown to leave them out)")
+    prompt = "".join(c for c in prompt if c not in missing)
+    if not prompt:
+        raise DataError("no prompt character is in the model's vocabulary")
     return tokenizer.encode(prompt)
 
 
 def write_stream(token_ids, tokenizer, out):
-    """Write each token's text to `out` as soon as it exists, flushing every time. For bytes, an incremental
-    UTF-8 decoder holds back a partial character until its last byte arrives: never half a character."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if tokenizer.kind == "byte" else None
+    """Write each token's text to `out` as soon as it exists, flushing every time (whole characters only)."""
+    decoder = tokenizer.stream_decoder()
     count = 0
     for token in token_ids:
-        text = decoder.decode(bytes([token])) if decoder else tokenizer.decode([token])
+        text = decoder.push(token)
         if text:
             out.write(text)
             out.flush()
         count += 1
-    if decoder:
-        out.write(decoder.decode(b"", final=True))
+    out.write(decoder.finish())
     return count
 
 

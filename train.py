@@ -14,17 +14,18 @@ import math
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 import tinygrad_proust as tp
+from models.corpus import DataError, NotUTF8Error, TokenDataset, decode_utf8, default_corpus, read_corpus
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
+from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict
 from tinygrad_proust import optim, rng as tp_rng
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from tinygrad_proust.data import (ByteTokenizer, CharTokenizer, DataError, TokenDataset, decode_utf8,
-                                  default_corpus, read_corpus, tokenizer_from_dict)
 
 
 def parse_args(argv):
@@ -81,38 +82,49 @@ def fail(message):
     sys.exit(2)
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+# ------------------------------------------------------------------------------------------------
+# the phases of a run, in the order main() calls them
+# ------------------------------------------------------------------------------------------------
 
-    # ---- resume: the checkpoint's settings, overridden by the flags given now ----
-    checkpoint = None
-    if args.resume:
-        try:
-            checkpoint = load_checkpoint(args.resume)
-        except CheckpointError as err:
-            fail(err)
-        saved = checkpoint[0]["args"]
-        for key, value in saved.items():
-            if key not in args.explicit and key not in ("resume", "explicit"):
-                setattr(args, key, value)
-
-    # ---- device ----
-    device = args.device
-    if device == "auto":
-        device = "gpu" if tp.gpu_available() else "cpu"
+def load_resume_checkpoint(args):
+    """With --resume: the checkpoint (meta, weights, optimizer state), its saved settings applied to args
+    except those given on the command line now. Without: None."""
+    if not args.resume:
+        return None
     try:
-        tp.zeros(1, device=device)
+        checkpoint = load_checkpoint(args.resume)
+    except CheckpointError as err:
+        fail(err)
+    for key, value in checkpoint[0]["args"].items():
+        if key not in args.explicit and key not in ("resume", "explicit"):
+            setattr(args, key, value)
+    return checkpoint
+
+
+def pick_device(name):
+    """'cpu' or 'gpu'; 'auto' takes the GPU when CuPy sees one. A GPU that cannot be used is one clear line."""
+    if name == "auto":
+        name = "gpu" if tp.gpu_available() else "cpu"
+    try:
+        tp.zeros(1, device=name)
     except tp.DeviceError as err:
         fail(err)
-    device = "gpu" if device in ("gpu", "cuda") else "cpu"
+    return "gpu" if name in ("gpu", "cuda") else "cpu"
 
-    # ---- data ----
+
+def load_data(args, checkpoint):
+    """(where the text came from, its size in bytes, the tokenizer, the corpus as token ids). The tokenizer is
+    the checkpoint's when resuming, else built from the corpus as --tokenizer/--chars say."""
     try:
         if args.data:
             source, raw = args.data, read_corpus(args.data)
         else:
             path = default_corpus(log=lambda m: print(m, flush=True))
             source, raw = str(path), path.read_bytes()
+    except DataError as err:
+        fail(f"--data {args.data}: {err}" if args.data else
+             f"{err}; pass --data PATH to train on your own UTF-8 text")
+    try:
         if checkpoint is not None:
             tokenizer = tokenizer_from_dict(checkpoint[0]["tokenizer"])
         elif args.tokenizer == "byte":
@@ -121,154 +133,217 @@ def main(argv=None):
             tokenizer = CharTokenizer.from_text(decode_utf8(raw, source), allowed=args.chars,
                                                 unknown="replace" if args.replace_unknown else "drop",
                                                 replacement=args.replace_unknown)
-        text = raw if tokenizer.kind == "byte" else decode_utf8(raw, source)
-        tokens = tokenizer.encode(text)
+        tokens = tokenizer.encode_corpus(raw, source)
+    except NotUTF8Error as err:
+        fail(f"{err} (--tokenizer byte reads any bytes)")
     except DataError as err:
         fail(err)
+    return source, len(raw), tokenizer, tokens
 
-    # ---- model ----
+
+@dataclass
+class Run:
+    """What a training run holds between steps; its checkpoints save all of it."""
+    args: argparse.Namespace
+    config: GPTConfig
+    tokenizer: object
+    dataset: TokenDataset
+    model: GPT
+    optimizer: optim.Optimizer
+    device: str
+    out_dir: Path
+    batch_rng: np.random.Generator
+    step: int = 0
+    best_val: float = math.inf
+
+
+def build_model(args, tokenizer, checkpoint):
+    """The model configuration: the checkpoint's when resuming, else the preset with the flags' overrides."""
     if checkpoint is not None:
-        config = GPTConfig.from_dict(checkpoint[0]["config"])
-    else:
-        overrides = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "dropout")
-                     if getattr(args, k) is not None}
-        try:
-            config = preset_config(args.preset, vocab_size=tokenizer.vocab_size, **overrides)
-        except ValueError as err:
-            fail(err)
+        return GPTConfig.from_dict(checkpoint[0]["config"])
+    overrides = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "dropout")
+                 if getattr(args, k) is not None}
+    try:
+        return preset_config(args.preset, vocab_size=tokenizer.vocab_size, **overrides)
+    except ValueError as err:
+        fail(err)
+
+
+def build_optimizer(args, model):
+    if args.optimizer == "sgd":
+        return optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+    if args.optimizer == "adam":
+        return optim.Adam(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2))
+    return optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
+
+
+def build_run(args, tokenizer, tokens, device, checkpoint):
+    """Model, optimizer and data for a new run, or restored exactly from the checkpoint being resumed."""
+    config = build_model(args, tokenizer, checkpoint)
     try:
         dataset = TokenDataset(tokens, config.block_size, args.val_fraction)
     except DataError as err:
-        fail(err)
+        fail(f"{err}; use more text or a smaller --block-size")
     tp.manual_seed(args.seed)
     model = GPT(config).to(device)
-
-    # ---- optimizer ----
-    if args.optimizer == "sgd":
-        optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
-    elif args.optimizer == "adam":
-        optimizer = optim.Adam(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2))
-    else:
-        optimizer = optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2),
-                                weight_decay=args.weight_decay)
+    optimizer = build_optimizer(args, model)
     # resolved once and saved with the run, so that a resume keeps the same schedule
     args.min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
     args.lr_decay_steps = args.lr_decay_steps or args.steps
-
-    def get_lr(step):
-        if args.schedule == "constant":
-            return args.lr
-        return optim.cosine_lr(step, args.lr, args.warmup, args.lr_decay_steps, args.min_lr)
-
-    batch_rng = np.random.default_rng(args.seed)
-    step, best_val = 0, math.inf
+    run = Run(args, config, tokenizer, dataset, model, optimizer, device, Path(args.out_dir),
+              batch_rng=np.random.default_rng(args.seed))
     if checkpoint is not None:
         meta, weights, optimizer_state = checkpoint
         model.load_state_dict(weights)
         if optimizer_state is not None:
             optimizer.load_state_dict(optimizer_state)
-        step, best_val = meta["step"], meta["best_val_loss"]
-        batch_rng.bit_generator.state = meta["batch_rng"]
+        run.step, run.best_val = meta["step"], meta["best_val_loss"]
+        run.batch_rng.bit_generator.state = meta["batch_rng"]
         tp_rng.set_state(meta["rng"])
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    return run
 
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
-    def xy(split, rng):
-        x, y = dataset.batch(split, args.batch_size, rng)
-        return tp.tensor(x, device=device), tp.tensor(y, device=device)
+def describe(run, source, n_bytes):
+    """Print what will run: corpus, model, every setting."""
+    print(f"device {run.device} | corpus {source}: {n_bytes:,} bytes, vocabulary {run.tokenizer.vocab_size} | "
+          f"train {len(run.dataset.train):,} tokens, val {len(run.dataset.val):,}")
+    print(f"model {run.args.preset}: {run.model.num_parameters():,} parameters | {json.dumps(run.config.to_dict())}")
+    print("training:", json.dumps({k: v for k, v in vars(run.args).items() if k != "explicit"}))
+    if run.step:
+        print(f"resumed from {run.args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
 
-    def estimate_loss():
-        """Mean loss over --eval-batches fixed batches of each split (the same batches at every evaluation)."""
-        model.eval()
-        losses = {}
-        with tp.no_grad():
-            for split in ("train", "val"):
-                eval_rng = np.random.default_rng(args.seed + 1)
-                losses[split] = float(np.mean([model(*xy(split, eval_rng))[1].item() for _ in range(args.eval_batches)]))
-        model.train()
-        return losses
 
-    def sample():
-        start = dataset.val[:1][None, :]  # the first validation token as the prompt
-        ids = model.generate(start, args.sample_tokens, temperature=0.8, top_k=40,
-                             rng=np.random.default_rng(args.seed + 2))
-        return tokenizer.decode(ids[0])
+def learning_rate(args, step):
+    """Linear warm-up, then cosine decay to --min-lr at --lr-decay-steps (or constant)."""
+    if args.schedule == "constant":
+        return args.lr
+    return optim.cosine_lr(step, args.lr, args.warmup, args.lr_decay_steps, args.min_lr)
 
-    def save(name):
-        return save_checkpoint(out_dir / f"{name}.npz", model, optimizer, step=step, best_val_loss=best_val,
-                               config=config.to_dict(), tokenizer=tokenizer.to_dict(),
-                               args={k: v for k, v in vars(args).items() if k not in ("explicit", "resume")},
-                               rng=tp_rng.get_state(), batch_rng=batch_rng.bit_generator.state)
 
-    # ---- the start: what will run ----
-    print(f"device {device} | corpus {source}: {len(text):,} {'bytes' if tokenizer.kind == 'byte' else 'characters'}, "
-          f"vocabulary {tokenizer.vocab_size} | train {len(dataset.train):,} tokens, val {len(dataset.val):,}")
-    print(f"model {args.preset}: {model.num_parameters():,} parameters | {json.dumps(config.to_dict())}")
-    print("training:", json.dumps({k: v for k, v in vars(args).items() if k != "explicit"}))
-    if step:
-        print(f"resumed from {args.resume} at step {step} (best validation loss {best_val:.4f})")
+def get_batch(run, split, rng):
+    x, y = run.dataset.batch(split, run.args.batch_size, rng)
+    return tp.tensor(x, device=run.device), tp.tensor(y, device=run.device)
 
-    # Ctrl-C: finish the step, save, stop. A second Ctrl-C stops at once.
-    stop = {"requested": False}
 
-    def on_interrupt(signum, frame):
-        if stop["requested"]:
+def estimate_loss(run):
+    """Mean loss over --eval-batches fixed batches of each split (the same batches at every evaluation)."""
+    run.model.eval()
+    losses = {}
+    with tp.no_grad():
+        for split in ("train", "val"):
+            eval_rng = np.random.default_rng(run.args.seed + 1)
+            losses[split] = float(np.mean([run.model(*get_batch(run, split, eval_rng))[1].item()
+                                           for _ in range(run.args.eval_batches)]))
+    run.model.train()
+    return losses
+
+
+def sample(run):
+    """--sample-tokens of text from the first validation token, the same draws at every evaluation."""
+    start = run.dataset.val[:1][None, :]
+    ids = run.model.generate(start, run.args.sample_tokens, temperature=0.8, top_k=40,
+                             rng=np.random.default_rng(run.args.seed + 2))
+    return run.tokenizer.decode(ids[0])
+
+
+def save(run, name):
+    """out_dir/name.npz: weights, optimizer moments, step, RNG states and settings (everything a resume needs)."""
+    return save_checkpoint(run.out_dir / f"{name}.npz", run.model, run.optimizer, step=run.step,
+                           best_val_loss=run.best_val, config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(),
+                           args={k: v for k, v in vars(run.args).items() if k not in ("explicit", "resume")},
+                           rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state)
+
+
+def train_step(run, lr):
+    """One optimizer step: --grad-accum micro-batches forward and backward, clip, update. Returns the last loss."""
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    for _ in range(run.args.grad_accum):
+        x, y = get_batch(run, "train", run.batch_rng)
+        _, loss = run.model(x, y)
+        (loss / run.args.grad_accum if run.args.grad_accum > 1 else loss).backward()
+    if run.args.grad_clip > 0:
+        optim.clip_grad_norm_(run.model.parameters(), run.args.grad_clip)
+    run.optimizer.step()
+    run.optimizer.zero_grad()
+    run.step += 1
+    return loss
+
+
+def evaluate_and_save(run, lr, metrics, started):
+    """Losses on both splits, a row in metrics.jsonl, last.npz (and best.npz on a new best), a sample."""
+    losses = estimate_loss(run)
+    improved = losses["val"] < run.best_val
+    run.best_val = min(run.best_val, losses["val"])
+    tokens_per_step = run.args.batch_size * run.args.grad_accum * run.config.block_size
+    row = {"step": run.step, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
+           "elapsed_s": round(time.time() - started, 2), "tokens": run.step * tokens_per_step}
+    metrics.write(json.dumps(row) + "\n")
+    metrics.flush()
+    save(run, "last")
+    if improved:
+        save(run, "best")
+    tqdm.write(f"step {run.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
+               f"{' (best)' if improved else ''}")
+    if run.args.sample_tokens:
+        tqdm.write("----\n" + sample(run) + "\n----")
+
+
+class StopRequest:
+    """The first Ctrl-C asks the loop to finish its step, save and stop; a second one stops at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
             raise KeyboardInterrupt
-        stop["requested"] = True
+        self.requested = True
         tqdm.write("interrupted: saving a checkpoint after this step (Ctrl-C again to stop at once)")
 
-    previous_handler = signal.signal(signal.SIGINT, on_interrupt)
-    tokens_per_step = args.batch_size * args.grad_accum * config.block_size
-    metrics = open(out_dir / "metrics.jsonl", "a")
-    bar = tqdm(total=args.steps, initial=step, desc="train", unit="step", dynamic_ncols=True)
-    started, step_time, loss = time.time(), time.time(), None
-    try:
-        while step < args.steps:
-            lr = get_lr(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            for _ in range(args.grad_accum):
-                x, y = xy("train", batch_rng)
-                _, loss = model(x, y)
-                (loss / args.grad_accum if args.grad_accum > 1 else loss).backward()
-            if args.grad_clip > 0:
-                optim.clip_grad_norm_(model.parameters(), args.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad()
-            step += 1
 
-            if step % args.log_interval == 0 or step == args.steps:
-                elapsed = time.time() - step_time
-                done = args.log_interval if step % args.log_interval == 0 else step % args.log_interval
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_step * done / elapsed:,.0f}")
+def train(run):
+    """The loop: step, log every --log-interval, evaluate and save every --eval-interval, stop on Ctrl-C."""
+    args = run.args
+    stop = StopRequest()
+    previous_handler = signal.signal(signal.SIGINT, stop)
+    tokens_per_step = args.batch_size * args.grad_accum * run.config.block_size
+    metrics = open(run.out_dir / "metrics.jsonl", "a")
+    bar = tqdm(total=args.steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True)
+    started = step_time = time.time()
+    try:
+        while run.step < args.steps:
+            lr = learning_rate(args, run.step)
+            loss = train_step(run, lr)
+            if run.step % args.log_interval == 0 or run.step == args.steps:
+                done = args.log_interval if run.step % args.log_interval == 0 else run.step % args.log_interval
+                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
+                                tok_s=f"{tokens_per_step * done / (time.time() - step_time):,.0f}")
                 step_time = time.time()
             bar.update(1)
-
-            if step % args.eval_interval == 0 or step == args.steps or stop["requested"]:
-                losses = estimate_loss()
-                improved = losses["val"] < best_val
-                best_val = min(best_val, losses["val"])
-                row = {"step": step, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
-                       "elapsed_s": round(time.time() - started, 2), "tokens": step * tokens_per_step}
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
-                save("last")
-                if improved:
-                    save("best")
-                tqdm.write(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-                           f"{' (best)' if improved else ''}")
-                if args.sample_tokens:
-                    tqdm.write("----\n" + sample() + "\n----")
+            if run.step % args.eval_interval == 0 or run.step == args.steps or stop.requested:
+                evaluate_and_save(run, lr, metrics, started)
                 step_time = time.time()
-            if stop["requested"]:
-                tqdm.write(f"saved {out_dir / 'last.npz'} at step {step}; resume with --resume {out_dir / 'last.npz'}")
+            if stop.requested:
+                tqdm.write(f"saved {run.out_dir / 'last.npz'} at step {run.step}; "
+                           f"resume with --resume {run.out_dir / 'last.npz'}")
                 break
     finally:
         bar.close()
         metrics.close()
         signal.signal(signal.SIGINT, previous_handler)
-    return best_val
+    return run.best_val
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    checkpoint = load_resume_checkpoint(args)
+    device = pick_device(args.device)
+    source, n_bytes, tokenizer, tokens = load_data(args, checkpoint)
+    run = build_run(args, tokenizer, tokens, device, checkpoint)
+    describe(run, source, n_bytes)
+    return train(run)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@
     xₗ = xₗ₋₁ + attn(norm(xₗ₋₁)), then + mlp(norm(·))   each block, pre-norm (post-norm: norm(x + attn(x)), ...)
     logits = norm(x_L) Wᵀ                           W: the embedding matrix itself when tied, (B, T, vocab)
 
-One class covers every seed design through GPTConfig: LayerNorm or RMSNorm, placed before (pre) or after (post)
+One class covers the common designs through GPTConfig: LayerNorm or RMSNorm, placed before (pre) or after (post)
 each sub-layer; a ReLU, GELU or SwiGLU feed-forward; learned, sinusoidal or rotary positions; a tied or
-separate output head. Presets rebuild each seed model parameter for parameter (see PRESETS).
+separate output head. Each variant is chosen once, when the model is built (a module per choice), so forward()
+reads the same for all of them. PRESETS names the designs this project trains.
 """
 import math
 from dataclasses import asdict, dataclass, fields
@@ -15,7 +16,7 @@ import numpy as np
 
 import tinygrad_proust as tp
 from tinygrad_proust import functional as F
-from tinygrad_proust import fused, nn
+from tinygrad_proust import nn
 
 
 @dataclass
@@ -70,16 +71,16 @@ class GPTConfig:
 
 
 PRESETS = {
-    # seed 004: a byte-level GPT in the modern style
+    # a byte-level GPT in the modern style (RMSNorm, SwiGLU, no biases)
     "byte-gpt": dict(vocab_size=256, block_size=128, n_layer=4, n_head=4, n_embd=64, norm="rmsnorm",
                      norm_placement="pre", ffn="swiglu", ffn_hidden=172, ffn_bias=False, attn_bias=False,
                      positions="learned", tie_weights=True, norm_eps=1e-5),
-    # seed 000: the Proust character model, in the original paper's layout
+    # the Proust character model (420K parameters), in the original paper's layout
     "proust": dict(vocab_size=94, block_size=256, n_layer=2, n_head=2, n_embd=128, norm="layernorm",
                    norm_placement="post", final_norm=True, ffn="relu", ffn_hidden=512, ffn_bias=True,
                    attn_bias=False, positions="sinusoidal", scale_embeddings=True, tie_weights=False,
                    head_bias=False, dropout=0.1),
-    # seed 003: the smallest thing that is still a transformer
+    # the smallest thing that is still a transformer
     "raven": dict(vocab_size=27, block_size=8, n_layer=1, n_head=1, n_embd=32, norm="layernorm",
                   norm_placement="pre", ffn="relu", ffn_hidden=128, positions="learned", tie_weights=True),
     # the default of train.py: a small character model sized to learn Shakespeare on a 2-core CPU in minutes
@@ -97,6 +98,31 @@ def make_norm(config):
     if config.norm == "rmsnorm":
         return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
     return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.norm_bias)
+
+
+def make_activation(config):
+    """The feed-forward's non-linearity; SwiGLU halves the width (its c_fc is twice as wide)."""
+    if config.ffn == "swiglu":
+        return nn.SwiGLU()
+    return nn.GELU(config.gelu_approximate) if config.ffn == "gelu" else nn.ReLU()
+
+
+class ScaledEmbedding(nn.Embedding):
+    """Token embeddings × sqrt(n_embd), as in the original paper (its embeddings share scale with the positions)."""
+
+    def forward(self, idx):
+        return super().forward(idx) * math.sqrt(self.embedding_dim)
+
+
+class SinusoidalPositions(nn.Module):
+    """The original paper's fixed position table, looked up like an embedding (nothing to train)."""
+
+    def __init__(self, block_size, n_embd):
+        super().__init__()
+        self.register_buffer("table", tp.tensor(nn.sinusoidal_positions(block_size, n_embd).astype(np.float32)))
+
+    def forward(self, positions):
+        return self.table[positions.data]                            # (T, C)
 
 
 class RotaryEmbedding(nn.Module):
@@ -123,14 +149,15 @@ class RotaryEmbedding(nn.Module):
 class CausalSelfAttention(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+        self.n_head, self.n_embd = config.n_head, config.n_embd
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.attn_bias)  # q, k, v in one GEMM
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.attn_bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
         self.rotary = (RotaryEmbedding(config.n_embd // config.n_head, config.block_size, config.rope_base)
                        if config.positions == "rope" else None)
+        self.attend = nn.ScaledDotProductAttention(config.dropout)  # a module: hooks can read its q, k, v
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.attn_bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, return_attention=False, cache=None, start=0):
+    def forward(self, x, cache=None, start=0):
         """x: (B, T, C) for the tokens at positions start .. start+T-1. With a LayerCache, the keys and values
         of earlier positions come from it and this call's are appended to it (generation)."""
         B, T, C = x.shape
@@ -140,86 +167,74 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
         if self.rotary is not None:
             q, k = self.rotary(q, start), self.rotary(k, start)
-        mask, causal = None, True
-        if cache is not None:
-            k, v = cache.append(k, v, start)                           # (B, nh, start+T, hs) each
-            # query i sits at position start+i and may see keys 0 .. start+i (one new query sees them all)
-            mask, causal = (fused.causal_mask(x.xp, start + T, start + T)[start:] if T > 1 else None), False
-        dropout = self.dropout if self.training else 0.0
-        attention = None
-        if return_attention:  # composed path, so the weights can be kept: (B, nh, T, S)
-            attention = F.attention_weights(q, k, attn_mask=mask, is_causal=causal)
-            y = F.dropout(attention, dropout, self.training) @ v
+        if cache is None:
+            y = self.attend(q, k, v, None, True)                     # (B, nh, T, hs)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout,
-                                               training=self.training)
+            k, v = cache.append(k, v, start)                         # (B, nh, start+T, hs) each
+            # the T queries are the last T positions; one new query may see every cached key (no mask)
+            mask = F.causal_mask(T, start + T, device=x.device) if T > 1 else None
+            y = self.attend(q, k, v, mask, False)
         y = y.transpose(1, 2).reshape(B, T, C)                       # (B, T, C): heads side by side
-        y = self.resid_dropout(self.c_proj(y))
-        return (y, attention) if return_attention else y
+        return self.resid_dropout(self.c_proj(y))
 
 
 class MLP(nn.Module):
-    """relu/gelu: c_proj(act(c_fc(x))).  swiglu: c_proj(silu(gate) * up) with [gate, up] = c_fc(x)."""
+    """c_proj(act(c_fc(x))); for SwiGLU, act(h) = silu(gate) * up with [gate, up] = h."""
 
     def __init__(self, config):
         super().__init__()
-        self.kind, self.gelu_approximate = config.ffn, config.gelu_approximate
         width = 2 * config.ffn_hidden if config.ffn == "swiglu" else config.ffn_hidden
         self.c_fc = nn.Linear(config.n_embd, width, bias=config.ffn_bias)
-        self.c_proj = nn.Linear(config.ffn_hidden, config.n_embd, bias=config.ffn_bias)
+        self.act = make_activation(config)
         self.hidden_dropout = nn.Dropout(config.dropout)
+        self.c_proj = nn.Linear(config.ffn_hidden, config.n_embd, bias=config.ffn_bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        h = self.c_fc(x)                                             # (B, T, H) or (B, T, 2H)
-        if self.kind == "swiglu":
-            h = F.swiglu(h)                                          # silu(gate) * up: (B, T, 2H) -> (B, T, H)
-        elif self.kind == "gelu":
-            h = F.gelu(h, approximate=self.gelu_approximate)
-        else:
-            h = F.relu(h)
+        h = self.act(self.c_fc(x))                                   # (B, T, H)
         return self.resid_dropout(self.c_proj(self.hidden_dropout(h)))
 
 
 class Block(nn.Module):
-    """pre-norm:  x + attn(ln_1(x)), then + mlp(ln_2(x)).   post-norm:  ln_1(x + attn(x)), then ln_2(x + mlp(x))."""
+    """Pre-norm (GPT-2 onwards): x + attn(ln_1(x)), then + mlp(ln_2(x))."""
 
     def __init__(self, config):
         super().__init__()
-        self.pre_norm = config.norm_placement == "pre"
         self.ln_1 = make_norm(config)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = make_norm(config)
         self.mlp = MLP(config)
 
-    def forward(self, x, return_attention=False, cache=None, start=0):
-        if self.pre_norm:
-            a = self.attn(self.ln_1(x), return_attention, cache, start)
-            y, attention = a if return_attention else (a, None)
-            x = x + y
-            x = x + self.mlp(self.ln_2(x))
-        else:
-            a = self.attn(x, return_attention, cache, start)
-            y, attention = a if return_attention else (a, None)
-            x = self.ln_1(x + y)
-            x = self.ln_2(x + self.mlp(x))
-        return (x, attention) if return_attention else x
+    def forward(self, x, cache=None, start=0):
+        x = x + self.attn(self.ln_1(x), cache, start)
+        return x + self.mlp(self.ln_2(x))
+
+
+class PostNormBlock(Block):
+    """Post-norm (the original paper): ln_1(x + attn(x)), then ln_2(x + mlp(x))."""
+
+    def forward(self, x, cache=None, start=0):
+        x = self.ln_1(x + self.attn(x, cache, start))
+        return self.ln_2(x + self.mlp(x))
 
 
 class GPT(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        embedding = ScaledEmbedding if config.scale_embeddings else nn.Embedding
+        self.wte = embedding(config.vocab_size, config.n_embd)
         if config.positions == "learned":
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
             self.wpe.weight.no_weight_decay = True  # AdamW leaves position tables alone
         elif config.positions == "sinusoidal":
-            table = nn.sinusoidal_positions(config.block_size, config.n_embd).astype(np.float32)
-            self.register_buffer("pos_table", tp.tensor(table))
+            self.wpe = SinusoidalPositions(config.block_size, config.n_embd)
+        else:
+            self.wpe = None  # rotary positions act inside attention
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = make_norm(config) if config.final_norm else None
+        block = Block if config.norm_placement == "pre" else PostNormBlock
+        self.blocks = nn.ModuleList(block(config) for _ in range(config.n_layer))
+        self.ln_f = make_norm(config) if config.final_norm else nn.Identity()
         if config.tie_weights:
             self.lm_head = None  # logits = x @ wte.weightᵀ: the embedding matrix is shared, not copied
         else:
@@ -233,60 +248,49 @@ class GPT(nn.Module):
 
     @classmethod
     def from_preset(cls, name, **overrides):
-        """GPT.from_preset("proust", vocab_size=len(tokenizer)): a seed design, with any config field overridden."""
+        """GPT.from_preset("proust", vocab_size=len(tokenizer)): a preset, with any config field overridden."""
         return cls(preset_config(name, **overrides))
 
     @classmethod
     def from_checkpoint(cls, path, device="cpu"):
         """(model in eval mode, tokenizer, checkpoint metadata) from a train.py checkpoint; no corpus needed."""
+        from models.tokenizer import tokenizer_from_dict
         from tinygrad_proust.checkpoint import load_checkpoint
-        from tinygrad_proust.data import tokenizer_from_dict
         meta, weights, _ = load_checkpoint(path)
         model = cls(GPTConfig.from_dict(meta["config"])).load_state_dict(weights).to(device).eval()
         return model, tokenizer_from_dict(meta["tokenizer"]), meta
 
+    @property
+    def device(self):
+        return self.wte.weight.device
+
     def head_weight(self):
+        """The output projection's (vocab, C) weight: the token embedding matrix itself when tied."""
         return self.wte.weight if self.lm_head is None else self.lm_head.weight
 
-    def embed(self, idx, start=0):
-        """Token (and absolute position) embeddings for tokens at positions start .. start+T-1: (B, T, C)."""
-        B, T = idx.shape
-        x = self.wte(idx)                                            # (B, T, C)
-        if self.config.scale_embeddings:
-            x = x * math.sqrt(self.config.n_embd)
-        if self.config.positions == "learned":
-            x = x + self.wpe(tp.arange(start, start + T, device=x.device))  # (T, C) broadcast over B
-        elif self.config.positions == "sinusoidal":
-            x = x + self.pos_table[start:start + T].to(dtype=x.dtype)
-        return self.drop(x)
-
     def head(self, x):
-        """Final norm (if any) and the output projection: (B, T, C) -> (B, T, vocab) logits."""
-        if self.ln_f is not None:
-            x = self.ln_f(x)
+        """Final norm and the output projection: (B, T, C) residual stream -> (B, T, vocab) logits."""
+        x = self.ln_f(x)
         if self.lm_head is None:
             return F.linear(x, self.wte.weight)
         return self.lm_head(x)
 
-    def forward(self, idx, targets=None, return_attention=False, kv_cache=None):
-        """idx: (B, T) token ids. Returns (logits (B, T, vocab), loss or None), plus the list of each layer's
-        attention weights (B, nh, T, T) when return_attention. With a KVCache, idx continues the tokens
-        already in the cache (their keys and values are reused) and the cache grows by T."""
-        idx = idx if isinstance(idx, tp.Tensor) else tp.tensor(idx, device=self.wte.weight.device)
+    def forward(self, idx, targets=None, kv_cache=None):
+        """idx: (B, T) token ids -> (logits (B, T, vocab), loss or None), as nanoGPT's. With a KVCache, idx
+        continues the tokens already in the cache (their keys and values are reused) and the cache grows by T.
+        To look inside (attention weights, the residual stream), hook the modules: see models/inspection.py."""
+        idx = idx if isinstance(idx, tp.Tensor) else tp.tensor(idx, device=self.device)
         B, T = idx.shape
         start = 0 if kv_cache is None else kv_cache.length
         if start + T > self.config.block_size:
             raise ValueError(f"GPT: sequence of length {start + T} is longer than the context (block_size "
                              f"{self.config.block_size})")
-        x = self.embed(idx, start)
-        attentions = []
+        x = self.wte(idx)                                            # (B, T, C)
+        if self.wpe is not None:
+            x = x + self.wpe(tp.arange(start, start + T, device=x.device))  # (T, C) broadcast over B
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            layer_cache = None if kv_cache is None else kv_cache.layers[i]
-            if return_attention:
-                x, attention = block(x, True, layer_cache, start)
-                attentions.append(attention)
-            else:
-                x = block(x, False, layer_cache, start)
+            x = block(x, None if kv_cache is None else kv_cache.layers[i], start)
         if kv_cache is not None:
             kv_cache.length += T
         logits = self.head(x)                                        # (B, T, vocab)
@@ -294,23 +298,7 @@ class GPT(nn.Module):
         if targets is not None:
             targets = targets if isinstance(targets, tp.Tensor) else tp.tensor(targets, device=logits.device)
             loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
-        return (logits, loss, attentions) if return_attention else (logits, loss)
-
-
-    def hidden_states(self, idx):
-        """The residual stream after the embeddings and after each block: n_layer + 1 tensors of (B, T, C)."""
-        idx = idx if isinstance(idx, tp.Tensor) else tp.tensor(idx, device=self.wte.weight.device)
-        x = self.embed(idx)
-        states = [x]
-        for block in self.blocks:
-            x = block(x)
-            states.append(x)
-        return states
-
-    def logit_lens(self, idx):
-        """What the model would predict if it stopped after the embeddings and after each block: each hidden
-        state through the final norm and the head, (B, T, vocab) logits per stage. The last is forward()'s."""
-        return [self.head(h) for h in self.hidden_states(idx)]
+        return logits, loss
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None, use_cache=True):
         """Continue each row of idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens) ids.
@@ -334,7 +322,7 @@ class GPT(nn.Module):
         idx = np.array(idx, dtype=np.int64)
         if idx.ndim != 2 or idx.shape[1] == 0:
             raise ValueError(f"generate: idx must be (B, T) with T >= 1, got shape {idx.shape}")
-        block, device = self.config.block_size, self.wte.weight.device
+        block = self.config.block_size
         start, cache = max(0, idx.shape[1] - block), None   # the window is idx[:, start:]
         was_training = self.training
         self.eval()
@@ -344,14 +332,13 @@ class GPT(nn.Module):
                     if idx.shape[1] - start > block:       # the window is full: jump, and rebuild the cache
                         start, cache = idx.shape[1] - block // 2, None
                     if not use_cache:
-                        logits, _ = self(tp.tensor(idx[:, start:], device=device))
+                        logits, _ = self(idx[:, start:])
                     elif cache is None:                   # fill the cache with the whole window
                         cache = KVCache(len(self.blocks), block)
-                        logits, _ = self(tp.tensor(idx[:, start:], device=device), kv_cache=cache)
+                        logits, _ = self(idx[:, start:], kv_cache=cache)
                     else:                                 # one new position
-                        logits, _ = self(tp.tensor(idx[:, -1:], device=device), kv_cache=cache)
-                    last = logits.data[:, -1, :]
-                    last = (last.get() if hasattr(last, "get") else last).astype(np.float64)  # (B, vocab), host
+                        logits, _ = self(idx[:, -1:], kv_cache=cache)
+                    last = logits[:, -1, :].numpy().astype(np.float64)  # (B, vocab), on the host
                     next_ids = sample_next(last, temperature, top_k, top_p, rng)
                     idx = np.concatenate([idx, next_ids[:, None]], axis=1)
                     yield next_ids

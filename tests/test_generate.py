@@ -9,7 +9,7 @@ import generate
 import tinygrad_proust as tp
 from models.gpt import GPT, GPTConfig, KVCache, filter_logits, sample_next
 from tinygrad_proust.checkpoint import save_checkpoint
-from tinygrad_proust.data import ByteTokenizer, CharTokenizer
+from models.tokenizer import ByteTokenizer, CharTokenizer
 
 SCHEMES = {
     "learned": dict(positions="learned"),

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import tinygrad_proust as tp
-from models import inspect
+from models import inspection
 from models.gpt import GPT, GPTConfig
 from tinygrad_proust import graph
 from tinygrad_proust.checkpoint import save_checkpoint
-from tinygrad_proust.data import CharTokenizer
+from models.tokenizer import CharTokenizer
 
 TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, ffn_hidden=32)
 
@@ -114,14 +114,14 @@ def test_logit_lens_last_stage_is_the_models_own_logits():
     tp.manual_seed(0)
     model = GPT(GPTConfig(**TINY, norm_placement="post")).eval()
     idx = np.random.default_rng(0).integers(0, 11, (1, 8))
-    stages = model.logit_lens(idx)
+    stages = inspection.logit_lens_stages(model, idx)
     assert len(stages) == 3
     np.testing.assert_array_equal(stages[-1].numpy(), model(idx)[0].numpy())
 
 
 def test_attention_maps_are_causal_distributions(checkpoint):
     model, tokenizer, _ = GPT.from_checkpoint(checkpoint)
-    maps = inspect.attention_maps(model, tokenizer.encode("to be or"))
+    maps = inspection.attention_maps(model, tokenizer.encode("to be or"))
     assert len(maps) == 2 and maps[0].shape == (2, 8, 8)
     for weights in maps:
         np.testing.assert_allclose(weights.sum(-1), 1, rtol=1e-6)
@@ -129,7 +129,7 @@ def test_attention_maps_are_causal_distributions(checkpoint):
 
 
 def test_logit_lens_table(checkpoint, capsys, tmp_path):
-    inspect.main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be", "--top", "2",
+    inspection.main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be", "--top", "2",
                   "--save", str(tmp_path / "lens.txt")])
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 + 3 * 5                      # header + (embeddings, block 0, block 1) x 5 positions
@@ -139,12 +139,12 @@ def test_logit_lens_table(checkpoint, capsys, tmp_path):
 
 def test_pictures_are_written(checkpoint, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is the optional drawing extra")
-    inspect.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be or", "--out",
+    inspection.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be or", "--out",
                   str(tmp_path / "attention.png")])
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("\n".join(json.dumps({"step": s, "train_loss": 3 - s / 100, "val_loss": 3.1 - s / 100})
                                  for s in (10, 20, 30)))
-    inspect.main(["loss-curve", "--metrics", str(metrics), "--out", str(tmp_path / "loss.png")])
+    inspection.main(["loss-curve", "--metrics", str(metrics), "--out", str(tmp_path / "loss.png")])
     for name in ("attention.png", "loss.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -160,6 +160,6 @@ def test_drawing_without_matplotlib_is_a_clear_error(checkpoint, tmp_path, monke
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(SystemExit):
-        inspect.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be", "--out",
+        inspection.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be", "--out",
                       str(tmp_path / "a.png")])
     assert "pip install matplotlib" in capsys.readouterr().err

@@ -12,8 +12,8 @@ import train
 from models.gpt import GPT, GPTConfig
 from tinygrad_proust import checkpoint, nn, optim
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from tinygrad_proust.data import (ByteTokenizer, CharTokenizer, DataError, TokenDataset, decode_utf8, default_corpus,
-                                  read_corpus, tokenizer_from_dict)
+from models.corpus import DataError, TokenDataset, decode_utf8, default_corpus, read_corpus
+from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict
 
 
 def _torch():
@@ -116,12 +116,22 @@ def test_default_corpus_extracts_the_texts_once(tmp_path):
     assert len(calls) == 1
 
 
-def test_default_corpus_without_network_says_to_pass_data(tmp_path):
+def test_default_corpus_without_network_leaves_nothing_behind(tmp_path):
     def offline(folder):
-        raise DataError("could not download the default corpus (no network); pass --data PATH to train on your own")
-    with pytest.raises(DataError, match="--data"):
+        raise DataError("could not download the default corpus (no network)")
+    with pytest.raises(DataError, match="could not download"):
         default_corpus(tmp_path, download=offline, log=lambda m: None)
     assert not (tmp_path / "shakespeare.txt").exists()
+
+
+def test_train_script_without_network_says_to_pass_data(tmp_path, monkeypatch, capsys):
+    def offline(log):
+        raise DataError("could not download the default corpus (no network)")
+    monkeypatch.setattr(train, "default_corpus", offline)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--out-dir", str(tmp_path / "out"), *TINY_RUN])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "no network" in err and "pass --data PATH" in err and "\n" not in err
 
 
 # ---- optimizers against PyTorch ----

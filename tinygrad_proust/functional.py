@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from . import fused, ops, rng
+from .device import module_for
 from .tensor import Tensor
 
 _fused = True
@@ -182,6 +183,13 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                                      scale=scale, dropout_keep=keep)
     weights = attention_weights(query, key, attn_mask=mask, is_causal=is_causal, scale=scale)
     return dropout(weights, dropout_p, training) @ value
+
+
+def causal_mask(t_query, t_key, device="cpu"):
+    """(T, S) booleans, True where query i may attend key j, for T queries that are the last T of S positions:
+    query i sits at position S - T + i and sees keys 0 .. S - T + i (T == S: is_causal's lower triangle)."""
+    xp = module_for(device)
+    return Tensor._wrap(xp.tril(xp.ones((t_query, t_key), dtype=bool), k=t_key - t_query), False, None)
 
 
 def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):

@@ -317,3 +317,56 @@ def sinusoidal_positions(num_positions, dim):
     table[:, 0::2] = np.sin(position * frequency)
     table[:, 1::2] = np.cos(position * frequency)[:, : dim // 2]
     return table
+
+
+# ---- stateless layers: chosen once when a model is built, so its forward needs no `if kind == ...` ----
+
+class Identity(Module):
+    """Returns its input (a slot a model may leave empty, e.g. no final norm)."""
+
+    def forward(self, x):
+        return x
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class GELU(Module):
+    """x Φ(x); approximate='tanh' is GPT-2's form."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SwiGLU(Module):
+    """silu(a) * b for [a, b] = the two halves of the last dim: (..., 2H) -> (..., H)."""
+
+    def forward(self, x):
+        return F.swiglu(x)
+
+
+class ScaledDotProductAttention(Module):
+    """softmax(q kᵀ / sqrt(d) + mask) v with dropout on the weights in training: F.scaled_dot_product_attention
+    as a module, so that a forward hook sees its inputs (q, k, v, attn_mask, is_causal) and can recompute the
+    attention weights (models/inspection.py draws attention maps this way)."""
+
+    def __init__(self, dropout=0.0):
+        super().__init__()
+        self.dropout = dropout
+
+    def forward(self, q, k, v, attn_mask=None, is_causal=False):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+                                              dropout_p=self.dropout if self.training else 0.0,
+                                              training=self.training)
+
+    def extra_repr(self):
+        return f"dropout={self.dropout}"

