@@ -1,4 +1,7 @@
-"""Shared fixtures: the device list (GPU cases skip cleanly without CuPy or a GPU) and an optional torch."""
+"""Shared fixtures: the device list (GPU cases skip cleanly without CuPy or a GPU), PyTorch as the reference,
+and a fixed seed for every test."""
+import os
+
 import pytest
 
 import tinygrad_proust as tp
@@ -10,6 +13,19 @@ DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(not tp.gpu_availa
 @pytest.fixture(params=DEVICES)
 def device(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, the independent reference of the parity tests (a test extra, not a dependency). Without it they
+    are skipped on your machine, but fail in CI (CI=true): there a failed install must never pass as green."""
+    try:
+        import torch
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("PyTorch is not installed, and CI must run the parity tests: pip install torch==2.13.0")
+        pytest.skip("PyTorch is not installed (pip install torch==2.13.0 runs the parity tests)")
+    return torch
 
 
 @pytest.fixture(autouse=True)

@@ -129,10 +129,9 @@ def test_default_dtypes():
     assert tp.arange(5).dtype == np.int64 and tp.arange(0.0, 1.0, 0.5).dtype == np.float32
 
 
-def test_anything_array_like_becomes_a_numpy_array():
+def test_anything_array_like_becomes_a_numpy_array(torch):
     assert type(tp.tensor(np.float64(2.5)).data) is np.ndarray
     assert tp.tensor(np.float64(2.5)).dtype == np.float64          # a NumPy value keeps its dtype
-    torch = pytest.importorskip("torch")
     t = tp.tensor(torch.tensor([1.0, 2.0]))
     assert type(t.data) is np.ndarray and t.dtype == np.float32
 

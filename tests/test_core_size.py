@@ -1,9 +1,18 @@
-"""A line budget for the core (as teenygrad's sz.py): Tensor + engine + ops must stay readable in one sitting."""
+"""Line budgets (as teenygrad's sz.py), in code lines: not blank, not comments, not docstrings.
+
+The engine is what a reader follows from loss.backward() into any op's gradient: Tensor and the backward walk,
+the primitive ops, the fused ops and the functional API over them. It must stay readable in one sitting.
+The framework is all of tinygrad_proust/: the engine plus nn modules, optimizers, devices, random numbers,
+checkpoints, gradcheck and the debugging and drawing tools. The language-model application (models/) is not
+counted: it is an application of the framework, and grows with what users train.
+"""
 import ast
 from pathlib import Path
 
-CORE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
-BUDGET = 1040  # code lines: not blank, not comments, not docstrings
+PACKAGE = Path(__file__).resolve().parent.parent / "tinygrad_proust"
+ENGINE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
+ENGINE_BUDGET = 1050
+FRAMEWORK_BUDGET = 1900
 
 
 def code_lines(path):
@@ -17,10 +26,14 @@ def code_lines(path):
                if line.strip() and not line.strip().startswith("#") and i not in docstring_lines)
 
 
-def test_core_fits_its_line_budget():
-    package = Path(__file__).resolve().parent.parent / "tinygrad_proust"
-    sizes = {name: code_lines(package / name) for name in CORE}
-    assert sum(sizes.values()) <= BUDGET, f"core is {sum(sizes.values())} code lines (budget {BUDGET}): {sizes}"
+def test_engine_fits_its_line_budget():
+    sizes = {name: code_lines(PACKAGE / name) for name in ENGINE}
+    assert sum(sizes.values()) <= ENGINE_BUDGET, f"engine is {sum(sizes.values())} code lines: {sizes}"
+
+
+def test_framework_fits_its_line_budget():
+    sizes = {path.name: code_lines(path) for path in sorted(PACKAGE.glob("*.py"))}
+    assert sum(sizes.values()) <= FRAMEWORK_BUDGET, f"framework is {sum(sizes.values())} code lines: {sizes}"
 
 
 def test_counter_skips_docstrings_and_comments(tmp_path):

@@ -21,13 +21,6 @@ EXPECTED_COUNTS = {
 }
 
 
-def _torch():
-    try:
-        import torch
-        return torch
-    except ImportError:
-        pytest.skip("PyTorch is not installed")
-
 
 @pytest.mark.parametrize("name", list(EXPECTED_COUNTS))
 def test_preset_parameter_counts_are_exact(name):
@@ -171,8 +164,7 @@ def _rel_err(a, b):
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
 
 
-def _parity(config, dtype, B=2, T=None):
-    torch = _torch()
+def _parity(torch, config, dtype, B=2, T=None):
     from models.torch_gpt import TorchGPT, copy_weights
     tp.manual_seed(0)
     config = GPTConfig(**{**config.to_dict(), "dropout": 0.0})
@@ -197,15 +189,15 @@ def _parity(config, dtype, B=2, T=None):
 
 @pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("float64", 1e-9)])
-def test_presets_match_pytorch(name, dtype, tolerance):
-    errors = _parity(preset_config(name), dtype)
+def test_presets_match_pytorch(name, dtype, tolerance, torch):
+    errors = _parity(torch, preset_config(name), dtype)
     worst = max(errors, key=errors.get)
     assert errors[worst] <= tolerance, f"{worst}: relative error {errors[worst]:.3g}"
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_families_match_pytorch_in_float64(family):
-    errors = _parity(GPTConfig(**TINY, **FAMILIES[family]), "float64", T=5)
+def test_families_match_pytorch_in_float64(family, torch):
+    errors = _parity(torch, GPTConfig(**TINY, **FAMILIES[family]), "float64", T=5)
     worst = max(errors, key=errors.get)
     assert errors[worst] <= 1e-9, f"{worst}: relative error {errors[worst]:.3g}"
 

@@ -12,15 +12,6 @@ import pytest
 import tinygrad_proust as tp
 from tinygrad_proust import functional as F
 
-def _torch():
-    """PyTorch if installed (it is the reference, not a dependency); else the test is skipped."""
-    try:
-        import torch
-        return torch
-    except ImportError:
-        pytest.skip("PyTorch is not installed")
-
-
 REPEATED = np.array([0, 2, 0, 1, 2, 2])           # indices with repeats: backward must scatter-ADD
 TARGETS = np.array([1, 0, 3, 3, 2])
 TARGETS_IGNORE = np.array([1, -100, 3, -100, 2])
@@ -171,8 +162,7 @@ def test_gradient_matches_finite_differences(case, device):
 
 
 @pytest.mark.parametrize("case", CASES, ids=repr)
-def test_matches_pytorch(case):
-    torch = _torch()
+def test_matches_pytorch(case, torch):
     arrays = random_inputs(case, seed=2)
     mine = [tp.tensor(a, requires_grad=True) for a in arrays]
     theirs_in = [torch.tensor(a, requires_grad=True) for a in arrays]

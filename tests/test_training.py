@@ -16,13 +16,6 @@ from models.corpus import DataError, TokenDataset, decode_utf8, default_corpus, 
 from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict
 
 
-def _torch():
-    try:
-        import torch
-        return torch
-    except ImportError:
-        pytest.skip("PyTorch is not installed")
-
 
 # ---- tokenizers ----
 
@@ -136,8 +129,7 @@ def test_train_script_without_network_says_to_pass_data(tmp_path, monkeypatch, c
 
 # ---- optimizers against PyTorch ----
 
-def _run_both(make_ours, make_theirs, steps=5):
-    torch = _torch()
+def _run_both(torch, make_ours, make_theirs, steps=5):
     rng = np.random.default_rng(0)
     shapes = [(4, 3), (3,), (2, 5)]
     init = [rng.standard_normal(s) for s in shapes]
@@ -156,20 +148,20 @@ def _run_both(make_ours, make_theirs, steps=5):
 
 
 @pytest.mark.parametrize("kind", ["sgd", "sgd_momentum_decay", "adam", "adam_l2", "adamw_groups"])
-def test_optimizer_matches_pytorch(kind):
+def test_optimizer_matches_pytorch(kind, torch):
     if kind == "sgd":
-        _run_both(lambda ps: optim.SGD(ps, lr=0.1), lambda ts, torch: torch.optim.SGD(ts, lr=0.1))
+        _run_both(torch, lambda ps: optim.SGD(ps, lr=0.1), lambda ts, torch: torch.optim.SGD(ts, lr=0.1))
     elif kind == "sgd_momentum_decay":
-        _run_both(lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.01),
+        _run_both(torch, lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=0.01),
                   lambda ts, torch: torch.optim.SGD(ts, lr=0.05, momentum=0.9, weight_decay=0.01))
     elif kind == "adam":
-        _run_both(lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.95)),
+        _run_both(torch, lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.95)),
                   lambda ts, torch: torch.optim.Adam(ts, lr=0.01, betas=(0.8, 0.95)))
     elif kind == "adam_l2":
-        _run_both(lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1),
+        _run_both(torch, lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1),
                   lambda ts, torch: torch.optim.Adam(ts, lr=0.01, weight_decay=0.1))
     else:
-        _run_both(lambda ps: optim.AdamW([{"params": ps[:2], "weight_decay": 0.3}, {"params": ps[2:], "lr": 0.02}],
+        _run_both(torch, lambda ps: optim.AdamW([{"params": ps[:2], "weight_decay": 0.3}, {"params": ps[2:], "lr": 0.02}],
                                          lr=0.01, betas=(0.9, 0.99), weight_decay=0.1),
                   lambda ts, torch: torch.optim.AdamW([{"params": ts[:2], "weight_decay": 0.3},
                                                        {"params": ts[2:], "lr": 0.02}],
@@ -185,8 +177,7 @@ def test_adamw_by_default_decays_matrices_but_not_gains_biases_or_positions():
     assert not any(name.endswith("bias") for name in decayed)
 
 
-def test_clip_grad_norm_matches_pytorch():
-    torch = _torch()
+def test_clip_grad_norm_matches_pytorch(torch):
     rng = np.random.default_rng(0)
     grads = [rng.standard_normal(s) * 3 for s in [(4, 3), (5,)]]
     ours = [nn.Parameter(tp.zeros(*g.shape, dtype="float64")) for g in grads]

@@ -1,0 +1,60 @@
+"""The repository's two rooms: the framework (tinygrad_proust/, what `pip install` ships) and the language-model
+application (models/ and the scripts, run from a clone). No file shadows a standard-library module, every
+module imports, every script runs as a file from any folder, and the framework never imports the application."""
+import ast
+import importlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ["train.py", "generate.py", "bench.py", "models/inspection.py"]
+
+
+def python_files():
+    return sorted(p.relative_to(ROOT) for p in ROOT.rglob("*.py")
+                  if not {".git", "build", ".venv"} & set(p.relative_to(ROOT).parts))
+
+
+def test_no_file_or_folder_shadows_a_standard_library_module():
+    names = {p.stem for p in python_files()} | {p.parent.name for p in python_files() if p.parent != Path(".")}
+    assert not sorted(names & set(sys.stdlib_module_names)), "rename these: they hide the standard library's"
+
+
+@pytest.mark.parametrize("module", ["tinygrad_proust." + p.stem for p in sorted((ROOT / "tinygrad_proust").glob("*.py"))
+                                    if p.stem != "__init__"]
+                         + ["models." + p.stem for p in sorted((ROOT / "models").glob("*.py")) if p.stem != "__init__"]
+                         + ["train", "generate", "bench"])
+def test_every_module_imports(module):
+    assert importlib.import_module(module).__name__ == module
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_runs_as_a_file_from_any_folder(script, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / script), "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage:")
+
+
+def test_the_framework_never_imports_the_application():
+    for path in sorted((ROOT / "tinygrad_proust").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.split(".")[0] in ("models", "train", "generate", "bench") for n in names), path
+
+
+def test_pip_installs_only_the_framework(tmp_path):
+    """A wheel built from the project holds tinygrad_proust and nothing else: no generic top-level `models`."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "out", "build", "*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=120)
+    wheel, = (tmp_path / "dist").glob("*.whl")
+    top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {name for name in top_level if not name.endswith(".dist-info")} == {"tinygrad_proust"}
