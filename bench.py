@@ -104,7 +104,7 @@ def race(preset, batch, block, device, steps, warmup, vocab=None):
 
 
 def numerical_gradient_step(samples=64):
-    """The seed design's step: one forward pass per parameter (finite differences), byte-gpt on a 32-token
+    """A step without autograd: one forward pass per parameter (finite differences), byte-gpt on a 32-token
     sequence; timed on `samples` parameters and extrapolated. Against our autograd step on the same input."""
     tp.manual_seed(0)
     model = GPT.from_preset("byte-gpt").eval()
@@ -199,7 +199,7 @@ def main():
 
     if args.device == "cpu" and not args.no_numerical:
         numerical, autograd, n = numerical_gradient_step()
-        print(f"\nseed numerical-gradient step, byte-gpt, 1 x 32 tokens, {n:,} parameters: "
+        print(f"\nnumerical-gradient step, byte-gpt, 1 x 32 tokens, {n:,} parameters: "
               f"{numerical:,.1f} s/step (extrapolated from 64 parameters); our autograd step: {autograd * 1000:.1f} ms; "
               f"ratio {numerical / autograd:,.0f}x")
 

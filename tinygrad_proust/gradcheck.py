@@ -1,6 +1,6 @@
 """Gradient checking: compare backward() with central finite differences.
 
-This is the seed design's numerical gradient, kept as the oracle:
+This is the numerical gradient a trainer without autograd would use, kept as the oracle:
     dL/dx_i ≈ (L(x + eps e_i) - L(x - eps e_i)) / (2 eps)       error O(eps²)
 with L = Σ f(x) ⊙ r for a fixed random r, so every output element (not just their sum) is checked.
 Run it in float64: in float32 the rounding error of L swamps the difference quotient.
