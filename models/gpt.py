@@ -254,8 +254,6 @@ class GPT(nn.Module):
     @classmethod
     def from_checkpoint(cls, path, device="cpu"):
         """(model in eval mode, tokenizer, checkpoint metadata) from a train.py checkpoint; no corpus needed."""
-        from models.tokenizer import tokenizer_from_dict
-        from tinygrad_proust.checkpoint import load_checkpoint
         meta, weights, _ = load_checkpoint(path)
         model = cls(GPTConfig.from_dict(meta["config"])).load_state_dict(weights).to(device).eval()
         return model, tokenizer_from_dict(meta["tokenizer"]), meta
