@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 import tinygrad_proust as tp
+from models.tokenizer import tokenizer_from_dict
 from tinygrad_proust import functional as F
 from tinygrad_proust import nn
+from tinygrad_proust.checkpoint import load_checkpoint
 
 
 @dataclass
