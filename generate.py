@@ -6,8 +6,8 @@
 
 The checkpoint carries the model configuration and the tokenizer: no corpus is needed.
 From Python: model, tokenizer, _ = GPT.from_checkpoint(path); model.generate(ids, 100, temperature=0.8, top_k=40)
+A closed pipe (`python generate.py | head`) ends it quietly.
 """
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -15,60 +15,32 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_proust as tp
-from models.corpus import DataError
-from models.gpt import GPT
-from tinygrad_proust.checkpoint import CheckpointError
+from models.cli import Parser, console, fail, integer, load_model_and_prompt, real
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--checkpoint", help="a .npz written by train.py (default: the newest best.npz under --out-dir)")
     p.add_argument("--out-dir", default="out", help="where train.py wrote its checkpoints (default: %(default)s)")
     p.add_argument("--prompt", default="", help="text to continue (empty: start from a newline)")
-    p.add_argument("--max-new-tokens", type=int, default=500)
-    p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; higher is more random")
-    p.add_argument("--top-k", type=int, default=40, help="sample among the k most likely tokens (0: all)")
-    p.add_argument("--top-p", type=float, default=None, help="sample among the most likely tokens covering p")
+    p.add_argument("--max-new-tokens", type=integer(0, 10**7), default=500)
+    p.add_argument("--temperature", type=real(0, 1e6), default=0.8, help="0 is greedy; higher is more random")
+    p.add_argument("--top-k", type=integer(0, 10**9), default=40, help="sample among the k most likely tokens (0: all)")
+    p.add_argument("--top-p", type=real(0, 1, low_open=True), default=None,
+                   help="sample among the most likely tokens covering p (the most likely one is always kept)")
     p.add_argument("--greedy", action="store_true", help="always take the most likely token (temperature 0)")
-    p.add_argument("--num-samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--num-samples", type=integer(1, 10**6), default=1)
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=None)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "cuda", "auto"])
     p.add_argument("--drop-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token")
-    args = p.parse_args(argv)
-    if args.temperature < 0:
-        p.error(f"--temperature must be >= 0, got {args.temperature}")
-    if args.top_k < 0:
-        p.error(f"--top-k must be >= 1 (or 0 for no limit), got {args.top_k}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        p.error(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.max_new_tokens < 0 or args.num_samples < 1:
-        p.error("--max-new-tokens must be >= 0 and --num-samples >= 1")
-    return args
-
-
-def fail(message):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    return p.parse_args(argv)
 
 
 def find_checkpoint(out_dir):
     """The most recently written best.npz under out_dir, or None."""
     found = sorted(Path(out_dir).rglob("best.npz"), key=lambda p: p.stat().st_mtime) if Path(out_dir).is_dir() else []
     return found[-1] if found else None
-
-
-def encode_prompt(tokenizer, prompt, drop_unknown):
-    if not prompt:  # start from a newline: the start of a line, where a text naturally begins
-        return tokenizer.encode("\n") if not tokenizer.unknown_chars("\n") else np.array([0], dtype=np.int64)
-    missing = tokenizer.unknown_chars(prompt)
-    if missing and not drop_unknown:  # whatever policy training used, a prompt is never silently changed
-        raise DataError("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing)
-                        + " (pass --drop-unknown to leave them out)")
-    prompt = "".join(c for c in prompt if c not in missing)
-    if not prompt:
-        raise DataError("no prompt character is in the model's vocabulary")
-    return tokenizer.encode(prompt)
 
 
 def write_stream(token_ids, tokenizer, out):
@@ -85,6 +57,7 @@ def write_stream(token_ids, tokenizer, out):
     return count
 
 
+@console
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     path = args.checkpoint
@@ -95,11 +68,7 @@ def main(argv=None):
                  "(or pass --checkpoint PATH)")
         print(f"using {path}", file=sys.stderr)
     device = "gpu" if args.device == "auto" and tp.gpu_available() else args.device.replace("auto", "cpu")
-    try:
-        model, tokenizer, _ = GPT.from_checkpoint(path, device=device)
-        prompt_ids = encode_prompt(tokenizer, args.prompt, args.drop_unknown)
-    except (CheckpointError, DataError, tp.DeviceError) as err:
-        fail(err)
+    model, tokenizer, prompt_ids = load_model_and_prompt(path, args.prompt, args.drop_unknown, device)
     temperature = 0.0 if args.greedy else args.temperature
     rng = np.random.default_rng(args.seed)
     for sample in range(args.num_samples):

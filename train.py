@@ -9,6 +9,7 @@ Every --eval-interval steps: train and validation loss, a text sample, a row in 
 checkpoints out/last.npz (always) and out/best.npz (on a new best validation loss). Ctrl-C saves and exits.
 """
 import argparse
+import os
 import json
 import math
 import signal
@@ -24,82 +25,105 @@ import tinygrad_proust as tp
 from models.corpus import DataError, NotUTF8Error, TokenDataset, decode_utf8, default_corpus, read_corpus
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict
+from models.cli import Parser, console, fail, integer, non_empty, one_character, read_metrics, real, write_metrics
 from tinygrad_proust import optim, rng as tp_rng
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("model")
+def make_parser():
+    """Every flag, with the values it accepts (checked as it is read: a bad value is one line and exit 2)."""
+    p = Parser(description=__doc__)
+    g = p.add_argument_group("model (fixed for a run: a resumed run keeps its checkpoint's)")
     g.add_argument("--preset", default="char-small", choices=sorted(PRESETS), help="architecture (default: %(default)s)")
-    g.add_argument("--n-layer", type=int, help="override the preset's number of blocks")
-    g.add_argument("--n-head", type=int, help="override the number of attention heads")
-    g.add_argument("--n-embd", type=int, help="override the model width")
-    g.add_argument("--ffn-hidden", type=int, help="override the feed-forward width")
-    g.add_argument("--block-size", type=int, help="context length (default: the preset's)")
-    g.add_argument("--dropout", type=float, help="override the preset's dropout")
+    g.add_argument("--n-layer", type=integer(1, 1024), help="override the preset's number of blocks")
+    g.add_argument("--n-head", type=integer(1, 1024), help="override the number of attention heads")
+    g.add_argument("--n-embd", type=integer(1, 65536), help="override the model width")
+    g.add_argument("--ffn-hidden", type=integer(1, 1 << 20), help="override the feed-forward width")
+    g.add_argument("--block-size", type=integer(1, 1 << 20), help="context length (default: the preset's)")
+    g.add_argument("--dropout", type=real(0, 1, high_open=True), help="override the preset's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="a UTF-8 text file or a folder of them (default: Shakespeare, fetched once)")
     g.add_argument("--tokenizer", default="char", choices=["char", "byte"])
-    g.add_argument("--chars", help="char tokenizer: only these characters form the vocabulary; the corpus's other "
-                                   "characters are dropped, or replaced by --replace-unknown")
-    g.add_argument("--replace-unknown", metavar="CHAR", help="with --chars: put CHAR in place of other characters")
-    g.add_argument("--val-fraction", type=float, default=0.1, help="the end of the corpus kept for validation")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    g.add_argument("--steps", type=int, default=2500, help="optimizer steps in all")
+    g.add_argument("--chars", type=non_empty, help="char tokenizer: only these characters form the vocabulary; the "
+                                                   "corpus's other characters are dropped, or replaced by --replace-unknown")
+    g.add_argument("--replace-unknown", metavar="CHAR", type=one_character,
+                   help="with --chars: put CHAR in place of other characters")
+    g.add_argument("--val-fraction", type=real(0, 1, low_open=True, high_open=True), default=0.1,
+                   help="the end of the corpus kept for validation")
+    g = p.add_argument_group("optimisation (given with --resume, these override the checkpoint's)")
+    g.add_argument("--batch-size", type=integer(1, 1 << 20), default=32)
+    g.add_argument("--grad-accum", type=integer(1, 1 << 20), default=1, help="micro-batches per optimizer step")
+    g.add_argument("--steps", type=integer(1, 10**12), default=2500, help="optimizer steps in all")
     g.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
-    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    g.add_argument("--min-lr", type=float, help="floor of the cosine decay (default: lr / 10)")
-    g.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    g.add_argument("--lr", type=real(0, 100, low_open=True), default=3e-3, help="peak learning rate")
+    g.add_argument("--min-lr", type=real(0, 100), help="floor of the cosine decay (default: lr / 10)")
+    g.add_argument("--warmup", type=integer(0, 10**12), default=100, help="linear warm-up steps")
     g.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
-    g.add_argument("--lr-decay-steps", type=int,
+    g.add_argument("--lr-decay-steps", type=integer(1, 10**12),
                    help="step at which the cosine reaches the floor (default: --steps of the first run)")
-    g.add_argument("--weight-decay", type=float, default=0.1, help="AdamW decay of the weight matrices")
-    g.add_argument("--beta1", type=float, default=0.9)
-    g.add_argument("--beta2", type=float, default=0.99)
-    g.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
-    g.add_argument("--grad-clip", type=float, default=1.0, help="max global gradient norm (0: no clipping)")
+    g.add_argument("--weight-decay", type=real(0, 100), default=0.1, help="AdamW decay of the weight matrices")
+    g.add_argument("--beta1", type=real(0, 1, high_open=True), default=0.9)
+    g.add_argument("--beta2", type=real(0, 1, high_open=True), default=0.99)
+    g.add_argument("--momentum", type=real(0, 1, high_open=True), default=0.0, help="SGD momentum")
+    g.add_argument("--grad-clip", type=real(0, 1e9), default=1.0, help="max global gradient norm (0: no clipping)")
     g = p.add_argument_group("evaluation, logging, checkpoints")
-    g.add_argument("--eval-interval", type=int, default=250)
-    g.add_argument("--eval-batches", type=int, default=20)
-    g.add_argument("--sample-tokens", type=int, default=200, help="length of the sample printed at each evaluation")
-    g.add_argument("--log-interval", type=int, default=10, help="steps between progress-bar updates (reads the loss)")
-    g.add_argument("--out-dir", default="out")
-    g.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint (its settings, unless overridden)")
+    g.add_argument("--eval-interval", type=integer(1, 10**12), default=250)
+    g.add_argument("--eval-batches", type=integer(1, 1 << 20), default=20)
+    g.add_argument("--sample-tokens", type=integer(0, 1 << 20), default=200,
+                   help="length of the sample printed at each evaluation")
+    g.add_argument("--log-interval", type=integer(1, 10**12), default=10,
+                   help="steps between progress-bar updates (reads the loss)")
+    g.add_argument("--out-dir", help="where checkpoints and metrics go (default: out, or the resumed checkpoint's folder)")
+    g.add_argument("--overwrite", action="store_true", help="replace a run already in --out-dir")
+    g.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue from a checkpoint: its settings are the defaults, flags given now override them")
     g = p.add_argument_group("system")
     g.add_argument("--device", default="cpu", choices=["cpu", "gpu", "cuda", "auto"])
-    g.add_argument("--seed", type=int, default=1337)
-    args = p.parse_args(argv)
-    args.explicit = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
-    return args
+    g.add_argument("--seed", type=integer(0, 2**32 - 1), default=1337)
+    return p
 
 
-def fail(message):
-    """Bad input ends the run with one clear line, not a traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+# Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
+FIXED_FOR_A_RUN = ["preset", "n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "tokenizer", "chars",
+                   "replace_unknown"]
+NOT_SAVED = ("resume", "out_dir", "overwrite")
+
+
+def parse_args(argv):
+    """(settings, the checkpoint being resumed or None). With --resume the checkpoint's saved settings become the
+    parser's defaults, so a flag given now wins and every other setting is the checkpoint's."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    checkpoint = None
+    if args.resume:
+        try:
+            checkpoint = load_checkpoint(args.resume)
+        except CheckpointError as err:
+            fail(err)
+        saved = {k: v for k, v in checkpoint[0].get("args", {}).items() if k in vars(args) and k not in NOT_SAVED}
+        parser.set_defaults(**saved)
+        args = parser.parse_args(argv)
+        for key in FIXED_FOR_A_RUN:
+            if key in saved and getattr(args, key) != saved[key]:
+                flag = "--" + key.replace("_", "-")
+                fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
+                     "the architecture and vocabulary of a run cannot change (start a new run instead)")
+        if args.steps <= checkpoint[0]["step"]:
+            fail(f"--steps {args.steps}: the checkpoint is already at step {checkpoint[0]['step']}; "
+                 "give a larger --steps to train on")
+        if args.out_dir is None:
+            args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
+    args.out_dir = args.out_dir or "out"
+    if args.replace_unknown is not None and args.chars is None:
+        fail("--replace-unknown needs --chars (the characters to keep)")
+    if args.min_lr is not None and args.min_lr > args.lr:
+        fail(f"--min-lr {args.min_lr} is above --lr {args.lr}")
+    return args, checkpoint
 
 
 # ------------------------------------------------------------------------------------------------
 # the phases of a run, in the order main() calls them
 # ------------------------------------------------------------------------------------------------
-
-def load_resume_checkpoint(args):
-    """With --resume: the checkpoint (meta, weights, optimizer state), its saved settings applied to args
-    except those given on the command line now. Without: None."""
-    if not args.resume:
-        return None
-    try:
-        checkpoint = load_checkpoint(args.resume)
-    except CheckpointError as err:
-        fail(err)
-    for key, value in checkpoint[0]["args"].items():
-        if key not in args.explicit and key not in ("resume", "explicit"):
-            setattr(args, key, value)
-    return checkpoint
-
 
 def pick_device(name):
     """'cpu' or 'gpu'; 'auto' takes the GPU when CuPy sees one. A GPU that cannot be used is one clear line."""
@@ -158,15 +182,19 @@ class Run:
 
 
 def build_model(args, tokenizer, checkpoint):
-    """The model configuration: the checkpoint's when resuming, else the preset with the flags' overrides."""
+    """The model configuration: the checkpoint's when resuming (with --dropout, the one training setting of the
+    model that may change), else the preset with the flags' overrides."""
     if checkpoint is not None:
-        return GPTConfig.from_dict(checkpoint[0]["config"])
+        config = GPTConfig.from_dict(checkpoint[0]["config"])
+        if args.dropout is not None:
+            config.dropout = args.dropout
+        return config
     overrides = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "dropout")
                  if getattr(args, k) is not None}
     try:
         return preset_config(args.preset, vocab_size=tokenizer.vocab_size, **overrides)
     except ValueError as err:
-        fail(err)
+        fail(f"--preset {args.preset} with these overrides: {err}")
 
 
 def build_optimizer(args, model):
@@ -175,6 +203,39 @@ def build_optimizer(args, model):
     if args.optimizer == "adam":
         return optim.Adam(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2))
     return optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
+
+
+RUN_FILES = ("last.npz", "best.npz", "metrics.jsonl")
+
+
+def prepare_out_dir(args, checkpoint):
+    """The run's folder, writable, holding no other run (unless --overwrite), without stale temporary files. A
+    resumed run keeps its metrics up to its checkpoint's step: rows written after it, by a run that was killed
+    before its next checkpoint, are dropped, so the curve never zig-zags."""
+    out_dir = Path(args.out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        fail(f"--out-dir {out_dir}: cannot write there ({err.strerror or err})")
+    for stale in out_dir.glob("*.tmp"):
+        stale.unlink()
+    resuming_here = checkpoint is not None and out_dir.resolve() == Path(args.resume).resolve().parent
+    present = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if present and not resuming_here:
+        if not args.overwrite:
+            fail(f"--out-dir {out_dir} already holds a run ({', '.join(present)}): resume it with --resume "
+                 f"{out_dir / 'last.npz'}, choose another --out-dir, or pass --overwrite to replace it")
+        for name in present:
+            (out_dir / name).unlink()
+    if checkpoint is not None:
+        history = Path(args.resume).resolve().parent / "metrics.jsonl"
+        rows = [row for row in read_metrics(history) if row["step"] < checkpoint[0]["step"]]
+        rows += [checkpoint[0]["metrics"]] if checkpoint[0].get("metrics") else []
+        write_metrics(out_dir / "metrics.jsonl", rows)
+    return out_dir
 
 
 def build_run(args, tokenizer, tokens, device, checkpoint):
@@ -190,28 +251,37 @@ def build_run(args, tokenizer, tokens, device, checkpoint):
     # resolved once and saved with the run, so that a resume keeps the same schedule
     args.min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
     args.lr_decay_steps = args.lr_decay_steps or args.steps
-    run = Run(args, config, tokenizer, dataset, model, optimizer, device, Path(args.out_dir),
+    out_dir = prepare_out_dir(args, checkpoint)
+    run = Run(args, config, tokenizer, dataset, model, optimizer, device, out_dir,
               batch_rng=np.random.default_rng(args.seed))
     if checkpoint is not None:
         meta, weights, optimizer_state = checkpoint
         model.load_state_dict(weights)
-        if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)
+        if optimizer_state is not None and meta["args"].get("optimizer") == args.optimizer:
+            # the moments are the checkpoint's; the settings (betas, decay, momentum) are today's flags
+            optimizer.load_state_dict({**optimizer_state, "param_groups": optimizer.state_dict()["param_groups"]})
+        else:
+            print(f"--optimizer {args.optimizer}: the checkpoint was trained with {meta['args'].get('optimizer')}; "
+                  "the new optimizer starts with empty state")
         run.step, run.best_val = meta["step"], meta["best_val_loss"]
         run.batch_rng.bit_generator.state = meta["batch_rng"]
         tp_rng.set_state(meta["rng"])
-    run.out_dir.mkdir(parents=True, exist_ok=True)
     return run
 
 
 def describe(run, source, n_bytes):
-    """Print what will run: corpus, model, every setting."""
+    """Print what will run: corpus, model, every setting in force."""
+    args = run.args
     print(f"device {run.device} | corpus {source}: {n_bytes:,} bytes, vocabulary {run.tokenizer.vocab_size} | "
           f"train {len(run.dataset.train):,} tokens, val {len(run.dataset.val):,}")
-    print(f"model {run.args.preset}: {run.model.num_parameters():,} parameters | {json.dumps(run.config.to_dict())}")
-    print("training:", json.dumps({k: v for k, v in vars(run.args).items() if k != "explicit"}))
+    print(f"model {args.preset}: {run.model.num_parameters():,} parameters | {json.dumps(run.config.to_dict())}")
+    print("training:", json.dumps(vars(args)))
     if run.step:
-        print(f"resumed from {run.args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
+        print(f"resumed from {args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
+        if args.schedule == "cosine" and args.steps > args.lr_decay_steps:
+            print(f"the cosine schedule reaches its floor (--min-lr {args.min_lr:g}) at step {args.lr_decay_steps}: "
+                  f"steps {max(run.step, args.lr_decay_steps)} to {args.steps} train at that rate "
+                  "(--lr-decay-steps sets where the floor is reached)")
 
 
 def learning_rate(args, step):
@@ -247,22 +317,33 @@ def sample(run):
     return run.tokenizer.decode(ids[0])
 
 
-def save(run, name):
-    """out_dir/name.npz: weights, optimizer moments, step, RNG states and settings (everything a resume needs)."""
+def save(run, name, metrics_row=None):
+    """out_dir/name.npz: weights, optimizer moments, step, RNG states and settings (everything a resume needs), and
+    the metrics row of the evaluation that wrote it (a resume repairs metrics.jsonl from it)."""
     return save_checkpoint(run.out_dir / f"{name}.npz", run.model, run.optimizer, step=run.step,
                            best_val_loss=run.best_val, config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(),
-                           args={k: v for k, v in vars(run.args).items() if k not in ("explicit", "resume")},
-                           rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state)
+                           args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
+                           rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row)
+
+
+class Diverged(Exception):
+    """The loss or the gradients became NaN or Inf; the weights were not updated."""
 
 
 def train_step(run, lr):
-    """One optimizer step: --grad-accum micro-batches forward and backward, clip, update. Returns the last loss."""
+    """One optimizer step: --grad-accum micro-batches forward and backward, clip, update. Returns the last loss.
+    A non-finite loss or gradient norm raises Diverged before the weights change."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     for _ in range(run.args.grad_accum):
+        rng_state = tp_rng.get_state()  # to replay this micro-batch under detect_anomaly() if it diverges
         x, y = get_batch(run, "train", run.batch_rng)
         _, loss = run.model(x, y)
         (loss / run.args.grad_accum if run.args.grad_accum > 1 else loss).backward()
+        norm = optim.grad_norm(run.model.parameters())
+        if not (math.isfinite(loss.item()) and math.isfinite(norm.item())):
+            run.optimizer.zero_grad()
+            raise Diverged(x, y, rng_state, loss.item(), norm.item())
     if run.args.grad_clip > 0:
         optim.clip_grad_norm_(run.model.parameters(), run.args.grad_clip)
     run.optimizer.step()
@@ -271,19 +352,38 @@ def train_step(run, lr):
     return loss
 
 
+def report_divergence(run, diverged):
+    """Replay the failing micro-batch under detect_anomaly() to name the op that first made a NaN/Inf, then stop
+    with one line (status 1). The checkpoints on disk are the last good ones."""
+    x, y, rng_state, loss, norm = diverged.args
+    tp_rng.set_state(rng_state)
+    culprit = "no op produced it again when replayed"
+    try:
+        with tp.detect_anomaly():
+            run.model(x, y)[1].backward()
+    except tp.AnomalyError as err:
+        culprit = str(err).split("; the op was created at")[0]
+    run.optimizer.zero_grad()
+    saved = run.out_dir / "last.npz"
+    kept = f"the last good checkpoint is {saved}" if saved.exists() else "no checkpoint was saved yet"
+    fail(f"training diverged at step {run.step + 1} (loss {loss}, gradient norm {norm}): {culprit}; {kept}. "
+         "Lower --lr, or clip gradients with --grad-clip 1.0", status=1)
+
+
 def evaluate_and_save(run, lr, metrics, started):
-    """Losses on both splits, a row in metrics.jsonl, last.npz (and best.npz on a new best), a sample."""
+    """Losses on both splits, best.npz on a new best, last.npz, then a row in metrics.jsonl, in that order: a kill
+    between them leaves no metrics row that last.npz does not hold (a resume writes a missing one back)."""
     losses = estimate_loss(run)
     improved = losses["val"] < run.best_val
     run.best_val = min(run.best_val, losses["val"])
     tokens_per_step = run.args.batch_size * run.args.grad_accum * run.config.block_size
     row = {"step": run.step, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
            "elapsed_s": round(time.time() - started, 2), "tokens": run.step * tokens_per_step}
+    if improved:
+        save(run, "best", row)
+    save(run, "last", row)
     metrics.write(json.dumps(row) + "\n")
     metrics.flush()
-    save(run, "last")
-    if improved:
-        save(run, "best")
     tqdm.write(f"step {run.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
                f"{' (best)' if improved else ''}")
     if run.args.sample_tokens:
@@ -291,23 +391,26 @@ def evaluate_and_save(run, lr, metrics, started):
 
 
 class StopRequest:
-    """The first Ctrl-C asks the loop to finish its step, save and stop; a second one stops at once."""
+    """The first Ctrl-C or SIGTERM (a notebook's stop button, `timeout`, a cluster scheduler) asks the loop to
+    finish its step, save and stop; a second one stops at once, keeping the checkpoint last saved."""
 
-    def __init__(self):
-        self.requested = False
+    def __init__(self, out_dir):
+        self.requested, self.out_dir = False, out_dir
 
     def __call__(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            print(f"\nstopped at once; the last saved checkpoint is {self.out_dir / 'last.npz'}", file=sys.stderr)
+            raise SystemExit(130)
         self.requested = True
-        tqdm.write("interrupted: saving a checkpoint after this step (Ctrl-C again to stop at once)")
+        tqdm.write(f"interrupted: saving a checkpoint after this step ({signal.Signals(signum).name}; "
+                   "again to stop at once)")
 
 
 def train(run):
-    """The loop: step, log every --log-interval, evaluate and save every --eval-interval, stop on Ctrl-C."""
+    """The loop: step, log every --log-interval, evaluate and save every --eval-interval, stop on request."""
     args = run.args
-    stop = StopRequest()
-    previous_handler = signal.signal(signal.SIGINT, stop)
+    stop = StopRequest(run.out_dir)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     tokens_per_step = args.batch_size * args.grad_accum * run.config.block_size
     metrics = open(run.out_dir / "metrics.jsonl", "a")
     bar = tqdm(total=args.steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True)
@@ -315,7 +418,11 @@ def train(run):
     try:
         while run.step < args.steps:
             lr = learning_rate(args, run.step)
-            loss = train_step(run, lr)
+            try:
+                loss = train_step(run, lr)
+            except Diverged as diverged:
+                bar.close()
+                report_divergence(run, diverged)
             if run.step % args.log_interval == 0 or run.step == args.steps:
                 done = args.log_interval if run.step % args.log_interval == 0 else run.step % args.log_interval
                 bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
@@ -332,13 +439,14 @@ def train(run):
     finally:
         bar.close()
         metrics.close()
-        signal.signal(signal.SIGINT, previous_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return run.best_val
 
 
+@console
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    checkpoint = load_resume_checkpoint(args)
+    args, checkpoint = parse_args(sys.argv[1:] if argv is None else argv)
     device = pick_device(args.device)
     source, n_bytes, tokenizer, tokens = load_data(args, checkpoint)
     run = build_run(args, tokenizer, tokens, device, checkpoint)

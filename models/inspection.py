@@ -10,7 +10,6 @@ logit-lens: the residual stream after the embeddings and after each block, passe
             head, as if the model stopped there; the top next tokens per layer and position.
 The pictures need matplotlib (pip install matplotlib); the logit lens is text and needs nothing else.
 """
-import argparse
 import contextlib
 import json
 import sys
@@ -22,10 +21,9 @@ if __package__ in (None, ""):  # run as a file (python models/inspection.py): im
 import numpy as np
 
 import tinygrad_proust as tp
+from models.cli import Parser, console, fail, integer, load_model_and_prompt, non_empty, read_metrics
 from models.corpus import DataError
-from models.gpt import GPT
 from tinygrad_proust import functional as F
-from tinygrad_proust.checkpoint import CheckpointError
 
 
 class MissingDependency(RuntimeError):
@@ -47,12 +45,6 @@ def token_labels(tokenizer, ids):
     """A short printable label per token: whitespace shown as symbols, partial UTF-8 bytes in hex."""
     shown = {"\n": "⏎", " ": "␣", "\t": "⇥"}
     return [shown.get(tokenizer.token_text(i), tokenizer.token_text(i)) for i in ids]
-
-
-def encode(tokenizer, prompt):
-    if not prompt:
-        raise DataError("the prompt is empty")
-    return tokenizer.encode(prompt)[-1024:]
 
 
 @contextlib.contextmanager
@@ -140,10 +132,13 @@ def format_logit_lens(rows):
 
 
 def plot_loss_curve(metrics_path, path):
-    plt = pyplot()
-    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
+    metrics_path = Path(metrics_path)
+    if not metrics_path.is_file():
+        raise DataError(f"{metrics_path}: " + ("a folder, not a metrics file" if metrics_path.is_dir() else "no such file"))
+    rows = [r for r in read_metrics(metrics_path) if _is_number(r.get("train_loss")) and _is_number(r.get("val_loss"))]
     if not rows:
-        raise DataError(f"{metrics_path}: no evaluations recorded yet")
+        raise DataError(f"{metrics_path}: no evaluations recorded (train.py writes one row per --eval-interval)")
+    plt = pyplot()
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, [r["train_loss"] for r in rows], label="train")
@@ -158,38 +153,48 @@ def plot_loss_curve(metrics_path, path):
     return path
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def make_parser():
+    p = Parser(description=__doc__)
     commands = p.add_subparsers(dest="command", required=True)
     attention = commands.add_parser("attention", help="heatmaps of every layer's and head's attention weights")
     lens = commands.add_parser("logit-lens", help="the top next tokens after each layer")
     for sub in (attention, lens):
         sub.add_argument("--checkpoint", required=True)
-        sub.add_argument("--prompt", required=True)
+        sub.add_argument("--prompt", required=True, type=non_empty)
+        sub.add_argument("--drop-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
     attention.add_argument("--out", default="attention.png")
-    lens.add_argument("--top", type=int, default=3)
+    lens.add_argument("--top", type=integer(1, 10**6), default=3)
     lens.add_argument("--save", help="also write the table to this file")
     curve = commands.add_parser("loss-curve", help="train and validation loss from train.py's metrics.jsonl")
     curve.add_argument("--metrics", default="out/metrics.jsonl")
     curve.add_argument("--out", default="loss.png")
-    args = p.parse_args(argv)
+    return p
+
+
+@console
+def main(argv=None):
+    args = make_parser().parse_args(argv)
     try:
         if args.command == "loss-curve":
             print(f"wrote {plot_loss_curve(args.metrics, args.out)}")
             return
-        model, tokenizer, _ = GPT.from_checkpoint(args.checkpoint)
-        ids = encode(tokenizer, args.prompt)
+        model, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.prompt, args.drop_unknown)
+        ids = ids[-model.config.block_size:]
         if args.command == "attention":
-            ids = ids[-model.config.block_size:]
             print(f"wrote {plot_attention(attention_maps(model, ids), token_labels(tokenizer, ids), args.out)}")
         else:
             table = format_logit_lens(logit_lens(model, tokenizer, ids, args.top))
             print(table)
             if args.save:
                 Path(args.save).write_text(table + "\n")
-    except (CheckpointError, DataError, MissingDependency, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    except (DataError, MissingDependency) as err:
+        fail(err)
+    except OSError as err:
+        fail(f"{err.filename}: {err.strerror}" if err.filename else err)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ import numpy as np
 from models.corpus import DataError, decode_utf8
 
 
+class UnknownCharacters(DataError):
+    """A prompt holds characters that the model's vocabulary lacks."""
+
+
 class CharTokenizer:
     """Characters to ids over a fixed vocabulary.
 
@@ -137,6 +141,21 @@ class _StreamDecoder:
 
     def finish(self):
         return self.utf8.decode(b"", final=True) if self.utf8 else ""
+
+
+def encode_prompt(tokenizer, prompt, drop_unknown=False):
+    """The ids of a prompt to continue. Characters outside the vocabulary are an error naming them (a prompt is
+    never silently changed), or left out with drop_unknown. An empty prompt starts from a newline: the start of a
+    line, where a text naturally begins (or token 0 when the vocabulary has no newline)."""
+    if not prompt:
+        return tokenizer.encode("\n") if not tokenizer.unknown_chars("\n") else np.array([0], dtype=np.int64)
+    missing = tokenizer.unknown_chars(prompt)
+    if missing and not drop_unknown:
+        raise UnknownCharacters("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing))
+    prompt = "".join(c for c in prompt if c not in missing)
+    if not prompt:
+        raise DataError("no prompt character is in the model's vocabulary")
+    return tokenizer.encode(prompt)
 
 
 def tokenizer_from_dict(values):

@@ -152,10 +152,10 @@ def test_script_finds_the_newest_best_checkpoint(checkpoint_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--prompt", "xyz"], "characters not in the model's vocabulary: 'x', 'y', 'z'"),
-    (["--top-p", "0"], "--top-p must be in (0, 1]"),
-    (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
-    (["--temperature", "-1"], "--temperature must be >= 0"),
-    (["--top-k", "-2"], "--top-k must be >= 1"),
+    (["--top-p", "0"], "argument --top-p: expected a finite number in (0, 1]"),
+    (["--top-p", "1.5"], "argument --top-p: expected a finite number in (0, 1]"),
+    (["--temperature", "-1"], "argument --temperature: expected a finite number in [0, 1000000.0]"),
+    (["--top-k", "-2"], "argument --top-k: expected a whole number in [0, 1000000000]"),
 ])
 def test_script_rejects_bad_input(checkpoint_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:

@@ -6,6 +6,7 @@ into the parameters' arrays in place; gradients are only read.
 """
 import math
 
+from .device import array_module
 from .tensor import Tensor
 
 
@@ -144,15 +145,21 @@ class AdamW(Adam):
 def clip_grad_norm_(parameters, max_norm):
     """Scale all gradients together so that their global L2 norm is at most max_norm.
     Returns the norm before clipping, as a 0-d Tensor (computed on the device: no host sync)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
+    total = grad_norm(parameters)
+    coef = total.xp.minimum(max_norm / (total.data + 1e-6), 1.0).astype(total.dtype)
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.data = p.grad.data * coef  # a new array: a gradient array may be shared
+    return total
+
+
+def grad_norm(parameters):
+    """The global L2 norm of all gradients, sqrt(Σ g²), as a 0-d Tensor (computed on the device: no host sync)."""
+    grads = [p.grad.data for p in parameters if p.grad is not None]
     if not grads:
-        raise ValueError("clip_grad_norm_: no parameter has a gradient (call backward() first)")
-    xp = grads[0].xp
-    total = xp.sqrt(sum((g.data * g.data).sum() for g in grads))
-    coef = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(total.dtype)
-    for g in grads:
-        g.data = g.data * coef  # a new array: a gradient array may be shared
-    return Tensor(total)
+        raise ValueError("grad_norm: no parameter has a gradient (call backward() first)")
+    xp = array_module(grads[0])
+    return Tensor(xp.sqrt(sum((g * g).sum() for g in grads)))
 
 
 def cosine_lr(step, max_lr, warmup_steps, decay_steps, min_lr):

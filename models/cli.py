@@ -1,0 +1,140 @@
+"""What the scripts (train.py, generate.py, python -m models.inspection) share on the command line:
+
+- a parser whose every error is one line, `error: argument --flag: ...`, with exit status 2, and which takes no
+  abbreviations (`--step` is not silently `--steps`);
+- argument types that check a range when the flag is read, so each flag states what it accepts where it is
+  declared: integer(1), integer(0, 2**32 - 1), real(0, 1, high_open=True), ...;
+- fail(): a bad input found later ends the run the same way, with one line;
+- console(): output that survives any console encoding, and a closed pipe (`| head`) that ends the script quietly;
+- loading a checkpoint with a prompt, and reading and writing a run's metrics.jsonl.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+    def error(self, message):
+        fail(message.replace("\n", " "))
+
+
+def fail(message, status=2):
+    """End the script with one line on stderr: `error: <message>`."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _bounds(low, high, low_open=False, high_open=False):
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+
+def integer(low=None, high=None):
+    """An argparse type: a whole number in [low, high] (None: unbounded)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number in {_bounds(low, high)}, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected a whole number in {_bounds(low, high)}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def real(low=None, high=None, low_open=False, high_open=False):
+    """An argparse type: a finite number in the interval (open or closed at each end; None: unbounded)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {_bounds(low, high, low_open, high_open)}, "
+                                             f"got {text!r}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if not math.isfinite(value) or too_low or too_high:
+            raise argparse.ArgumentTypeError(f"expected a finite number in {_bounds(low, high, low_open, high_open)}, "
+                                             f"got {text}")
+        return value
+    parse.__name__ = "real"
+    return parse
+
+
+def one_character(text):
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected exactly one character, got {text!r}")
+    return text
+
+
+def non_empty(text):
+    if not text:
+        raise argparse.ArgumentTypeError("expected a non-empty string")
+    return text
+
+
+def console(main):
+    """Run main() so that text prints on any console (characters it cannot encode become '?'), a reader that
+    closes the pipe early (`generate.py | head`) ends the script quietly, and Ctrl-C outside a training loop
+    exits with status 130 and no traceback."""
+    def run(argv=None):
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="replace")
+        try:
+            return main(argv)
+        except BrokenPipeError:
+            # Python flushes stdout again at exit; point it at /dev/null so that does not fail too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+        except KeyboardInterrupt:
+            print("", file=sys.stderr)
+            sys.exit(130)
+    run.__wrapped__ = main
+    return run
+
+
+def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
+    """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
+    checkpoint, the prompt or the device ends the script with one line."""
+    from models.corpus import DataError
+    from models.gpt import GPT
+    from models.tokenizer import UnknownCharacters, encode_prompt
+    from tinygrad_proust import DeviceError
+    from tinygrad_proust.checkpoint import CheckpointError
+    try:
+        model, tokenizer, _ = GPT.from_checkpoint(checkpoint, device=device)
+        return model, tokenizer, encode_prompt(tokenizer, prompt, drop_unknown)
+    except UnknownCharacters as err:
+        fail(f"{err} (pass --drop-unknown to leave them out)")
+    except (CheckpointError, DataError, DeviceError) as err:
+        fail(err)
+
+
+# ---- the metrics of a training run (metrics.jsonl: one JSON row per evaluation) ----
+
+def read_metrics(path):
+    """The rows of a metrics.jsonl that parse (a line cut short by a kill is left out)."""
+    rows = []
+    if Path(path).is_file():
+        for line in Path(path).read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int):
+                rows.append(row)
+    return rows
+
+
+def write_metrics(path, rows):
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    os.replace(tmp, path)
