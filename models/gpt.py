@@ -18,7 +18,7 @@ import tinygrad_proust as tp
 from models.tokenizer import tokenizer_from_dict
 from tinygrad_proust import functional as F
 from tinygrad_proust import nn
-from tinygrad_proust.checkpoint import load_checkpoint
+from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
 
 
 @dataclass
@@ -53,6 +53,12 @@ class GPTConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "ffn_hidden"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a whole number >= 1, got {value!r}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"GPTConfig.norm_eps must be > 0, got {self.norm_eps}")
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
         if self.positions == "rope" and (self.n_embd // self.n_head) % 2:
@@ -257,8 +263,14 @@ class GPT(nn.Module):
     def from_checkpoint(cls, path, device="cpu"):
         """(model in eval mode, tokenizer, checkpoint metadata) from a train.py checkpoint; no corpus needed."""
         meta, weights, _ = load_checkpoint(path)
-        model = cls(GPTConfig.from_dict(meta["config"])).load_state_dict(weights).to(device).eval()
-        return model, tokenizer_from_dict(meta["tokenizer"]), meta
+        try:
+            model = cls(GPTConfig.from_dict(meta["config"])).load_state_dict(weights)
+            tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CheckpointError(f"checkpoint {path}: its model or tokenizer description is damaged ({err})") from None
+        if not all(np.isfinite(p.data).all() for p in model.parameters()):
+            raise CheckpointError(f"checkpoint {path}: its weights hold NaN or Inf (the run that wrote it diverged)")
+        return model.to(device).eval(), tokenizer, meta
 
     @property
     def device(self):
@@ -311,7 +323,7 @@ class GPT(nn.Module):
         """Yield each new (B,) array of token ids as soon as it is sampled (what generate() collects).
 
         The context window: a prompt longer than block_size keeps its last block_size tokens; when the context
-        fills the window, it jumps forward to its last block_size // 2 tokens (at least half a window of context
+        fills the window, it jumps forward to its last block_size // 2 tokens (at least one; half a window of context
         is always kept). With learned or sinusoidal (absolute) positions every kept token then has a new
         position, so its keys and values must be recomputed; with RoPE the keys would survive a shift, but
         the deeper layers' keys still depend on the tokens that left the window. So for every scheme the cache
@@ -322,6 +334,9 @@ class GPT(nn.Module):
         idx = np.array(idx, dtype=np.int64)
         if idx.ndim != 2 or idx.shape[1] == 0:
             raise ValueError(f"generate: idx must be (B, T) with T >= 1, got shape {idx.shape}")
+        if idx.min() < 0 or idx.max() >= self.config.vocab_size:  # on the host, before any device sees them
+            raise IndexError(f"generate: token ids must be in [0, {self.config.vocab_size}), got {idx.min()} .. "
+                             f"{idx.max()}")
         block = self.config.block_size
         start, cache = max(0, idx.shape[1] - block), None   # the window is idx[:, start:]
         was_training = self.training
@@ -330,7 +345,7 @@ class GPT(nn.Module):
             with tp.no_grad():
                 for _ in range(max_new_tokens):
                     if idx.shape[1] - start > block:       # the window is full: jump, and rebuild the cache
-                        start, cache = idx.shape[1] - block // 2, None
+                        start, cache = idx.shape[1] - max(1, block // 2), None
                     if not use_cache:
                         logits, _ = self(idx[:, start:])
                     elif cache is None:                   # fill the cache with the whole window
@@ -390,6 +405,7 @@ def filter_logits(logits, top_k=None, top_p=None):
         before = np.cumsum(probs, axis=-1) - probs              # mass of the tokens ranked above each one
         drop_sorted = before >= top_p - 1e-9                     # the nucleus is already full without it
                                                                  # (1e-9: rounding of the running sum)
+        drop_sorted[:, 0] = False                                # the most likely token always stays
         drop = np.zeros_like(drop_sorted)
         np.put_along_axis(drop, order, drop_sorted, axis=-1)
         logits[drop] = -np.inf
@@ -398,9 +414,15 @@ def filter_logits(logits, top_k=None, top_p=None):
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
     """One token id per row of logits (B, vocab): greedy when temperature is 0, else a filtered softmax sample."""
+    if not np.isfinite(logits).all():
+        raise FloatingPointError("the model's logits are NaN or Inf: its weights are broken (did training diverge?)")
+    if not (temperature >= 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if temperature == 0:
         return logits.argmax(axis=-1)
-    logits = filter_logits(logits / temperature, top_k, top_p)
+    # shift before dividing, so a tiny temperature sends the others to -inf and the best stays at 0 (no inf - inf)
+    with np.errstate(over="ignore"):
+        logits = filter_logits((logits - logits.max(axis=-1, keepdims=True)) / temperature, top_k, top_p)
     probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)
     cumulative = probs.cumsum(axis=-1)

@@ -4,7 +4,9 @@ Inside:
     model/<parameter name>         the weights, e.g. model/blocks.0.attn.c_attn.weight
     optimizer/<index>/<key>        optimizer moments, per parameter in optimizer order
     __meta__                       a JSON string: format, step, model config, tokenizer, optimizer
-                                   hyperparameters and steps, RNG states, training arguments, ...
+                                   hyperparameters and steps, RNG states, training arguments, ..., and a
+                                   CRC-32 of every array (with its name, dtype and shape): a damaged file is
+                                   refused when it is loaded, never found out later
 
 Anyone can read the weights without this package:
     import numpy as np, torch
@@ -14,6 +16,7 @@ Anyone can read the weights without this package:
 import json
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,7 @@ def save_checkpoint(path, model, optimizer=None, **meta):
                     arrays[f"optimizer/{i}/{key}"] = _host(value)
         meta["optimizer"] = {"param_groups": state["param_groups"],
                              "scalars": [{k: v for k, v in s.items() if not hasattr(v, "shape")} for s in state["state"]]}
+    meta["checksums"] = {name: _checksum(array) for name, array in arrays.items()}
     arrays["__meta__"] = np.array(json.dumps({"format": FORMAT, **meta}))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -58,6 +62,25 @@ def _write_npz(f, arrays):
     np.savez(f, **arrays)
 
 
+def _checksum(array):
+    """CRC-32 of an array's dtype, shape and bytes."""
+    array = np.ascontiguousarray(array)
+    return zlib.crc32(memoryview(array).cast("B"), zlib.crc32(f"{array.dtype.str}{array.shape}".encode()))
+
+
+def _verify(path, meta, arrays):
+    """Every array listed in the checksums is there, nothing else is, and each one's CRC matches."""
+    expected = meta.get("checksums")
+    if not isinstance(expected, dict):
+        raise CheckpointError(f"checkpoint {path}: corrupt (its list of checksums is missing)")
+    if set(expected) != set(arrays):
+        differ = sorted(set(expected) ^ set(arrays))
+        raise CheckpointError(f"checkpoint {path}: corrupt (entries {', '.join(differ[:3])} missing or unknown)")
+    for name, array in arrays.items():
+        if _checksum(array) != expected[name]:
+            raise CheckpointError(f"checkpoint {path}: corrupt (checksum of {name} does not match)")
+
+
 def _host(array):
     return array.get() if hasattr(array, "get") else np.asarray(array)
 
@@ -75,17 +98,24 @@ def load_checkpoint(path):
             meta = json.loads(str(archive["__meta__"]))
             if meta.get("format") != FORMAT:
                 raise CheckpointError(f"checkpoint {path}: unknown format {meta.get('format')!r}")
-            weights = {k[len("model/"):]: archive[k] for k in archive.files if k.startswith("model/")}
-            optimizer_arrays = {k: archive[k] for k in archive.files if k.startswith("optimizer/")}
+            arrays = {k: archive[k] for k in archive.files if k != "__meta__"}
+        _verify(path, meta, arrays)
+        weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+        optimizer_arrays = {k: v for k, v in arrays.items() if k.startswith("optimizer/")}
+        optimizer_state = _optimizer_state(meta, optimizer_arrays)
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as err:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, IndexError, TypeError, AttributeError,
+            NotImplementedError, json.JSONDecodeError) as err:
         raise CheckpointError(f"checkpoint {path}: corrupt or not a checkpoint ({type(err).__name__}: {err})") from None
-    optimizer_state = None
-    if "optimizer" in meta:
-        states = [dict(s) for s in meta["optimizer"]["scalars"]]
-        for key, value in optimizer_arrays.items():
-            _, index, name = key.split("/", 2)
-            states[int(index)][name] = value
-        optimizer_state = {"param_groups": meta["optimizer"]["param_groups"], "state": states}
     return meta, weights, optimizer_state
+
+
+def _optimizer_state(meta, optimizer_arrays):
+    if "optimizer" not in meta:
+        return None
+    states = [dict(s) for s in meta["optimizer"]["scalars"]]
+    for key, value in optimizer_arrays.items():
+        _, index, name = key.split("/", 2)
+        states[int(index)][name] = value
+    return {"param_groups": meta["optimizer"]["param_groups"], "state": states}

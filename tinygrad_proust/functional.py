@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import fused, ops, rng
-from .device import module_for
+from .device import is_gpu_array, module_for
 from .tensor import Tensor
 
 _fused = True
@@ -89,6 +89,7 @@ def cross_entropy(input, target, ignore_index=-100):
                          f"{tuple(target_data.shape)} (for (B, T, C) logits use input.view(-1, C), target.view(-1))")
     if target_data.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class indices, not {target_data.dtype}")
+    check_ids("cross_entropy: target", target_data, input.shape[1], ignore_index)
     if _fused:
         return fused.CrossEntropy.apply(input, target=target_data, ignore_index=ignore_index)
     xp = input.xp
@@ -146,9 +147,23 @@ def embedding(input, weight):
     indices = input.data if isinstance(input, Tensor) else weight.xp.asarray(input)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
+    check_ids("embedding: index", indices, weight.shape[0])
     if _fused:
         return fused.Embedding.apply(weight, indices=indices)
     return weight[indices]
+
+
+def check_ids(what, ids, count, ignore_index=None):
+    """Every id must be in [0, count) (or equal ignore_index): a negative id would silently pick a row from the end.
+    Checked on the CPU only: on the GPU it would make every step wait for the device (CuPy does not check either:
+    an id out of range wraps around there, so check ids on the host before they go to the GPU)."""
+    if is_gpu_array(ids) or ids.size == 0:
+        return
+    counted = ids if ignore_index is None else ids[ids != ignore_index]
+    if counted.size and (counted.min() < 0 or counted.max() >= count):
+        bad = counted.min() if counted.min() < 0 else counted.max()
+        raise IndexError(f"{what} {int(bad)} is out of range: ids must be in [0, {count})"
+                         + (f" or {ignore_index} (ignored)" if ignore_index is not None else ""))
 
 
 def dropout(x, p=0.5, training=True):

@@ -1,0 +1,309 @@
+"""What happens when things go wrong: resume with changed flags, a run folder already in use, a kill between two
+writes, a diverging run, ids out of range, degenerate sampling settings, signals, a closed pipe, an odd console,
+a binary file in a corpus folder, damaged metrics."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import generate
+import tinygrad_proust as tp
+import train
+from models import inspection
+from models.corpus import NotUTF8Error, decode_utf8, read_corpus
+from models.gpt import GPT, GPTConfig, filter_logits, sample_next
+from tinygrad_proust import functional as F, nn
+from tinygrad_proust.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--ffn-hidden", "32", "--block-size", "16",
+        "--batch-size", "4", "--eval-batches", "2", "--sample-tokens", "0", "--warmup", "2", "--lr", "1e-2"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("to be or not to be, that is the question; whether tis nobler in the mind to suffer\n" * 40)
+    return path
+
+
+def run_train(argv, capsys):
+    """train.main(argv) -> (exit status, stdout, stderr)."""
+    try:
+        train.main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err):
+    """stderr ends with exactly one `error: ...` line (a progress bar, redrawn with \r, may come before it)."""
+    lines = [line.split("\r")[-1] for line in err.split("\n")]
+    lines = [line for line in lines if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    return len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err
+
+
+@pytest.fixture
+def first_run(tmp_path, corpus, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_train(["--data", corpus, "--steps", 6, "--eval-interval", 3, "--out-dir", out, *TINY], capsys)
+    assert code == 0, err
+    return out
+
+
+# ---- resume ----
+
+def test_resume_overrides_optimizer_settings_and_prints_what_is_in_force(first_run, capsys):
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, "--weight-decay", 0.5,
+                                "--beta2", 0.95], capsys)
+    assert code == 0, err
+    meta = load_checkpoint(first_run / "last.npz")[0]
+    groups = meta["optimizer"]["param_groups"]
+    assert groups[0]["weight_decay"] == 0.5 and groups[1]["weight_decay"] == 0.0   # gains and biases stay undecayed
+    assert all(tuple(g["betas"]) == (0.9, 0.95) for g in groups) and meta["step"] == 9
+    training = json.loads(next(line for line in out.splitlines() if line.startswith("training:"))[len("training:"):])
+    assert training["weight_decay"] == 0.5 and training["beta2"] == 0.95 and training["batch_size"] == 4
+
+
+@pytest.mark.parametrize("flag, value", [("--n-embd", 64), ("--preset", "proust"), ("--block-size", 8),
+                                         ("--tokenizer", "byte"), ("--n-head", 4)])
+def test_resume_refuses_a_different_model_or_vocabulary(first_run, capsys, flag, value):
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, flag, value], capsys)
+    assert code == 2 and one_line_error(err) and flag in err and "cannot change" in err
+
+
+def test_abbreviations_are_refused_not_guessed(first_run, capsys):
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--step", 9000], capsys)
+    assert code == 2 and one_line_error(err) and "--step" in err
+    assert load_checkpoint(first_run / "last.npz")[0]["step"] == 6
+
+
+def test_resume_to_a_step_already_reached_is_an_error(first_run, capsys):
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 6], capsys)
+    assert code == 2 and one_line_error(err) and "already at step 6" in err
+
+
+def test_a_copied_checkpoint_resumes_in_its_own_folder(first_run, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "last.npz").write_bytes((first_run / "last.npz").read_bytes())
+    before = (first_run / "metrics.jsonl").read_text()
+    code, _, err = run_train(["--resume", copy / "last.npz", "--steps", 9], capsys)
+    assert code == 0, err
+    assert load_checkpoint(copy / "last.npz")[0]["step"] == 9
+    assert load_checkpoint(first_run / "last.npz")[0]["step"] == 6 and (first_run / "metrics.jsonl").read_text() == before
+    assert [row["step"] for row in map(json.loads, (copy / "metrics.jsonl").read_text().splitlines())] == [6, 9]
+
+
+def test_another_optimizer_on_resume_starts_fresh_and_says_so(first_run, capsys):
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 8, "--optimizer", "sgd"], capsys)
+    assert code == 0, err
+    assert "--optimizer sgd: the checkpoint was trained with adamw" in out
+
+
+def test_extending_a_run_says_what_the_schedule_does(first_run, capsys):
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 12], capsys)
+    assert code == 0, err
+    assert "reaches its floor (--min-lr 0.001) at step 6: steps 6 to 12 train at that rate" in out
+
+
+# ---- run folders and metrics ----
+
+def test_a_new_run_never_overwrites_another(first_run, corpus, capsys):
+    before = (first_run / "last.npz").read_bytes()
+    code, _, err = run_train(["--data", corpus, "--steps", 3, "--out-dir", first_run, *TINY], capsys)
+    assert code == 2 and one_line_error(err) and "already holds a run" in err and "--overwrite" in err
+    assert (first_run / "last.npz").read_bytes() == before
+    code, _, err = run_train(["--data", corpus, "--steps", 3, "--out-dir", first_run, "--overwrite", *TINY], capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in (first_run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [3]                       # only the new run's rows
+
+
+def test_resume_repairs_metrics_left_by_a_kill(first_run, capsys):
+    metrics = first_run / "metrics.jsonl"
+    rows = metrics.read_text().splitlines()
+    # a kill after last.npz but before its row; then a row beyond the checkpoint and a half-written line
+    stray = json.dumps({"step": 8, "train_loss": 9.0, "val_loss": 9.0})
+    metrics.write_text(rows[0] + "\n" + stray + "\n" + '{"step": 9, "tra')
+    (first_run / "last.npz.tmp").write_bytes(b"half a checkpoint")
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9], capsys)
+    assert code == 0, err
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [3, 6, 9]
+    assert json.loads(metrics.read_text().splitlines()[1]) == json.loads(rows[1])   # restored from the checkpoint
+    assert not (first_run / "last.npz.tmp").exists()
+
+
+def test_an_unwritable_out_dir_is_one_line(tmp_path, corpus, capsys):
+    (tmp_path / "a-file").write_text("")
+    code, _, err = run_train(["--data", corpus, "--out-dir", tmp_path / "a-file" / "out", *TINY], capsys)
+    assert code == 2 and one_line_error(err) and "--out-dir" in err and "cannot write there" in err
+
+
+# ---- divergence ----
+
+def test_divergence_stops_before_the_weights_change_and_names_the_op(tmp_path, corpus, capsys):
+    out = tmp_path / "div"
+    code, _, err = run_train(["--data", corpus, "--steps", 200, "--eval-interval", 3, "--out-dir", out, *TINY,
+                              "--lr", 10, "--grad-clip", 0, "--optimizer", "sgd", "--warmup", 0], capsys)
+    assert code == 1 and one_line_error(err), err
+    assert "training diverged at step" in err and "produced" in err and "Lower --lr" in err
+    model, _, meta = GPT.from_checkpoint(out / "last.npz")               # refused if it held NaN or Inf
+    assert all(np.isfinite(p.numpy()).all() for p in model.parameters())
+    diverged_at = int(err.split("training diverged at step ")[1].split(" ")[0])
+    assert meta["step"] < diverged_at                                     # the checkpoint predates the divergence
+
+
+# ---- ids ----
+
+def test_out_of_range_ids_are_errors_not_wraparounds():
+    logits = tp.randn(4, 3)
+    with pytest.raises(IndexError, match=r"target -1 is out of range: ids must be in \[0, 3\)"):
+        F.cross_entropy(logits, tp.tensor([0, 1, 2, -1]))
+    with pytest.raises(IndexError, match="target 3 is out of range"):
+        F.cross_entropy(logits, tp.tensor([0, 1, 2, 3]))
+    assert np.isfinite(F.cross_entropy(logits, tp.tensor([0, -100, 2, -100])).item())  # ignore_index still works
+    table = nn.Embedding(5, 2)
+    for bad in (-1, 5):
+        with pytest.raises(IndexError, match=f"index {bad} is out of range"):
+            table(tp.tensor([[0, bad]]))
+    model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=8, ffn_hidden=8))
+    with pytest.raises(IndexError):
+        model(np.array([[1, 7]]))
+    with pytest.raises(IndexError):
+        model(np.array([[1, 2]]), np.array([[2, -5]]))
+    with pytest.raises(IndexError, match=r"token ids must be in \[0, 7\)"):
+        model.generate(np.array([[1, -1]]), 3)
+
+
+# ---- sampling never comes up empty ----
+
+def test_degenerate_sampling_settings_still_pick_the_most_likely_token():
+    logits = np.log(np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3]]))
+    kept = filter_logits(logits, top_p=1e-9)
+    assert (np.isfinite(kept).sum(axis=1) == 1).all() and (kept.argmax(axis=1) == [1, 0]).all()
+    rng = np.random.default_rng(0)
+    assert list(sample_next(logits, temperature=1e-310, rng=rng)) == [1, 0]
+    assert list(sample_next(logits, temperature=0.8, top_p=1e-9, rng=rng)) == [1, 0]
+    with pytest.raises(ValueError, match="temperature"):
+        sample_next(logits, temperature=float("nan"), rng=rng)
+    with pytest.raises(FloatingPointError, match="NaN or Inf"):
+        sample_next(np.full((1, 3), np.nan), temperature=1.0, rng=rng)
+
+
+def test_a_one_token_context_can_generate_past_its_window():
+    model = GPT(GPTConfig(vocab_size=5, block_size=1, n_layer=1, n_head=1, n_embd=4, ffn_hidden=4))
+    cached = model.generate(np.array([[1]]), 6, temperature=0)
+    assert cached.shape == (1, 7)
+    assert (model.generate(np.array([[1]]), 6, temperature=0, use_cache=False) == cached).all()
+
+
+# ---- signals, pipes, consoles ----
+
+def start_training(tmp_path, corpus, out):
+    command = [sys.executable, str(ROOT / "train.py"), "--data", str(corpus), "--steps", "100000", "--eval-interval",
+               "100000", "--log-interval", "1", "--out-dir", str(out), *TINY]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    for _ in range(120):
+        time.sleep(0.25)
+        if (out / "metrics.jsonl").exists():  # opened just before the first step
+            break
+    time.sleep(0.5)
+    return proc
+
+
+def test_sigterm_saves_and_stops_like_ctrl_c(tmp_path, corpus):
+    out = tmp_path / "out"
+    proc = start_training(tmp_path, corpus, out)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "interrupted: saving a checkpoint after this step (SIGTERM" in stdout and "Traceback" not in stderr
+    assert load_checkpoint(out / "last.npz")[0]["step"] >= 1
+
+
+def test_a_second_interrupt_stops_at_once_quietly(tmp_path, corpus):
+    out = tmp_path / "out"
+    proc = start_training(tmp_path, corpus, out)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 130), stderr[-2000:]   # 0 if the first one's save had already finished
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert not list(out.glob("*.tmp"))
+
+
+@pytest.fixture
+def byte_checkpoint(tmp_path):
+    from models.tokenizer import ByteTokenizer
+    from tinygrad_proust.checkpoint import save_checkpoint
+    model = GPT(GPTConfig(vocab_size=256, block_size=16, n_layer=1, n_head=1, n_embd=8, ffn_hidden=8))
+    return save_checkpoint(tmp_path / "byte.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=ByteTokenizer().to_dict())
+
+
+def test_a_closed_pipe_ends_generate_quietly(byte_checkpoint):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "generate.py"), "--checkpoint", str(byte_checkpoint),
+                             "--max-new-tokens", "100000", "--prompt", "ab"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.read(20)
+    proc.stdout.close()                                   # what `| head` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
+def test_a_byte_model_prints_on_an_ascii_console(byte_checkpoint):
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--checkpoint", str(byte_checkpoint),
+                             "--max-new-tokens", "300", "--prompt", "é→", "--temperature", "2", "--seed", "1"],
+                            capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode()[-1000:]
+    assert result.stdout.startswith(b"??")
+
+
+# ---- files that are not what they seem ----
+
+def test_a_binary_file_in_a_corpus_folder_is_named(tmp_path):
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / "a.txt").write_text("first book\n")
+    (folder / "b.bin").write_bytes(b"ok so far \xff\xfe")
+    (folder / "c.txt").write_text("third book\n")
+    with pytest.raises(NotUTF8Error, match=r"b\.bin: not valid UTF-8 \(byte 0xff at offset 10\)"):
+        decode_utf8(read_corpus(folder), str(folder))
+
+
+def test_inspection_refuses_a_prompt_outside_the_vocabulary(tmp_path, capsys):
+    from models.tokenizer import CharTokenizer
+    from tinygrad_proust.checkpoint import save_checkpoint
+    tokenizer = CharTokenizer.from_text("to be or not to be\n")
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=8, n_layer=1, n_head=1, n_embd=8, ffn_hidden=8))
+    path = save_checkpoint(tmp_path / "c.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+    for command in ("logit-lens", "attention"):
+        with pytest.raises(SystemExit) as exit_info:
+            inspection.main([command, "--checkpoint", str(path), "--prompt", "Привет", "--out", str(tmp_path / "a.png")]
+                            if command == "attention" else [command, "--checkpoint", str(path), "--prompt", "Привет"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and "not in the model's vocabulary" in err
+
+
+@pytest.mark.parametrize("content", [None, "folder", b"\x00\x01\xff binary", b'{"step": 3, "train_lo'])
+def test_loss_curve_on_a_bad_metrics_file_is_one_line(tmp_path, capsys, content):
+    path = tmp_path / "metrics.jsonl"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        inspection.main(["loss-curve", "--metrics", str(path), "--out", str(tmp_path / "loss.png")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and one_line_error(err) and str(path) in err
