@@ -1,18 +1,56 @@
-"""Shared fixtures: the device list (GPU cases skip cleanly without CuPy or a GPU), PyTorch as the reference,
-and a fixed seed for every test."""
+"""Shared fixtures: the devices every device-parametrised test runs on, PyTorch as the reference, and a fixed seed
+for every test.
+
+GPU cases run on a real GPU when CuPy sees one; otherwise through the strict CuPy stand-in (tests/cupy_standin),
+so the GPU path is exercised on every machine, CI included. `--gpu=standin` forces the stand-in, `--gpu=real`
+needs a real GPU (the cases skip without one), `--gpu=none` skips them.
+"""
 import os
 
 import pytest
 
 import tinygrad_proust as tp
 
-DEVICES = ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(not tp.gpu_available(),
-                                                               reason="needs CuPy and a CUDA GPU"))]
+
+def pytest_addoption(parser):
+    parser.addoption("--gpu", choices=["auto", "standin", "real", "none"], default="auto",
+                     help="where GPU cases run: a real GPU if CuPy sees one, else the strict CuPy stand-in (auto)")
 
 
-@pytest.fixture(params=DEVICES)
+def real_gpu_present():
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # not installed, no driver, no device: all mean "no GPU here"
+        return False
+
+
+def pytest_configure(config):
+    mode = config.getoption("--gpu")
+    config.gpu_mode = mode
+    if mode == "standin" or (mode == "auto" and not real_gpu_present()):
+        from cupy_standin import install
+        install()
+        config.gpu_mode = "standin"
+
+
+@pytest.fixture(params=["cpu", "gpu"])
 def device(request):
+    if request.param == "gpu":
+        if request.config.gpu_mode == "none":
+            pytest.skip("GPU cases turned off (--gpu=none)")
+        if not tp.gpu_available():
+            pytest.skip("needs CuPy and a CUDA GPU (--gpu=real)")
     return request.param
+
+
+@pytest.fixture
+def standin(request):
+    """The stand-in module, for tests of what only it can observe (host syncs); skipped on a real GPU."""
+    if request.config.gpu_mode != "standin":
+        pytest.skip("counts host syncs through the CuPy stand-in")
+    import cupy
+    return cupy
 
 
 @pytest.fixture(scope="session")

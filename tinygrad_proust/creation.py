@@ -14,8 +14,9 @@ def _make(array, device, requires_grad):
     return Tensor(to_device(array, canonical_device(device)), requires_grad=requires_grad)
 
 
-def tensor(data, dtype=None, device="cpu", requires_grad=False):
-    """A leaf tensor from a number, a (nested) list or an array; Python floats become float32."""
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A leaf tensor from a number, a (nested) list or an array; Python floats become float32. Without `device`
+    it stays where its data is (a CuPy array on the GPU, anything else on the CPU), as in PyTorch."""
     return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
 
 
@@ -42,19 +43,19 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def randn(*shape, dtype=float32, device="cpu", requires_grad=False):
     """Standard normal samples, drawn on the host from the seeded generator (same values on every device)."""
-    array = rng.generator(np).standard_normal(_shape(shape), dtype=np.float64).astype(to_dtype(dtype))
+    array = rng.generator().standard_normal(_shape(shape), dtype=np.float64).astype(to_dtype(dtype))
     return _make(array, device, requires_grad)
 
 
 def rand(*shape, dtype=float32, device="cpu", requires_grad=False):
     """Uniform samples in [0, 1), drawn on the host from the seeded generator."""
-    array = rng.generator(np).random(_shape(shape)).astype(to_dtype(dtype))
+    array = rng.generator().random(_shape(shape)).astype(to_dtype(dtype))
     return _make(array, device, requires_grad)
 
 
 def randint(low, high, size, device="cpu"):
     """Integers in [low, high), int64."""
-    return _make(rng.generator(np).integers(low, high, size=_shape((size,)), dtype=np.int64), device, False)
+    return _make(rng.generator().integers(low, high, size=_shape((size,)), dtype=np.int64), device, False)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu"):

@@ -12,6 +12,8 @@ class DeviceError(RuntimeError):
 
 _DEVICE_ALIASES = {"cpu": "cpu", "gpu": "gpu", "cuda": "gpu"}
 _cupy = None  # imported on first use, so CPU users never need CuPy
+_CUDA_LIBRARIES = ("a GPU needs NVIDIA's driver; off Colab, pip install \"cupy-cuda12x[ctk]\" brings CUDA's own "
+                   "libraries with CuPy")
 
 
 def canonical_device(device):
@@ -28,13 +30,18 @@ def cupy_module():
     if _cupy is None:
         try:
             import cupy
-        except ImportError:
+        except ModuleNotFoundError as err:
+            if err.name != "cupy":  # CuPy is there, something it needs is not
+                raise DeviceError(f"device 'gpu': CuPy is installed but cannot load ({err}); {_CUDA_LIBRARIES}") from None
             raise DeviceError("device 'gpu' needs CuPy: pip install cupy-cuda12x (CUDA 12) "
                               "or cupy-cuda13x (CUDA 13)") from None
+        except ImportError as err:  # CuPy 12 and older fail to import without CUDA's libraries
+            raise DeviceError(f"device 'gpu': CuPy is installed but cannot load ({err}); {_CUDA_LIBRARIES}") from None
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as err:  # CUDA driver missing or broken
-            raise DeviceError(f"device 'gpu': CuPy is installed but no CUDA GPU is usable ({err})") from None
+            raise DeviceError(f"device 'gpu': CuPy is installed but no CUDA GPU is usable ({err}); "
+                              f"{_CUDA_LIBRARIES}") from None
         if count == 0:
             raise DeviceError("device 'gpu': CuPy is installed but this machine has no CUDA GPU")
         _cupy = cupy
@@ -61,8 +68,10 @@ def is_gpu_array(array):
 
 
 def array_module(array):
-    """numpy or cupy, whichever owns `array`."""
-    return _cupy if is_gpu_array(array) else np
+    """numpy or cupy, whichever owns `array` (CuPy is set up on the first GPU array seen, however it was made)."""
+    if is_gpu_array(array):
+        return _cupy or cupy_module()
+    return np
 
 
 def device_of(array):
@@ -72,6 +81,11 @@ def device_of(array):
 def module_for(device):
     """The array module that backs `device`."""
     return cupy_module() if canonical_device(device) == "gpu" else np
+
+
+def as_array(value):
+    """An array on its own device: CuPy arrays as they are, anything else through np.asarray."""
+    return value if is_gpu_array(value) else np.asarray(value)
 
 
 def to_device(array, device):

@@ -176,7 +176,8 @@ def dropout(x, p=0.5, training=True):
 
 
 def _keep_mask(xp, shape, p, dtype):
-    keep = rng.generator(xp).random(shape, dtype=np.float32) >= p
+    """1/(1-p) where an element is kept, 0 where it is dropped: kept when its 32 random bits are >= p · 2³²."""
+    keep = rng.random_bits(xp, shape) >= xp.uint32(min(int(p * 2**32), 2**32 - 1))
     return keep.astype(dtype) * dtype.type(1 / (1 - p))
 
 

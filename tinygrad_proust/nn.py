@@ -11,7 +11,7 @@ import numpy as np
 
 from . import functional as F
 from .creation import ones, randn, zeros
-from .device import canonical_device, to_device
+from .device import as_array, canonical_device, to_device
 from .tensor import Tensor, to_dtype
 
 
@@ -129,7 +129,7 @@ class Module:
         return OrderedDict((name, p.detach()) for name, p in self.named_parameters(remove_duplicate=False))
 
     def load_state_dict(self, state_dict, strict=True):
-        """Copy values (Tensors, NumPy arrays, or anything np.asarray reads, e.g. CPU torch tensors) into the
+        """Copy values (Tensors, NumPy or CuPy arrays, or anything np.asarray reads, e.g. CPU torch tensors) into the
         parameters, keeping each parameter's device and dtype. strict: every name must match both ways and
         every shape must agree, else a ValueError lists what is wrong."""
         own = OrderedDict(self.named_parameters(remove_duplicate=False))
@@ -149,8 +149,8 @@ class Module:
         for name, param in own.items():
             if name in state_dict:
                 value = state_dict[name]
-                value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-                param.data = to_device(value.astype(param.dtype, copy=True), param.device)
+                value = as_array(value.data if isinstance(value, Tensor) else value)  # either device's arrays
+                param.data = to_device(value, param.device).astype(param.dtype, copy=True)
         return self
 
     # ---- modes and devices ----

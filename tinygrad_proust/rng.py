@@ -1,33 +1,75 @@
-"""Random numbers: one seeded generator per array module, reset together by manual_seed.
+"""Random numbers, reset together by manual_seed(seed).
 
-Parameters are initialised on the host (NumPy) whatever the device, so a seed gives the same weights on
-CPU and GPU. Dropout masks are drawn where the data lives (CuPy's generator on the GPU).
+Parameters are initialised from a NumPy generator on the host whatever the device, so a seed gives the same
+weights on the CPU and the GPU.
+
+Dropout masks come from a counter-based generator instead: the n-th mask drawn after manual_seed(seed) is a
+hash of each element's index, keyed by (seed, n). The whole state is two integers, so a checkpoint can save it
+and a resumed run draws exactly the masks a straight run would; and the same integer arithmetic runs in NumPy
+and CuPy, so the CPU and the GPU draw the same masks, bit for bit (CuPy's own generator has no state to save).
 """
 import numpy as np
 
-_generators = {}
+_host = None    # the NumPy generator for initialisation (created from the seed on first use)
 _seed = 0
+_draws = 0      # masks drawn since manual_seed: the counter of the counter-based generator
 
 
 def manual_seed(seed):
     """Seed every generator (as torch.manual_seed)."""
-    global _seed
-    _seed = int(seed)
-    _generators.clear()
+    global _seed, _draws, _host
+    _seed, _draws, _host = int(seed), 0, None
 
 
-def generator(xp=np):
-    """The generator for array module `xp` (created from the current seed on first use)."""
-    if xp not in _generators:
-        _generators[xp] = xp.random.default_rng(_seed)
-    return _generators[xp]
+def generator():
+    """The host (NumPy) generator, for initialising parameters."""
+    global _host
+    if _host is None:
+        _host = np.random.default_rng(_seed)
+    return _host
+
+
+def _mix(value):
+    """SplitMix64's finaliser: a well-spread 64-bit hash of a Python integer (used for the keys)."""
+    value = (value + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return value ^ (value >> 31)
+
+
+def _hash32(x, xp):
+    """An invertible hash of uint32 values, in place ("lowbias32": two xor-shift-multiply rounds)."""
+    x ^= x >> 16
+    x *= xp.uint32(0x7FEB352D)
+    x ^= x >> 15
+    x *= xp.uint32(0x846CA68B)
+    x ^= x >> 16
+    return x
+
+
+def random_bits(xp, shape):
+    """uint32 random bits of `shape` on the device of `xp`: element i of draw n is
+    hash(hash(i + k1) ^ k2), with (k1, k2) from (seed, n). Each call is the next draw."""
+    global _draws
+    key = _mix(_mix(_seed) ^ _draws)
+    _draws += 1
+    count = 1
+    for n in shape:
+        count *= n
+    x = xp.arange(count, dtype=xp.uint32)
+    x += xp.uint32(key & 0xFFFFFFFF)
+    x = _hash32(x, xp)
+    x ^= xp.uint32(key >> 32)
+    return _hash32(x, xp).reshape(shape)
 
 
 def get_state():
-    """The host generator's state (for checkpoints; plain data, no pickled objects)."""
-    return {"seed": _seed, "numpy": generator(np).bit_generator.state}
+    """Everything needed to continue the same random sequences (plain data, for checkpoints)."""
+    return {"seed": _seed, "draws": _draws, "numpy": generator().bit_generator.state}
 
 
 def set_state(state):
+    global _draws
     manual_seed(state["seed"])
-    generator(np).bit_generator.state = state["numpy"]
+    _draws = state.get("draws", 0)
+    generator().bit_generator.state = state["numpy"]
