@@ -2,11 +2,14 @@
 
     python bench.py                      # training steps, default CPU cases, plus the numerical-gradient step
     python bench.py --device gpu         # the GPU cases (needs CuPy; PyTorch with CUDA for its side)
+    ./gpu_check.sh                       # on a machine with a GPU: the GPU tests on real CuPy, then these tables
     python bench.py --generate           # generation speed with and without the KV cache
     python bench.py --cases proust:32x256 byte-gpt:64x128
 
 A training step is forward, loss, backward, gradient clipping (1.0) and AdamW, in float32 on both sides, with
-each preset's own dropout. The two frameworks alternate step by step after warm-up; the table shows medians.
+each preset's own dropout. PyTorch runs the same model twice: with its fused scaled_dot_product_attention (SDPA,
+nanoGPT's setup and the default reference) and with eager attention (one op per step, as ours is written). All
+three alternate step by step on the same batches after warm-up; the table shows medians.
 Benchmarks are not tests: nothing here asserts a speed.
 """
 import os
@@ -64,24 +67,38 @@ def torch_step(torch, model, opt, x, y):
     return loss
 
 
+TWINS = {"sdpa": True, "eager": False}  # PyTorch's attention: fused SDPA (as nanoGPT runs it), or one op per step
+
+
+def torch_device_for(device):
+    """Where PyTorch runs for our `device`, or None when it cannot (a PyTorch without CUDA on a GPU run)."""
+    import torch
+    if device == "gpu":
+        return "cuda" if torch.cuda.is_available() else None
+    return "cpu"
+
+
 def race(preset, batch, block, device, steps, warmup, vocab=None):
-    """Median ms/step for ours and PyTorch's, alternating, plus our peak traced host memory per step."""
+    """Median ms/step of ours and of PyTorch's twin with SDPA and with eager attention, alternating step by step
+    on the same batches, plus our peak traced host memory per step."""
     import torch
     from models.torch_gpt import TorchGPT, copy_weights
     config = preset_config(preset, block_size=block, **({"vocab_size": vocab} if vocab else {}))
     tp.manual_seed(0)
     ours = GPT(config).to(device)
-    torch_device = "cuda" if device == "gpu" else "cpu"
-    twin = copy_weights(ours, TorchGPT(config)).to(torch_device)
     opt = optim.AdamW(ours.parameters(), lr=3e-4, weight_decay=0.1)
-    torch_opt = torch.optim.AdamW(twin.parameters(), lr=3e-4, weight_decay=0.1)
+    torch_device = torch_device_for(device)
+    twins = {}
+    if torch_device is not None:
+        for name, use_sdpa in TWINS.items():
+            twin = copy_weights(ours, TorchGPT(config, use_sdpa=use_sdpa)).to(torch_device)
+            twins[name] = (twin, torch.optim.AdamW(twin.parameters(), lr=3e-4, weight_decay=0.1))
     rng = np.random.default_rng(0)
     data = rng.integers(0, config.vocab_size, (steps + warmup, 2, batch, block))
-    times = {"ours": [], "torch": []}
+    times = {"ours": [], **{name: [] for name in twins}}
     peak = 0
     for i in range(steps + warmup):
         x, y = tp.tensor(data[i, 0], device=device), tp.tensor(data[i, 1], device=device)
-        tx, ty = torch.from_numpy(data[i, 0]).to(torch_device), torch.from_numpy(data[i, 1]).to(torch_device)
         measure_memory = device == "cpu" and i == warmup
         if measure_memory:
             tracemalloc.start()
@@ -92,14 +109,16 @@ def race(preset, batch, block, device, steps, warmup, vocab=None):
         if measure_memory:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-        else:
-            times["ours"].append(elapsed) if i >= warmup else None
-        start = time.perf_counter()
-        torch_step(torch, twin, torch_opt, tx, ty)
-        if device == "gpu":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times["torch"].append(time.perf_counter() - start)
+        elif i >= warmup:
+            times["ours"].append(elapsed)
+        for name, (twin, twin_opt) in twins.items():
+            tx, ty = (torch.from_numpy(data[i, j]).to(torch_device) for j in (0, 1))
+            start = time.perf_counter()
+            torch_step(torch, twin, twin_opt, tx, ty)
+            if torch_device == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
     return {k: 1000 * statistics.median(v) for k, v in times.items()}, peak, ours.num_parameters()
 
 
@@ -163,7 +182,7 @@ def machine(device):
     return text
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--cases", nargs="*", help="preset:BATCHxBLOCK, e.g. proust:8x256")
@@ -172,8 +191,10 @@ def main():
     p.add_argument("--generate", action="store_true", help="measure generation with and without the KV cache")
     p.add_argument("--new-tokens", type=int, default=500)
     p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     print(f"machine: {machine(args.device)}\n")
+    if torch_device_for(args.device) is None:
+        print("PyTorch here has no CUDA: its columns are n/a\n")
 
     if args.generate:
         print("| preset | context | new tokens | with cache (tok/s) | without (tok/s) | speed-up |")
@@ -185,17 +206,17 @@ def main():
                   f"{speeds[True] / speeds[False]:.1f}x |", flush=True)
         return
 
-    print("| preset | batch x block | params | ours ms/step | PyTorch ms/step | ours / PyTorch | ours tok/s | "
-          "PyTorch tok/s | our peak host memory |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| preset | batch x block | params | ours ms/step | PyTorch SDPA ms/step | ours / SDPA | PyTorch eager "
+          "ms/step | ours / eager | ours tok/s | our peak host memory |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for case in args.cases or DEFAULT_CASES[args.device]:
         preset, batch, block = parse_case(case)
         ms, peak, n = race(preset, batch, block, args.device, args.steps, args.warmup)
         tokens = batch * block
         memory = f"{peak / 2**20:.0f} MiB" if peak else "n/a"
-        print(f"| {preset} | {batch} x {block} | {n:,} | {ms['ours']:.1f} | {ms['torch']:.1f} | "
-              f"{ms['ours'] / ms['torch']:.2f} | {tokens / ms['ours'] * 1000:,.0f} | "
-              f"{tokens / ms['torch'] * 1000:,.0f} | {memory} |", flush=True)
+        columns = [f"{ms[name]:.1f} | {ms['ours'] / ms[name]:.2f}" if name in ms else "n/a | n/a" for name in TWINS]
+        print(f"| {preset} | {batch} x {block} | {n:,} | {ms['ours']:.1f} | {' | '.join(columns)} | "
+              f"{tokens / ms['ours'] * 1000:,.0f} | {memory} |", flush=True)
 
     if args.device == "cpu" and not args.no_numerical:
         numerical, autograd, n = numerical_gradient_step()

@@ -315,7 +315,7 @@ class GPT(nn.Module):
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None, use_cache=True):
         """Continue each row of idx (B, T) by max_new_tokens sampled tokens; returns (B, T + max_new_tokens) ids.
         Each step: logits of the last position -> / temperature (0: greedy) -> top_k / top_p -> softmax -> sample."""
-        idx = np.array(idx.numpy() if isinstance(idx, tp.Tensor) else idx, dtype=np.int64)
+        idx = tp.tensor(idx).numpy().astype(np.int64)  # a list, or either device's array or Tensor
         new = list(self.stream(idx, max_new_tokens, temperature, top_k, top_p, rng, use_cache))
         return np.concatenate([idx] + [t[:, None] for t in new], axis=1) if new else idx
 
@@ -331,7 +331,7 @@ class GPT(nn.Module):
         window, so both give the same tokens. Between jumps each token costs one position of attention.
         """
         rng = rng if rng is not None else np.random.default_rng()
-        idx = np.array(idx, dtype=np.int64)
+        idx = tp.tensor(idx).numpy().astype(np.int64)  # the context is kept on the host
         if idx.ndim != 2 or idx.shape[1] == 0:
             raise ValueError(f"generate: idx must be (B, T) with T >= 1, got shape {idx.shape}")
         if idx.min() < 0 or idx.max() >= self.config.vocab_size:  # on the host, before any device sees them

@@ -73,6 +73,8 @@ class Function:
                 if type(p.data) is not kind and p.device != parents[0].device:
                     raise DeviceError(f"{cls.__name__}: inputs are on different devices "
                                       f"({parents[0].device} and {p.device}); move them with .to(device)")
+        for name, value in options.items():  # masks, targets, indices: arrays that are not inputs
+            _check_option_device(cls.__name__, name, value, parents[0])
         ctx = cls(parents)
         if observers:
             notify("before", ctx, "forward")
@@ -173,6 +175,15 @@ def unbroadcast(grad, shape):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad
+
+
+def _check_option_device(op_name, name, value, like):
+    """An array given to an op as an option must live where its inputs do."""
+    for part in value if isinstance(value, tuple) else (value,):
+        if isinstance(part, np.ndarray) or is_gpu_array(part):
+            if device_of(part) != like.device:
+                raise DeviceError(f"{op_name}: {name} is on {device_of(part)} but the input is on {like.device}; "
+                                  "move it with .to(device)")
 
 
 def _fit_to(parent, grad, ctx):

@@ -314,7 +314,8 @@ def make_module():
     cupy.random = random
 
     cuda = types.ModuleType("cupy.cuda")
-    cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1)
+    cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
+                                         getDeviceProperties=lambda device: {"name": b"CuPy stand-in (NumPy, CPU)"})
     cuda.get_current_stream = lambda: _Stream()
     cuda.Stream = _Stream
     cupy.cuda = cuda

@@ -1,0 +1,273 @@
+"""The GPU path, on a real GPU when CuPy sees one and otherwise through the strict CuPy stand-in: tensors made
+from CuPy data, device errors everywhere, either device's arrays accepted, the same dropout masks and the same
+training step on both devices, no host sync inside a step, the scripts with --device gpu (every preset, an exact
+resume with dropout, cached and uncached generation, the benchmark), and a static check that every CuPy name the
+code uses exists in every supported CuPy version.
+
+Where a real GPU cannot match the CPU bit for bit, the tests say so and use a stated tolerance: Embedding's
+backward scatters with atomic adds (cupy.add.at), whose order varies from run to run, and cuBLAS sums in its own
+order. On the stand-in (NumPy underneath) everything is bitwise equal.
+"""
+import ast
+import builtins
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bench
+import generate
+import tinygrad_proust as tp
+import train
+from models.gpt import GPT, GPTConfig, PRESETS
+from models.tokenizer import CharTokenizer
+from tinygrad_proust import device as device_module
+from tinygrad_proust import functional as F, optim
+from tinygrad_proust.checkpoint import load_checkpoint, save_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_GPU_RTOL = 1e-4  # atomic adds in Embedding's backward and cuBLAS's summation order
+TINY = dict(vocab_size=13, block_size=8, n_layer=2, n_head=2, n_embd=16, ffn_hidden=32)
+
+
+@pytest.fixture
+def gpu(request):
+    if request.config.gpu_mode == "none" or not tp.gpu_available():
+        pytest.skip("no GPU and no stand-in (--gpu=none or --gpu=real without a GPU)")
+    return device_module.cupy_module()
+
+
+@pytest.fixture
+def rtol(request):
+    """0: bitwise (the stand-in); a real GPU gets the stated tolerance."""
+    return 0.0 if request.config.gpu_mode == "standin" else REAL_GPU_RTOL
+
+
+def close(a, b, rtol):
+    if rtol == 0:
+        np.testing.assert_array_equal(a, b)
+    else:
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
+
+
+# ---- tensors and devices ----
+
+def test_tensors_made_from_cupy_data_stay_on_the_gpu_and_work_at_once(gpu, monkeypatch):
+    monkeypatch.setattr(device_module, "_cupy", None)           # as in a fresh process: nothing asked for "gpu"
+    t = tp.Tensor(gpu.ones(3, dtype=np.float32))
+    assert t.device == "gpu" and (t * 2).sum().item() == 6.0
+    assert tp.tensor(gpu.arange(3)).device == "gpu"             # tp.tensor keeps data where it is, as PyTorch
+    assert tp.tensor(np.arange(3)).device == "cpu"
+
+
+@pytest.mark.parametrize("case", ["target", "mask", "indices", "index", "condition", "attn_mask"])
+def test_an_array_on_the_other_device_is_a_device_error_naming_the_op(gpu, case):
+    x = tp.randn(4, 3)
+    on_gpu = lambda a: gpu.asarray(np.asarray(a))               # noqa: E731
+    calls = {
+        "target": lambda: F.cross_entropy(x, tp.tensor(on_gpu([0, 1, 2, 0]))),
+        "mask": lambda: x.masked_fill(tp.tensor(on_gpu(np.eye(4, 3, dtype=bool))), 0.0),
+        "indices": lambda: F.embedding(tp.tensor(on_gpu([0, 1])), tp.randn(5, 2)),
+        "index": lambda: x[tp.tensor(on_gpu([0, 2]))],
+        "condition": lambda: F.where(tp.tensor(on_gpu(np.ones((4, 3), dtype=bool))), x, 0.0),
+        "attn_mask": lambda: F.scaled_dot_product_attention(*(tp.randn(1, 2, 4, 3) for _ in range(3)),
+                                                            attn_mask=on_gpu(np.ones((4, 4), dtype=bool))),
+    }
+    op = {"target": "CrossEntropy", "mask": "MaskedFill", "indices": "Embedding", "index": "GetItem",
+          "condition": "Where", "attn_mask": "ScaledDotProductAttention"}[case]
+    with pytest.raises(tp.DeviceError, match=rf"{op}: \w+ is on gpu but the input is on cpu"):
+        calls[case]()
+
+
+def test_load_state_dict_generate_and_stream_take_either_devices_arrays(gpu):
+    model = GPT(GPTConfig(**TINY))
+    state = {name: gpu.asarray(t.numpy() * 2) for name, t in model.state_dict().items()}
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model.wte.weight.numpy(), state["wte.weight"].get())
+    prompt = np.array([[1, 2, 3]])
+    expected = model.generate(prompt, 4, temperature=0)
+    np.testing.assert_array_equal(model.generate(gpu.asarray(prompt), 4, temperature=0), expected)
+    np.testing.assert_array_equal(model.generate(tp.tensor(gpu.asarray(prompt)), 4, temperature=0), expected)
+    assert [int(t[0]) for t in model.stream(gpu.asarray(prompt), 4, temperature=0)] == list(expected[0, 3:])
+
+
+def test_cpu_and_gpu_draw_the_same_dropout_masks(gpu):
+    tp.manual_seed(5)
+    on_cpu = F.dropout(tp.ones(3, 50), 0.3).numpy()
+    tp.manual_seed(5)
+    on_gpu = F.dropout(tp.ones(3, 50, device="gpu"), 0.3).numpy()
+    np.testing.assert_array_equal(on_cpu, on_gpu)
+    assert 0.5 < (on_cpu > 0).mean() < 0.9
+
+
+def train_two_steps(device):
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**TINY, dropout=0.1)).to(device)
+    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    batches = np.random.default_rng(0).integers(0, 13, (2, 2, 3, 8))
+    for x, y in batches:
+        _, loss = model(tp.tensor(x, device=device), tp.tensor(y, device=device))
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+    return {name: t.numpy() for name, t in model.state_dict().items()}, loss.item()
+
+
+def test_a_training_step_gives_the_same_weights_on_both_devices(gpu, rtol):
+    (cpu_weights, cpu_loss), (gpu_weights, gpu_loss) = train_two_steps("cpu"), train_two_steps("gpu")
+    close(np.float32(gpu_loss), np.float32(cpu_loss), rtol)
+    for name in cpu_weights:
+        close(gpu_weights[name], cpu_weights[name], rtol)
+
+
+def test_a_training_step_does_no_host_sync(standin):
+    from cupy_standin import count_syncs
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**TINY, dropout=0.1)).to("gpu")
+    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    x, y = (tp.tensor(a, device="gpu") for a in np.random.default_rng(0).integers(0, 13, (2, 3, 8)))
+    with count_syncs() as syncs:
+        for _ in range(2):
+            _, loss = model(x, y)
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+    assert syncs.count == 0
+    with count_syncs() as syncs:
+        loss.item()                                             # reading the loss is one (at the log interval)
+    assert syncs.count == 1
+
+
+# ---- the scripts on the GPU ----
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("to be or not to be, that is the question; whether tis nobler in the mind to suffer\n" * 30)
+    return path
+
+
+TINY_RUN = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--ffn-hidden", "32", "--block-size", "16",
+            "--batch-size", "4", "--eval-batches", "2", "--sample-tokens", "10", "--warmup", "2", "--device", "gpu"]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_train_script_runs_every_preset_on_the_gpu(tmp_path, corpus, gpu, preset, capsys):
+    out = tmp_path / "out"
+    train.main(["--preset", preset, "--data", str(corpus), "--steps", "3", "--eval-interval", "3", "--out-dir",
+                str(out), *TINY_RUN])
+    assert "device gpu" in capsys.readouterr().out
+    assert load_checkpoint(out / "last.npz")[0]["step"] == 3
+
+
+def test_gpu_resume_with_dropout_equals_a_straight_run(tmp_path, corpus, gpu, rtol):
+    common = ["--data", str(corpus), "--eval-interval", "3", "--lr-decay-steps", "6", "--dropout", "0.1",
+              "--grad-accum", "2", *TINY_RUN]
+    train.main([*common, "--steps", "6", "--out-dir", str(tmp_path / "straight")])
+    train.main([*common, "--steps", "3", "--out-dir", str(tmp_path / "halves")])
+    train.main(["--resume", str(tmp_path / "halves" / "last.npz"), "--steps", "6"])
+    straight, halves = (load_checkpoint(tmp_path / run / "last.npz")[1] for run in ("straight", "halves"))
+    for name in straight:
+        close(halves[name], straight[name], rtol)
+
+
+def test_generate_script_on_the_gpu_cached_and_uncached_agree(tmp_path, gpu, capsys):
+    tokenizer = CharTokenizer.from_text("to be or not to be, that is the question\n")
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**{**TINY, "vocab_size": tokenizer.vocab_size}))
+    path = save_checkpoint(tmp_path / "best.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+    outputs = []
+    for extra in ([], ["--no-cache"]):
+        generate.main(["--checkpoint", str(path), "--device", "gpu", "--prompt", "to be", "--max-new-tokens", "20",
+                       "--seed", "3", *extra])
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and len(outputs[0]) > len("to be")
+
+
+def test_bench_runs_on_the_gpu(gpu, capsys):
+    bench.main(["--device", "gpu", "--generate", "--new-tokens", "3"])
+    bench.main(["--device", "gpu", "--cases", "raven:2x8", "--steps", "1", "--warmup", "1"])
+    out = capsys.readouterr().out
+    assert out.count("| byte-gpt | 128 (full) | 3 |") == 1 and "| raven | 2 x 8 |" in out
+
+
+# ---- which CuPy ----
+
+def test_a_gpu_that_cannot_be_used_is_one_line_saying_what_to_do(monkeypatch):
+    monkeypatch.setattr(device_module, "_cupy", None)
+    real_import = builtins.__import__
+
+    def failing(error):
+        def fake_import(name, *args, **kwargs):
+            if name == "cupy":
+                raise error
+            return real_import(name, *args, **kwargs)
+        return fake_import
+
+    broken = ModuleNotFoundError("No module named 'fastrlock'", name="fastrlock")
+    no_driver = types.ModuleType("cupy")
+    no_driver.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(
+        getDeviceCount=lambda: (_ for _ in ()).throw(RuntimeError("cudaErrorInsufficientDriver"))))
+    situations = [(ModuleNotFoundError("No module named 'cupy'", name="cupy"), "needs CuPy: pip install cupy-cuda12x"),
+                  (broken, "CuPy is installed but cannot load"),
+                  (ImportError("libcudart.so.12: cannot open shared object file"), "cupy-cuda12x[ctk]"),
+                  (no_driver, "no CUDA GPU is usable (cudaErrorInsufficientDriver)")]
+    for situation, expected in situations:
+        if isinstance(situation, types.ModuleType):
+            monkeypatch.setattr(builtins, "__import__", real_import)
+            monkeypatch.setitem(sys.modules, "cupy", situation)
+        else:
+            monkeypatch.setattr(builtins, "__import__", failing(situation))
+        with pytest.raises(tp.DeviceError) as info:
+            tp.randn(2, device="gpu")
+        assert "\n" not in str(info.value) and expected in str(info.value), str(info.value)
+
+
+def cupy_names_used():
+    """Every attribute chain the code reaches through an array module: `xp.exp`, `x.xp.random.default_rng`,
+    `array_module(x).add.at`, `cupy_module().cuda.runtime.getDeviceCount`, ..."""
+    roots = {"array_module", "module_for", "cupy_module"}
+    used = set()
+    files = [*(ROOT / "tinygrad_proust").glob("*.py"), *(ROOT / "models").glob("*.py"), ROOT / "bench.py"]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute):
+                continue
+            chain, value = [node.attr], node.value
+            while isinstance(value, ast.Attribute):
+                chain.insert(0, value.attr)
+                value = value.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", getattr(value.func, "attr", None)) in roots:
+                used.add((path.name, tuple(chain)))
+            elif isinstance(value, ast.Name) and value.id == "xp":
+                used.add((path.name, tuple(chain)))
+            elif "xp" in chain[:-1]:
+                used.add((path.name, tuple(chain[chain.index("xp") + 1:])))
+    return used
+
+
+def test_every_cupy_name_the_code_uses_exists_in_every_supported_version():
+    from cupy_standin import NAMES, SNAPSHOTS
+    assert len(SNAPSHOTS) >= 2                                   # CuPy 13 and 14
+    used = cupy_names_used()
+    assert len(used) > 40
+    missing = []
+    for where, chain in used:
+        namespace, known = "cupy", NAMES["cupy"]
+        for name in chain:
+            if name not in known:
+                missing.append(f"{where}: {'.'.join(chain)}")
+                break
+            if namespace == "cupy" and name in NAMES["ufuncs"]:
+                namespace, known = "cupy.ufunc", NAMES["cupy.ufunc"]
+            elif f"{namespace}.{name}" in NAMES:
+                namespace = f"{namespace}.{name}"
+                known = NAMES[namespace]
+            else:
+                known = set()                                    # nothing is looked up past a function
+    assert not missing, missing
