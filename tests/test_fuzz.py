@@ -29,7 +29,8 @@ TRAIN_FLAGS = {
     "--preset": ("choice", ["baby-gpt", "byte-gpt", "char-small", "proust", "raven"]),
     "--n-layer": ("int", 1, 1024), "--n-head": ("int", 1, 1024), "--n-embd": ("int", 1, 65536),
     "--ffn-hidden": ("int", 1, 1 << 20), "--block-size": ("int", 1, 1 << 20), "--dropout": ("real", 0, 1, False, True),
-    "--data": ("path", "corpus"), "--tokenizer": ("choice", ["char", "byte"]), "--chars": ("text",),
+    "--data": ("path", "corpus"), "--tokenizer": ("choice", ["char", "byte", "bpe"]), "--chars": ("text",),
+    "--vocab-size": ("int", 257, 65536), "--bpe-pattern": ("choice", ["gpt4", "gpt2", "none"]),
     "--replace-unknown": ("char",), "--val-fraction": ("real", 0, 1, True, True),
     "--batch-size": ("int", 1, 1 << 20), "--grad-accum": ("int", 1, 1 << 20), "--steps": ("int", 1, BIG),
     "--optimizer": ("choice", ["adamw", "adam", "sgd"]), "--lr": ("real", 0, 100, True, False),
@@ -39,6 +40,7 @@ TRAIN_FLAGS = {
     "--beta2": ("real", 0, 1, False, True), "--momentum": ("real", 0, 1, False, True),
     "--grad-clip": ("real", 0, 1e9, False, False), "--eval-interval": ("int", 1, BIG),
     "--eval-batches": ("int", 1, 1 << 20), "--sample-tokens": ("int", 0, 1 << 20), "--log-interval": ("int", 1, BIG),
+    "--time-limit": ("real", 0, 10**7, True, False),
     "--out-dir": ("path", "out-dir"), "--overwrite": ("switch",), "--resume": ("path", "checkpoint"),
     "--device": ("choice", ["cpu", "gpu", "cuda", "auto"]), "--seed": ("int", 0, 2**32 - 1),
 }
@@ -159,7 +161,7 @@ MAINS = {"train": train.main, "generate": generate.main, "inspection": inspectio
 
 
 def test_the_fuzz_tries_hundreds_of_bad_values():
-    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 40
+    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 43
 
 
 @pytest.mark.parametrize("script, prefix, flag, value", CASES,

@@ -149,6 +149,14 @@ def test_an_unwritable_out_dir_is_one_line(tmp_path, corpus, capsys):
     assert code == 2 and one_line_error(err) and "--out-dir" in err and "cannot write there" in err
 
 
+def test_time_limit_stops_and_saves(tmp_path, corpus, capsys):
+    out = tmp_path / "timed"
+    code, printed, err = run_train(["--data", corpus, "--steps", 100000, "--eval-interval", 100000, "--out-dir", out,
+                                    "--time-limit", 0.001, *TINY], capsys)
+    assert code == 0, err
+    assert "--time-limit 0.001 minutes reached" in printed and 0 < load_checkpoint(out / "last.npz")[0]["step"] < 100
+
+
 # ---- divergence ----
 
 def test_divergence_stops_before_the_weights_change_and_names_the_op(tmp_path, corpus, capsys):
