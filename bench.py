@@ -170,6 +170,37 @@ def generation_speed(preset, new_tokens, device):
     return speeds
 
 
+TOKENIZER_RACE = {"char": ["--tokenizer", "char"], "byte": ["--tokenizer", "byte"],
+                  "bpe-512": ["--tokenizer", "bpe", "--vocab-size", "512"],
+                  "bpe-2048": ["--tokenizer", "bpe", "--vocab-size", "2048"]}
+
+
+def tokenizer_race(minutes, out_root="out/tokenizers"):
+    """The same model (train.py's default architecture) trained for the same wall-clock time with each tokenizer,
+    one after another; validation loss in bits per byte of text, so the tokenizers compare, and a sample each.
+    The BPE tokenizers are trained (and cached) before the clock starts."""
+    import json
+    import subprocess
+    import sys
+    rows = []
+    for name, flags in TOKENIZER_RACE.items():
+        out = f"{out_root}/{name}"
+        subprocess.run([sys.executable, "train.py", *flags, "--time-limit", str(minutes), "--steps", "1000000",
+                        "--eval-interval", "250", "--sample-tokens", "0", "--out-dir", out, "--overwrite"],
+                       check=True, stdout=subprocess.DEVNULL)
+        metrics = [json.loads(line) for line in open(f"{out}/metrics.jsonl")]
+        best = min(metrics, key=lambda r: r["val_loss"])
+        model, tokenizer, _ = GPT.from_checkpoint(f"{out}/best.npz")
+        prompt = tokenizer.encode("\n")[None]
+        text = tokenizer.decode(model.generate(prompt, 600, temperature=0.8, top_k=40,
+                                               rng=np.random.default_rng(0))[0])
+        rows.append((name, model.num_parameters(), metrics[-1]["step"], best, text[:300]))
+        print(f"| {name} | {tokenizer.vocab_size} | {model.num_parameters():,} | {metrics[-1]['step']:,} | "
+              f"{best['val_loss']:.3f} | {best['val_bpb']:.3f} |", flush=True)
+    for name, _, _, _, text in rows:
+        print(f"\n{name}:\n{text}")
+
+
 def machine(device):
     """A one-line description of what ran the benchmark."""
     import torch
@@ -191,10 +222,19 @@ def main(argv=None):
     p.add_argument("--generate", action="store_true", help="measure generation with and without the KV cache")
     p.add_argument("--new-tokens", type=int, default=500)
     p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison")
+    p.add_argument("--tokenizer-race", type=float, metavar="MINUTES",
+                   help="train the default model for MINUTES with each tokenizer (char, byte, BPE 512, BPE 2048) "
+                        "and compare validation bits per byte")
     args = p.parse_args(argv)
     print(f"machine: {machine(args.device)}\n")
     if torch_device_for(args.device) is None:
         print("PyTorch here has no CUDA: its columns are n/a\n")
+
+    if args.tokenizer_race:
+        print("| tokenizer | vocabulary | parameters | steps | best val loss (nats/token) | val bits per byte |")
+        print("|---|---|---|---|---|---|")
+        tokenizer_race(args.tokenizer_race)
+        return
 
     if args.generate:
         print("| preset | context | new tokens | with cache (tok/s) | without (tok/s) | speed-up |")

@@ -20,7 +20,8 @@ from models.cli import Parser, console, fail, integer, load_model_and_prompt, re
 
 def parse_args(argv):
     p = Parser(description=__doc__)
-    p.add_argument("--checkpoint", help="a .npz written by train.py (default: the newest best.npz under --out-dir)")
+    p.add_argument("--checkpoint", help="a checkpoint written by train.py (default: the newest best.npz or "
+                                        "best.safetensors under --out-dir)")
     p.add_argument("--out-dir", default="out", help="where train.py wrote its checkpoints (default: %(default)s)")
     p.add_argument("--prompt", default="", help="text to continue (empty: start from a newline)")
     p.add_argument("--max-new-tokens", type=integer(0, 10**7), default=500)
@@ -38,8 +39,9 @@ def parse_args(argv):
 
 
 def find_checkpoint(out_dir):
-    """The most recently written best.npz under out_dir, or None."""
-    found = sorted(Path(out_dir).rglob("best.npz"), key=lambda p: p.stat().st_mtime) if Path(out_dir).is_dir() else []
+    """The most recently written best.npz (or best.safetensors) under out_dir, or None."""
+    found = sorted((p for name in ("best.npz", "best.safetensors") for p in Path(out_dir).rglob(name)),
+                   key=lambda p: p.stat().st_mtime) if Path(out_dir).is_dir() else []
     return found[-1] if found else None
 
 

@@ -35,7 +35,7 @@ def make_parser():
     """Every flag, with the values it accepts (checked as it is read: a bad value is one line and exit 2)."""
     p = Parser(description=__doc__)
     g = p.add_argument_group("model (fixed for a run: a resumed run keeps its checkpoint's)")
-    g.add_argument("--preset", default="char-small", choices=sorted(PRESETS), help="architecture (default: %(default)s)")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="architecture (default: char-small)")
     g.add_argument("--n-layer", type=integer(1, 1024), help="override the preset's number of blocks")
     g.add_argument("--n-head", type=integer(1, 1024), help="override the number of attention heads")
     g.add_argument("--n-embd", type=integer(1, 65536), help="override the model width")
@@ -44,13 +44,14 @@ def make_parser():
     g.add_argument("--dropout", type=real(0, 1, high_open=True), help="override the preset's dropout")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="a UTF-8 text file or a folder of them (default: Shakespeare, fetched once)")
-    g.add_argument("--tokenizer", default="char", choices=["char", "byte", "bpe"],
-                   help="characters, UTF-8 bytes, or byte-level BPE trained on the training text")
-    g.add_argument("--vocab-size", type=integer(257, 65536), default=2048,
-                   help="--tokenizer bpe: 256 bytes + the merges to learn (default: %(default)s)")
-    g.add_argument("--bpe-pattern", default="gpt4", choices=["gpt4", "gpt2", "none"],
+    g.add_argument("--tokenizer", choices=["char", "byte", "bpe"],
+                   help="characters (the default), UTF-8 bytes, or byte-level BPE trained on the training text")
+    g.add_argument("--vocab-size", type=integer(257, 65536),
+                   help="--tokenizer bpe: 256 bytes + the merges to learn (default: 2048)")
+    g.add_argument("--bpe-pattern", choices=["gpt4", "gpt2", "none"],
                    help="--tokenizer bpe: cut the text into words, numbers and punctuation first, as GPT-4 or "
-                        "GPT-2 do (merges never cross them), or learn merges over the whole byte stream")
+                        "GPT-2 do (merges never cross them; gpt4, the default), or learn merges over the whole "
+                        "byte stream")
     g.add_argument("--chars", type=non_empty, help="char tokenizer: only these characters form the vocabulary; the "
                                                    "corpus's other characters are dropped, or replaced by --replace-unknown")
     g.add_argument("--replace-unknown", metavar="CHAR", type=one_character,
@@ -84,6 +85,11 @@ def make_parser():
                    help="stop (evaluate and save, as after Ctrl-C) once the run has trained this long")
     g.add_argument("--out-dir", help="where checkpoints and metrics go (default: out, or the resumed checkpoint's folder)")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --out-dir")
+    g.add_argument("--format", choices=["npz", "safetensors"], default="npz",
+                   help="checkpoint files: NumPy's .npz, or .safetensors (pip install safetensors)")
+    g.add_argument("--init-from", metavar="SOURCE",
+                   help="start a new run from these weights: a checkpoint, or a Transformers directory of the GPT-2 "
+                        "or LLaMA family (its model and tokenizer; the model flags above cannot be given)")
     g.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from a checkpoint: its settings are the defaults, flags given now override them")
     g = p.add_argument_group("system")
@@ -110,6 +116,8 @@ def parse_args(argv):
         except CheckpointError as err:
             fail(err)
         saved = {k: v for k, v in checkpoint[0].get("args", {}).items() if k in vars(args) and k not in NOT_SAVED}
+        if args.init_from and args.init_from != saved.get("init_from"):
+            fail("--init-from starts a new run and --resume continues one: give one of them")
         parser.set_defaults(**saved)
         args = parser.parse_args(argv)
         for key in FIXED_FOR_A_RUN:
@@ -122,12 +130,39 @@ def parse_args(argv):
                  "give a larger --steps to train on")
         if args.out_dir is None:
             args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
+    init = None
+    if args.init_from and checkpoint is None:
+        given = [key for key in FIXED_FOR_A_RUN if getattr(args, key) is not None]
+        if given:
+            fail(f"--{given[0].replace('_', '-')}: --init-from {args.init_from} brings its own model and tokenizer")
+        init = load_init_source(args.init_from)
+    elif checkpoint is None:  # a new run: the defaults of the model and tokenizer flags
+        args.preset, args.tokenizer = args.preset or "char-small", args.tokenizer or "char"
+        args.vocab_size, args.bpe_pattern = args.vocab_size or 2048, args.bpe_pattern or "gpt4"
     args.out_dir = args.out_dir or "out"
     if args.replace_unknown is not None and args.chars is None:
         fail("--replace-unknown needs --chars (the characters to keep)")
     if args.min_lr is not None and args.min_lr > args.lr:
         fail(f"--min-lr {args.min_lr} is above --lr {args.lr}")
-    return args, checkpoint
+    return args, checkpoint, init
+
+
+def load_init_source(source):
+    """(model, tokenizer) to start a run from: a checkpoint of ours, or a Transformers directory."""
+    from models.cli import load_model_and_prompt
+    if not Path(source).is_dir():
+        model, tokenizer, _ = load_model_and_prompt(source, "")
+        return model, tokenizer
+    from models.export import ExportError, load_pretrained
+    try:
+        model, tokenizer = load_pretrained(source)
+    except ExportError as err:
+        fail(f"--init-from {source}: {err}")
+    except ImportError as err:
+        fail(f"--init-from a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+    if tokenizer is None:
+        fail(f"--init-from {source}: the directory has no tokenizer.json to encode the text with")
+    return model, tokenizer
 
 
 # ------------------------------------------------------------------------------------------------
@@ -145,7 +180,7 @@ def pick_device(name):
     return "gpu" if name in ("gpu", "cuda") else "cpu"
 
 
-def load_data(args, checkpoint):
+def load_data(args, checkpoint, init=None):
     """(where the text came from, the tokenizer, the training and validation token ids, their sizes in bytes).
     The corpus is split at a byte (the last --val-fraction), then each part is encoded: a BPE tokenizer is
     trained on the training part only. The tokenizer is the checkpoint's when resuming."""
@@ -160,8 +195,10 @@ def load_data(args, checkpoint):
              f"{err}; pass --data PATH to train on your own UTF-8 text")
     split = split_point(raw, args.val_fraction)
     try:
-        tokenizer = (tokenizer_from_dict(checkpoint[0]["tokenizer"]) if checkpoint is not None
-                     else build_tokenizer(args, raw, raw[:split], source))
+        if checkpoint is not None:
+            tokenizer = tokenizer_from_dict(checkpoint[0]["tokenizer"])
+        else:
+            tokenizer = init[1] if init is not None else build_tokenizer(args, raw, raw[:split], source)
         parts = (tokenizer.encode_corpus(raw[:split], source), tokenizer.encode_corpus(raw[split:], source))
     except NotUTF8Error as err:
         fail(f"{err} (--tokenizer byte reads any bytes)")
@@ -203,11 +240,11 @@ class Run:
     val_bytes: int = 0
 
 
-def build_model(args, tokenizer, checkpoint):
-    """The model configuration: the checkpoint's when resuming (with --dropout, the one training setting of the
-    model that may change), else the preset with the flags' overrides."""
-    if checkpoint is not None:
-        config = GPTConfig.from_dict(checkpoint[0]["config"])
+def build_model(args, tokenizer, checkpoint, init=None):
+    """The model configuration: the checkpoint's when resuming, the source's with --init-from (with --dropout, the
+    one training setting of the model that may change), else the preset with the flags' overrides."""
+    if checkpoint is not None or init is not None:
+        config = GPTConfig.from_dict(checkpoint[0]["config"] if checkpoint is not None else init[0].config.to_dict())
         if args.dropout is not None:
             config.dropout = args.dropout
         return config
@@ -227,7 +264,7 @@ def build_optimizer(args, model):
     return optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
 
 
-RUN_FILES = ("last.npz", "best.npz", "metrics.jsonl")
+RUN_FILES = ("last.npz", "best.npz", "last.safetensors", "best.safetensors", "metrics.jsonl")
 
 
 def prepare_out_dir(args, checkpoint):
@@ -249,7 +286,7 @@ def prepare_out_dir(args, checkpoint):
     if present and not resuming_here:
         if not args.overwrite:
             fail(f"--out-dir {out_dir} already holds a run ({', '.join(present)}): resume it with --resume "
-                 f"{out_dir / 'last.npz'}, choose another --out-dir, or pass --overwrite to replace it")
+                 f"{out_dir / present[0]}, choose another --out-dir, or pass --overwrite to replace it")
         for name in present:
             (out_dir / name).unlink()
     if checkpoint is not None:
@@ -260,15 +297,19 @@ def prepare_out_dir(args, checkpoint):
     return out_dir
 
 
-def build_run(args, tokenizer, parts, device, checkpoint):
-    """Model, optimizer and data for a new run, or restored exactly from the checkpoint being resumed."""
-    config = build_model(args, tokenizer, checkpoint)
+def build_run(args, tokenizer, parts, device, checkpoint, init=None):
+    """Model, optimizer and data for a new run (from --init-from's weights if given), or restored exactly from the
+    checkpoint being resumed."""
+    config = build_model(args, tokenizer, checkpoint, init)
     try:
         dataset = TokenDataset(parts[0], config.block_size, val_tokens=parts[1])
     except DataError as err:
         fail(f"{err}; use more text or a smaller --block-size")
     tp.manual_seed(args.seed)
-    model = GPT(config).to(device)
+    model = GPT(config)
+    if init is not None:
+        model.load_state_dict(init[0].state_dict())
+    model.to(device)
     optimizer = build_optimizer(args, model)
     # resolved once and saved with the run, so that a resume keeps the same schedule
     args.min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
@@ -297,7 +338,8 @@ def describe(run, source, sizes):
     print(f"device {run.device} | corpus {source}: {sum(sizes):,} bytes | train {len(run.dataset.train):,} tokens, "
           f"val {len(run.dataset.val):,} | vocabulary {run.tokenizer.vocab_size}, "
           f"{sizes[0] / len(run.dataset.train):.2f} bytes per token")
-    print(f"model {args.preset}: {run.model.num_parameters():,} parameters | {json.dumps(run.config.to_dict())}")
+    origin = f"from {args.init_from}" if args.init_from else args.preset
+    print(f"model {origin}: {run.model.num_parameters():,} parameters | {json.dumps(run.config.to_dict())}")
     print("training:", json.dumps(vars(args)))
     if run.step:
         print(f"resumed from {args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
@@ -340,10 +382,15 @@ def sample(run):
     return run.tokenizer.decode(ids[0])
 
 
+def checkpoint_path(run, name):
+    return run.out_dir / f"{name}.{run.args.format}"
+
+
 def save(run, name, metrics_row=None):
-    """out_dir/name.npz: weights, optimizer moments, step, RNG states and settings (everything a resume needs), and
+    """out_dir/name.npz (or .safetensors): weights, optimizer moments, step, RNG states and settings (everything a
+    resume needs), and
     the metrics row of the evaluation that wrote it (a resume repairs metrics.jsonl from it)."""
-    return save_checkpoint(run.out_dir / f"{name}.npz", run.model, run.optimizer, step=run.step,
+    return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, step=run.step,
                            best_val_loss=run.best_val, config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(),
                            args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
                            rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row)
@@ -387,7 +434,7 @@ def report_divergence(run, diverged):
     except tp.AnomalyError as err:
         culprit = str(err).split("; the op was created at")[0]
     run.optimizer.zero_grad()
-    saved = run.out_dir / "last.npz"
+    saved = checkpoint_path(run, "last")
     kept = f"the last good checkpoint is {saved}" if saved.exists() else "no checkpoint was saved yet"
     fail(f"training diverged at step {run.step + 1} (loss {loss}, gradient norm {norm}): {culprit}; {kept}. "
          "Lower --lr, or clip gradients with --grad-clip 1.0", status=1)
@@ -419,12 +466,12 @@ class StopRequest:
     """The first Ctrl-C or SIGTERM (a notebook's stop button, `timeout`, a cluster scheduler) asks the loop to
     finish its step, save and stop; a second one stops at once, keeping the checkpoint last saved."""
 
-    def __init__(self, out_dir):
-        self.requested, self.out_dir = False, out_dir
+    def __init__(self, last):
+        self.requested, self.last = False, last
 
     def __call__(self, signum, frame):
         if self.requested:
-            print(f"\nstopped at once; the last saved checkpoint is {self.out_dir / 'last.npz'}", file=sys.stderr)
+            print(f"\nstopped at once; the last saved checkpoint is {self.last}", file=sys.stderr)
             raise SystemExit(130)
         self.requested = True
         tqdm.write(f"interrupted: saving a checkpoint after this step ({signal.Signals(signum).name}; "
@@ -434,7 +481,7 @@ class StopRequest:
 def train(run):
     """The loop: step, log every --log-interval, evaluate and save every --eval-interval, stop on request."""
     args = run.args
-    stop = StopRequest(run.out_dir)
+    stop = StopRequest(checkpoint_path(run, "last"))
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     tokens_per_step = args.batch_size * args.grad_accum * run.config.block_size
     metrics = open(run.out_dir / "metrics.jsonl", "a")
@@ -461,8 +508,8 @@ def train(run):
                 evaluate_and_save(run, lr, metrics, started)
                 step_time = time.time()
             if stop.requested:
-                tqdm.write(f"saved {run.out_dir / 'last.npz'} at step {run.step}; "
-                           f"resume with --resume {run.out_dir / 'last.npz'}")
+                tqdm.write(f"saved {checkpoint_path(run, 'last')} at step {run.step}; "
+                           f"resume with --resume {checkpoint_path(run, 'last')}")
                 break
     finally:
         bar.close()
@@ -474,10 +521,10 @@ def train(run):
 
 @console
 def main(argv=None):
-    args, checkpoint = parse_args(sys.argv[1:] if argv is None else argv)
+    args, checkpoint, init = parse_args(sys.argv[1:] if argv is None else argv)
     device = pick_device(args.device)
-    source, tokenizer, parts, sizes = load_data(args, checkpoint)
-    run = build_run(args, tokenizer, parts, device, checkpoint)
+    source, tokenizer, parts, sizes = load_data(args, checkpoint, init)
+    run = build_run(args, tokenizer, parts, device, checkpoint, init)
     run.val_bytes = sizes[1]
     describe(run, source, sizes)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a NaN/Inf is caught by train_step

@@ -53,17 +53,31 @@ def standin(request):
     return cupy
 
 
-@pytest.fixture(scope="session")
-def torch():
-    """PyTorch, the independent reference of the parity tests (a test extra, not a dependency). Without it they
-    are skipped on your machine, but fail in CI (CI=true): there a failed install must never pass as green."""
+def reference(module, install):
+    """An optional package the tests compare against. Without it they are skipped on your machine, but fail in CI
+    (CI=true): there a failed install must never pass as green."""
     try:
-        import torch
+        return __import__(module)
     except ImportError:
         if os.environ.get("CI"):
-            pytest.fail("PyTorch is not installed, and CI must run the parity tests: pip install torch==2.13.0")
-        pytest.skip("PyTorch is not installed (pip install torch==2.13.0 runs the parity tests)")
-    return torch
+            pytest.fail(f"{module} is not installed, and CI must run the tests that compare against it: {install}")
+        pytest.skip(f"{module} is not installed ({install} runs these tests)")
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, the independent reference of the parity tests (a test extra, not a dependency)."""
+    return reference("torch", "pip install torch==2.13.0")
+
+
+@pytest.fixture(scope="session")
+def transformers():
+    """Hugging Face Transformers (with safetensors and tokenizers), for the bridge's round trips."""
+    for module in ("safetensors", "tokenizers"):
+        reference(module, "pip install -r requirements-hf.txt")
+    transformers = reference("transformers", "pip install -r requirements-hf.txt")
+    transformers.logging.set_verbosity_error()
+    return transformers
 
 
 @pytest.fixture(autouse=True)

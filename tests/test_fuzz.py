@@ -42,6 +42,7 @@ TRAIN_FLAGS = {
     "--eval-batches": ("int", 1, 1 << 20), "--sample-tokens": ("int", 0, 1 << 20), "--log-interval": ("int", 1, BIG),
     "--time-limit": ("real", 0, 10**7, True, False),
     "--out-dir": ("path", "out-dir"), "--overwrite": ("switch",), "--resume": ("path", "checkpoint"),
+    "--format": ("choice", ["npz", "safetensors"]), "--init-from": ("path", "checkpoint-or-directory"),
     "--device": ("choice", ["cpu", "gpu", "cuda", "auto"]), "--seed": ("int", 0, 2**32 - 1),
 }
 GENERATE_FLAGS = {
@@ -161,7 +162,7 @@ MAINS = {"train": train.main, "generate": generate.main, "inspection": inspectio
 
 
 def test_the_fuzz_tries_hundreds_of_bad_values():
-    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 43
+    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 44
 
 
 @pytest.mark.parametrize("script, prefix, flag, value", CASES,
@@ -204,7 +205,8 @@ def test_bad_paths_are_one_line(tmp_path, checkpoint, capsys, kind):
     path = str(bad_paths(tmp_path, checkpoint)[kind])
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("to be or not to be\n" * 50)
-    attempts = [(train.main, ["--resume", path]), (generate.main, ["--checkpoint", path]),
+    attempts = [(train.main, ["--resume", path]), (train.main, ["--init-from", path]),
+                (generate.main, ["--checkpoint", path]),
                 (inspection.main, ["logit-lens", "--checkpoint", path, "--prompt", "to"]),
                 (inspection.main, ["loss-curve", "--metrics", path, "--out", str(tmp_path / "l.png")])]
     if kind in ("missing", "folder", "empty"):

@@ -1,4 +1,5 @@
-"""Checkpoints: one .npz file (a zip of .npy arrays, no pickles), written atomically.
+"""Checkpoints: one .npz file (a zip of .npy arrays, no pickles), or one .safetensors file (the format Hugging
+Face uses; needs the safetensors package), written atomically. The path's suffix chooses the format.
 
 Inside:
     model/<parameter name>         the weights, e.g. model/blocks.0.attn.c_attn.weight
@@ -42,12 +43,15 @@ def save_checkpoint(path, model, optimizer=None, **meta):
         meta["optimizer"] = {"param_groups": state["param_groups"],
                              "scalars": [{k: v for k, v in s.items() if not hasattr(v, "shape")} for s in state["state"]]}
     meta["checksums"] = {name: _checksum(array) for name, array in arrays.items()}
-    arrays["__meta__"] = np.array(json.dumps({"format": FORMAT, **meta}))
+    meta_text = json.dumps({"format": FORMAT, **meta})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            _write_npz(f, arrays)
+            if path.suffix == ".safetensors":
+                f.write(_safetensors_bytes(arrays, meta_text))
+            else:
+                np.savez(f, __meta__=np.array(meta_text), **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,8 +61,29 @@ def save_checkpoint(path, model, optimizer=None, **meta):
     return path
 
 
-def _write_npz(f, arrays):
-    np.savez(f, **arrays)
+def _safetensors_bytes(arrays, meta_text):
+    """The safetensors format (pip install safetensors): the arrays, and the metadata as its string header."""
+    try:
+        from safetensors.numpy import save
+    except ImportError:
+        raise ImportError("a .safetensors checkpoint needs the safetensors package: pip install safetensors") from None
+    return save({name: np.ascontiguousarray(a) for name, a in arrays.items()}, metadata={"__meta__": meta_text})
+
+
+def _read_safetensors(path):
+    from safetensors import safe_open
+    with safe_open(str(path), framework="numpy") as archive:
+        meta_text = (archive.metadata() or {}).get("__meta__")
+        if meta_text is None:
+            raise CheckpointError(f"checkpoint {path}: not a tinygrad_proust checkpoint (no __meta__ in its header)")
+        return meta_text, {name: archive.get_tensor(name) for name in archive.keys()}
+
+
+def _read_npz(path):
+    with np.load(path, allow_pickle=False) as archive:
+        if "__meta__" not in archive.files:
+            raise CheckpointError(f"checkpoint {path}: not a tinygrad_proust checkpoint (no __meta__ entry)")
+        return str(archive["__meta__"]), {k: archive[k] for k in archive.files if k != "__meta__"}
 
 
 def _checksum(array):
@@ -91,13 +116,12 @@ def load_checkpoint(path):
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "__meta__" not in archive.files:
-                raise CheckpointError(f"checkpoint {path}: not a tinygrad_proust checkpoint (no __meta__ entry)")
-            meta = json.loads(str(archive["__meta__"]))
-            if meta.get("format") != FORMAT:
-                raise CheckpointError(f"checkpoint {path}: unknown format {meta.get('format')!r}")
-            arrays = {k: archive[k] for k in archive.files if k != "__meta__"}
+        with open(path, "rb") as f:
+            zip_file = f.read(2) == b"PK"  # .npz is a zip; anything else is read as safetensors
+        meta_text, arrays = _read_npz(path) if zip_file else _read_safetensors(path)
+        meta = json.loads(meta_text)
+        if meta.get("format") != FORMAT:
+            raise CheckpointError(f"checkpoint {path}: unknown format {meta.get('format')!r}")
         _verify(path, meta, arrays)
         weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
         optimizer_arrays = {k: v for k, v in arrays.items() if k.startswith("optimizer/")}

@@ -1,0 +1,187 @@
+"""The bridge to Hugging Face Transformers: every exportable preset and family round-trips (ours -> Transformers ->
+the same logits and greedy text; Transformers -> ours -> the same logits and greedy tokens), models no class
+expresses are one clear line, train.py fine-tunes from a Transformers directory, and checkpoints can be safetensors.
+Transformers, safetensors and tokenizers are test extras (installed in CI, so these tests run there)."""
+import json
+
+import numpy as np
+import pytest
+
+import generate
+import tinygrad_proust as tp
+import train
+from models.export import ExportError, export_pretrained, load_pretrained, main as export_main
+from models.gpt import GPT, GPTConfig, preset_config
+from models.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer
+from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+TEXT = "ROMEO. What say you, my lord? Nothing, madam; and yet I say it all.\n" * 8
+SMALL = dict(n_layer=2, n_embd=32, n_head=2, ffn_hidden=48, block_size=32)
+
+
+@pytest.fixture
+def hf(transformers):
+    return transformers
+
+
+def tokenizer_for(kind):
+    return {"char": CharTokenizer.from_text(TEXT), "byte": ByteTokenizer(),
+            "bpe": BPETokenizer.train(TEXT, 300, "gpt4"), "bpe-whole": BPETokenizer.train(TEXT, 300)}[kind]
+
+
+def exported(tmp_path, config, kind, tied=None):
+    tokenizer = tokenizer_for(kind)
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**{**config.to_dict(), "vocab_size": tokenizer.vocab_size, "dropout": 0.0})).eval()
+    return model, tokenizer, export_pretrained(model, tokenizer, tmp_path / "hf")
+
+
+def their_logits(torch, hf_model, ids):
+    with torch.no_grad():
+        return hf_model(torch.tensor(np.asarray(ids)[None])).logits.numpy()[0]
+
+
+CASES = {
+    "char-small": (preset_config("char-small", **SMALL), "char", "GPT2LMHeadModel"),
+    "raven": (preset_config("raven"), "byte", "GPT2LMHeadModel"),
+    "baby-gpt": (preset_config("baby-gpt", **SMALL), "bpe", "GPT2LMHeadModel"),       # no biases: zeros
+    "gelu-exact-untied-scaled": (GPTConfig(**SMALL, ffn="gelu", gelu_approximate="none", tie_weights=False,
+                                           scale_embeddings=True), "char", "GPT2LMHeadModel"),
+    "sinusoidal": (GPTConfig(**SMALL, positions="sinusoidal"), "bpe-whole", "GPT2LMHeadModel"),
+    "llama": (GPTConfig(**SMALL, norm="rmsnorm", ffn="swiglu", positions="rope", attn_bias=False, ffn_bias=False,
+                        tie_weights=False), "bpe", "LlamaForCausalLM"),
+    "llama-tied": (GPTConfig(**SMALL, norm="rmsnorm", ffn="swiglu", positions="rope", attn_bias=False,
+                             ffn_bias=False), "byte", "LlamaForCausalLM"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_ours_to_transformers_gives_the_same_logits_and_text(case, tmp_path, hf, torch):
+    config, kind, expected_class = CASES[case]
+    model, tokenizer, directory = exported(tmp_path, config, kind)
+    hf_model = hf.AutoModelForCausalLM.from_pretrained(directory).eval()
+    hf_tokenizer = hf.AutoTokenizer.from_pretrained(directory)
+    assert type(hf_model).__name__ == expected_class
+    prompt = "ROMEO. What say"
+    ids = tokenizer.encode(prompt)
+    assert hf_tokenizer(prompt)["input_ids"] == ids.tolist()
+    ids = ids[:model.config.block_size // 2]
+    np.testing.assert_allclose(their_logits(torch, hf_model, ids), model(ids[None])[0].numpy()[0], atol=1e-4)
+    new = min(12, model.config.block_size - len(ids))
+    ours = model.generate(ids[None], new, temperature=0)[0]          # what generate.py --greedy writes
+    theirs = hf_model.generate(torch.tensor(ids[None]), max_new_tokens=new, do_sample=False)[0].numpy()
+    assert theirs.tolist() == ours.tolist()
+    assert hf_tokenizer.decode(theirs) == tokenizer.decode(ours)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_exported_directories_come_back_identical(case, tmp_path, hf):
+    config, kind, _ = CASES[case]
+    model, tokenizer, directory = exported(tmp_path, config, kind)
+    back, back_tokenizer = load_pretrained(directory)
+    ids = tokenizer.encode("ROMEO. What say")[:model.config.block_size]
+    if not config.scale_embeddings and config.positions != "sinusoidal":
+        np.testing.assert_array_equal(back(ids[None])[0].numpy(), model(ids[None])[0].numpy())
+    assert back_tokenizer.encode(TEXT).tolist() == tokenizer.encode(TEXT).tolist()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_a_transformers_model_comes_in_with_the_same_logits_and_greedy_tokens(family, tmp_path, hf, torch):
+    torch.manual_seed(0)
+    if family == "gpt2":
+        config = hf.GPT2Config(vocab_size=256, n_positions=32, n_embd=32, n_layer=2, n_head=4, n_inner=64,
+                               activation_function="gelu_new", tie_word_embeddings=True)
+        hf_model = hf.GPT2LMHeadModel(config)
+    else:
+        config = hf.LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                num_attention_heads=4, max_position_embeddings=32, rms_norm_eps=1e-5)
+        hf_model = hf.LlamaForCausalLM(config)
+    with torch.no_grad():                                  # random biases and gains, so every tensor matters
+        for p in hf_model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    hf_model.eval().save_pretrained(tmp_path / "hf")
+    ours, tokenizer = load_pretrained(tmp_path / "hf")
+    assert tokenizer is None                               # no tokenizer.json was saved
+    ids = np.random.default_rng(0).integers(0, 256, 10)
+    np.testing.assert_allclose(ours(ids[None])[0].numpy()[0], their_logits(torch, hf_model, ids), atol=1e-4)
+    theirs = hf_model.generate(torch.tensor(ids[None]), max_new_tokens=15, do_sample=False)[0].numpy()
+    assert ours.generate(ids[None], 15, temperature=0)[0].tolist() == theirs.tolist()
+
+
+def test_train_fine_tunes_from_a_transformers_directory(tmp_path, hf, capsys):
+    model, tokenizer, directory = exported(tmp_path, CASES["char-small"][0], "char")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 4)
+    out = tmp_path / "tuned"
+    train.main(["--init-from", str(directory), "--data", str(corpus), "--steps", "3", "--eval-interval", "3",
+                "--batch-size", "4", "--eval-batches", "2", "--sample-tokens", "0", "--out-dir", str(out),
+                "--format", "safetensors"])
+    assert f"model from {directory}" in capsys.readouterr().out
+    meta, weights, _ = load_checkpoint(out / "last.safetensors")
+    assert meta["step"] == 3 and meta["config"] == model.config.to_dict()
+    assert not np.array_equal(weights["wte.weight"], model.wte.weight.numpy())   # it trained
+    generate.main(["--out-dir", str(out), "--prompt", "ROMEO.", "--max-new-tokens", "5", "--greedy"])
+    assert capsys.readouterr().out.startswith("ROMEO.")
+    with pytest.raises(SystemExit):
+        train.main(["--init-from", str(directory), "--n-layer", "3", "--data", str(corpus)])
+    assert "--n-layer: --init-from" in capsys.readouterr().err
+
+
+# ---- what cannot cross ----
+
+@pytest.mark.parametrize("preset, reason", [("proust", "norm_placement='post'"),
+                                            ("byte-gpt", "positions='learned' (LLaMA uses rotary positions)")])
+def test_a_model_no_class_expresses_is_one_line(preset, reason, tmp_path, capsys):
+    tokenizer = ByteTokenizer()
+    model = GPT(preset_config(preset, vocab_size=256))
+    path = save_checkpoint(tmp_path / "c.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([str(path), str(tmp_path / "hf")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "no Transformers class expresses this model" in err and reason in err
+    assert "\n" not in err and not (tmp_path / "hf").exists()
+
+
+def test_bad_directories_are_refused_and_nothing_is_half_written(tmp_path, monkeypatch):
+    model, tokenizer, directory = exported(tmp_path, CASES["raven"][0], "byte")
+    with pytest.raises(ExportError, match="already exists and is not empty"):
+        export_pretrained(model, tokenizer, directory)
+    import models.export as export
+    monkeypatch.setattr(export, "tokenizer_json", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        export_pretrained(model, tokenizer, tmp_path / "second")
+    monkeypatch.undo()
+    assert not (tmp_path / "second").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    spec = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**spec, "model_type": "bert"}))
+    with pytest.raises(ExportError, match="a 'bert' model; GPT-2 and LLaMA models come in"):
+        load_pretrained(directory)
+    (directory / "config.json").write_text(json.dumps({**spec, "n_embd": 64}))
+    with pytest.raises(ExportError, match="shape mismatch"):
+        load_pretrained(directory)
+    (directory / "config.json").write_text(json.dumps({**spec, "n_layer": 2}))
+    with pytest.raises(ExportError, match="has no tensor 'transformer.h.1.ln_1.weight'"):
+        load_pretrained(directory)
+    (directory / "config.json").write_text(json.dumps(spec))
+    (directory / "tokenizer.json").write_text('{"model": {"type": "Unigram", "vocab": []}}')
+    with pytest.raises(ExportError, match="a Unigram tokenizer"):
+        load_pretrained(directory)
+
+
+def test_safetensors_checkpoints_resume_and_refuse_damage(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 4)
+    common = ["--data", str(corpus), "--eval-interval", "2", "--batch-size", "4", "--eval-batches", "2",
+              "--sample-tokens", "0", "--n-layer", "1", "--n-embd", "16", "--block-size", "16", "--format",
+              "safetensors"]
+    train.main([*common, "--steps", "4", "--out-dir", str(tmp_path / "straight")])
+    train.main([*common, "--steps", "2", "--out-dir", str(tmp_path / "halves")])
+    train.main(["--resume", str(tmp_path / "halves" / "last.safetensors"), "--steps", "4"])
+    straight, halves = (load_checkpoint(tmp_path / run / "last.safetensors")[1] for run in ("straight", "halves"))
+    assert all(np.array_equal(straight[k], halves[k]) for k in straight)
+    data = bytearray((tmp_path / "straight" / "last.safetensors").read_bytes())
+    data[-100] ^= 0x10                                       # inside a tensor: safetensors itself cannot tell
+    (tmp_path / "bad.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum of .* does not match"):
+        load_checkpoint(tmp_path / "bad.safetensors")
