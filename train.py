@@ -26,8 +26,9 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
                            split_point)
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict, trained_bpe
+from models import adapters
 from models.cli import Parser, console, fail, integer, non_empty, one_character, read_metrics, real, write_metrics
-from tinygrad_proust import optim, rng as tp_rng
+from tinygrad_proust import nn, optim, rng as tp_rng
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -90,6 +91,15 @@ def make_parser():
     g.add_argument("--init-from", metavar="SOURCE",
                    help="start a new run from these weights: a checkpoint, or a Transformers directory of the GPT-2 "
                         "or LLaMA family (its model and tokenizer; the model flags above cannot be given)")
+    g = p.add_argument_group("LoRA fine-tuning (with --init-from: only low-rank adapters train; the base stays frozen)")
+    g.add_argument("--lora-rank", type=integer(1, 65536), help="the adapters' rank r")
+    g.add_argument("--lora-alpha", type=real(0, 1e6, low_open=True), help="the update is scaled by alpha / r "
+                                                                         "(default: alpha = r)")
+    g.add_argument("--lora-targets", type=non_empty,
+                   help="layers to adapt: attn, mlp, head (an untied head) or name patterns, comma-separated "
+                        "(default: attn,mlp)")
+    g.add_argument("--lora-dropout", type=real(0, 1, high_open=True), help="dropout on the adapters' input (default 0)")
+    g = p.add_argument_group("resuming")
     g.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue from a checkpoint: its settings are the defaults, flags given now override them")
     g = p.add_argument_group("system")
@@ -101,6 +111,7 @@ def make_parser():
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
 FIXED_FOR_A_RUN = ["preset", "n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "tokenizer", "chars",
                    "replace_unknown", "vocab_size", "bpe_pattern"]
+LORA_SETTINGS = ["lora_rank", "lora_alpha", "lora_targets"]  # an adapter's shape: fixed for a run too
 NOT_SAVED = ("resume", "out_dir", "overwrite")
 
 
@@ -109,7 +120,7 @@ def parse_args(argv):
     parser's defaults, so a flag given now wins and every other setting is the checkpoint's."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    checkpoint = None
+    checkpoint = init = None
     if args.resume:
         try:
             checkpoint = load_checkpoint(args.resume)
@@ -120,7 +131,9 @@ def parse_args(argv):
             fail("--init-from starts a new run and --resume continues one: give one of them")
         parser.set_defaults(**saved)
         args = parser.parse_args(argv)
-        for key in FIXED_FOR_A_RUN:
+        if "quantization" in checkpoint[0]:
+            fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
+        for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
             if key in saved and getattr(args, key) != saved[key]:
                 flag = "--" + key.replace("_", "-")
                 fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
@@ -130,7 +143,16 @@ def parse_args(argv):
                  "give a larger --steps to train on")
         if args.out_dir is None:
             args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
-    init = None
+        if "base" in checkpoint[0]:                        # a LoRA run: its frozen base, checked by digest
+            try:
+                init = (adapters.load_base(checkpoint[0]["base"], GPT.load_any), None)
+            except CheckpointError as err:
+                fail(f"--resume {args.resume}: {err}")
+    if args.lora_rank is None and any(getattr(args, k) is not None for k in ("lora_alpha", "lora_targets",
+                                                                             "lora_dropout")):
+        fail("--lora-alpha, --lora-targets and --lora-dropout shape LoRA adapters: give --lora-rank too")
+    if args.lora_rank and not args.init_from and checkpoint is None:
+        fail("--lora-rank: LoRA adapts a trained model; name it with --init-from CHECKPOINT")
     if args.init_from and checkpoint is None:
         given = [key for key in FIXED_FOR_A_RUN if getattr(args, key) is not None]
         if given:
@@ -149,9 +171,13 @@ def parse_args(argv):
 
 def load_init_source(source):
     """(model, tokenizer) to start a run from: a checkpoint of ours, or a Transformers directory."""
-    from models.cli import load_model_and_prompt
     if not Path(source).is_dir():
-        model, tokenizer, _ = load_model_and_prompt(source, "")
+        try:
+            model, tokenizer, meta = GPT.from_checkpoint(source)
+        except CheckpointError as err:
+            fail(f"--init-from {source}: {err}")
+        if "quantization" in meta:
+            fail(f"--init-from {source}: a quantised checkpoint cannot be trained (start from the float one)")
         return model, tokenizer
     from models.export import ExportError, load_pretrained
     try:
@@ -238,6 +264,8 @@ class Run:
     step: int = 0
     best_val: float = math.inf
     val_bytes: int = 0
+    lora: dict = None            # the adapters' settings, for a LoRA run
+    base: dict = None            # and the base they belong to
 
 
 def build_model(args, tokenizer, checkpoint, init=None):
@@ -257,11 +285,20 @@ def build_model(args, tokenizer, checkpoint, init=None):
 
 
 def build_optimizer(args, model):
+    """The optimizer over the parameters that train (with LoRA: only the adapters)."""
+    params = [p for p in model.parameters() if p.requires_grad]
     if args.optimizer == "sgd":
-        return optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
+        return optim.SGD(params, lr=args.lr, momentum=args.momentum)
     if args.optimizer == "adam":
-        return optim.Adam(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2))
-    return optim.AdamW(model.parameters(), lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
+        return optim.Adam(params, lr=args.lr, betas=(args.beta1, args.beta2))
+    return optim.AdamW(params, lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
+
+
+def lora_settings(args):
+    if not args.lora_rank:
+        return None
+    return {"rank": args.lora_rank, "alpha": args.lora_alpha or float(args.lora_rank),
+            "targets": adapters.target_patterns(args.lora_targets or "attn,mlp"), "dropout": args.lora_dropout or 0.0}
 
 
 RUN_FILES = ("last.npz", "best.npz", "last.safetensors", "best.safetensors", "metrics.jsonl")
@@ -309,6 +346,12 @@ def build_run(args, tokenizer, parts, device, checkpoint, init=None):
     model = GPT(config)
     if init is not None:
         model.load_state_dict(init[0].state_dict())
+    lora = lora_settings(args)
+    if lora is not None:
+        try:
+            adapters.attach(model, lora)
+        except ValueError as err:
+            fail(f"--lora-rank {args.lora_rank} --lora-targets {args.lora_targets or 'attn,mlp'}: {err}")
     model.to(device)
     optimizer = build_optimizer(args, model)
     # resolved once and saved with the run, so that a resume keeps the same schedule
@@ -317,9 +360,17 @@ def build_run(args, tokenizer, parts, device, checkpoint, init=None):
     out_dir = prepare_out_dir(args, checkpoint)
     run = Run(args, config, tokenizer, dataset, model, optimizer, device, out_dir,
               batch_rng=np.random.default_rng(args.seed))
+    if lora is not None:
+        run.lora = lora
+        run.base = checkpoint[0]["base"] if checkpoint is not None else adapters.base_record(args.init_from, init[0])
     if checkpoint is not None:
         meta, weights, optimizer_state = checkpoint
-        model.load_state_dict(weights)
+        if lora is not None and set(weights) != trainable_names(model):
+            fail(f"--resume {args.resume}: the adapter's weights do not match its layers")
+        try:
+            model.load_state_dict(weights, strict=lora is None)
+        except ValueError as err:
+            fail(f"--resume {args.resume}: {err}")
         if optimizer_state is not None and meta["args"].get("optimizer") == args.optimizer:
             # the moments are the checkpoint's; the settings (betas, decay, momentum) are today's flags
             optimizer.load_state_dict({**optimizer_state, "param_groups": optimizer.state_dict()["param_groups"]})
@@ -340,6 +391,12 @@ def describe(run, source, sizes):
           f"{sizes[0] / len(run.dataset.train):.2f} bytes per token")
     origin = f"from {args.init_from}" if args.init_from else args.preset
     print(f"model {origin}: {run.model.num_parameters():,} parameters | {json.dumps(run.config.to_dict())}")
+    if run.lora is not None:
+        trained = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
+        layers = sum(isinstance(m, nn.LoRALinear) for m in run.model.modules())
+        print(f"LoRA: rank {run.lora['rank']} on {layers} layers: training {trained:,} of "
+              f"{run.model.num_parameters():,} parameters ({100 * trained / run.model.num_parameters():.2f}%); the "
+              f"base ({run.base['source']}) stays frozen and checkpoints hold only the adapters")
     print("training:", json.dumps(vars(args)))
     if run.step:
         print(f"resumed from {args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
@@ -382,6 +439,10 @@ def sample(run):
     return run.tokenizer.decode(ids[0])
 
 
+def trainable_names(model):
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
 def checkpoint_path(run, name):
     return run.out_dir / f"{name}.{run.args.format}"
 
@@ -390,7 +451,8 @@ def save(run, name, metrics_row=None):
     """out_dir/name.npz (or .safetensors): weights, optimizer moments, step, RNG states and settings (everything a
     resume needs), and
     the metrics row of the evaluation that wrote it (a resume repairs metrics.jsonl from it)."""
-    return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, step=run.step,
+    extra = {} if run.lora is None else {"lora": run.lora, "base": run.base, "parameters": trainable_names(run.model)}
+    return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, **extra, step=run.step,
                            best_val_loss=run.best_val, config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(),
                            args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
                            rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row)
@@ -522,6 +584,8 @@ def train(run):
 @console
 def main(argv=None):
     args, checkpoint, init = parse_args(sys.argv[1:] if argv is None else argv)
+    if checkpoint is not None and init is not None and init[1] is None:  # a LoRA resume: the checkpoint's tokenizer
+        init = (init[0], tokenizer_from_dict(checkpoint[0]["tokenizer"]))
     device = pick_device(args.device)
     source, tokenizer, parts, sizes = load_data(args, checkpoint, init)
     run = build_run(args, tokenizer, parts, device, checkpoint, init)

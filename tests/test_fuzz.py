@@ -43,6 +43,8 @@ TRAIN_FLAGS = {
     "--time-limit": ("real", 0, 10**7, True, False),
     "--out-dir": ("path", "out-dir"), "--overwrite": ("switch",), "--resume": ("path", "checkpoint"),
     "--format": ("choice", ["npz", "safetensors"]), "--init-from": ("path", "checkpoint-or-directory"),
+    "--lora-rank": ("int", 1, 65536), "--lora-alpha": ("real", 0, 1e6, True, False), "--lora-targets": ("text",),
+    "--lora-dropout": ("real", 0, 1, False, True),
     "--device": ("choice", ["cpu", "gpu", "cuda", "auto"]), "--seed": ("int", 0, 2**32 - 1),
 }
 GENERATE_FLAGS = {
@@ -162,7 +164,7 @@ MAINS = {"train": train.main, "generate": generate.main, "inspection": inspectio
 
 
 def test_the_fuzz_tries_hundreds_of_bad_values():
-    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 44
+    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 48
 
 
 @pytest.mark.parametrize("script, prefix, flag, value", CASES,

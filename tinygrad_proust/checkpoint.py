@@ -4,15 +4,16 @@ Face uses; needs the safetensors package), written atomically. The path's suffix
 Inside:
     model/<parameter name>         the weights, e.g. model/blocks.0.attn.c_attn.weight
     optimizer/<index>/<key>        optimizer moments, per parameter in optimizer order
-    __meta__                       a JSON string: format, step, model config, tokenizer, optimizer
+    __meta__                       JSON text (UTF-8 bytes): format, step, model config, tokenizer, optimizer
                                    hyperparameters and steps, RNG states, training arguments, ..., and a
                                    CRC-32 of every array (with its name, dtype and shape): a damaged file is
                                    refused when it is loaded, never found out later
 
 Anyone can read the weights without this package:
-    import numpy as np, torch
+    import numpy as np
     ckpt = np.load("out/best.npz")
-    state = {k[len("model/"):]: torch.from_numpy(ckpt[k]) for k in ckpt.files if k.startswith("model/")}
+    state = {k[len("model/"):]: ckpt[k] for k in ckpt.files if k.startswith("model/")}
+(models/export.py turns a GPT checkpoint into a Hugging Face Transformers directory.)
 """
 import json
 import os
@@ -28,12 +29,12 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or not one of ours."""
 
 
-def save_checkpoint(path, model, optimizer=None, **meta):
-    """Write model (and optimizer) state plus `meta` (JSON-serialisable) to `path`, atomically:
-    a temporary file in the same folder is written, flushed to disk, then renamed over `path`,
-    so a run killed mid-write leaves the previous checkpoint intact."""
-    path = Path(path)
-    arrays = {f"model/{name}": t.numpy() for name, t in model.state_dict().items()}
+def save_checkpoint(path, model, optimizer=None, parameters=None, **meta):
+    """Write model (and optimizer) state plus `meta` (JSON-serialisable) to `path`, atomically: a temporary file
+    in the same folder is written, flushed to disk, then renamed over `path`, so a run killed mid-write leaves the
+    previous checkpoint intact. `parameters`: the names to store (default: all; a LoRA run stores its adapters)."""
+    arrays = {f"model/{name}": t.numpy() for name, t in model.state_dict().items()
+              if parameters is None or name in parameters}
     if optimizer is not None:
         state = optimizer.state_dict()
         for i, param_state in enumerate(state["state"]):
@@ -42,6 +43,12 @@ def save_checkpoint(path, model, optimizer=None, **meta):
                     arrays[f"optimizer/{i}/{key}"] = _host(value)
         meta["optimizer"] = {"param_groups": state["param_groups"],
                              "scalars": [{k: v for k, v in s.items() if not hasattr(v, "shape")} for s in state["state"]]}
+    return save_arrays(path, arrays, **meta)
+
+
+def save_arrays(path, arrays, **meta):
+    """The writer under save_checkpoint: {name: array} ("model/..." for weights) and meta, atomically."""
+    path = Path(path)
     meta["checksums"] = {name: _checksum(array) for name, array in arrays.items()}
     meta_text = json.dumps({"format": FORMAT, **meta})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +58,7 @@ def save_checkpoint(path, model, optimizer=None, **meta):
             if path.suffix == ".safetensors":
                 f.write(_safetensors_bytes(arrays, meta_text))
             else:
-                np.savez(f, __meta__=np.array(meta_text), **arrays)
+                np.savez(f, __meta__=np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8), **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -83,7 +90,9 @@ def _read_npz(path):
     with np.load(path, allow_pickle=False) as archive:
         if "__meta__" not in archive.files:
             raise CheckpointError(f"checkpoint {path}: not a tinygrad_proust checkpoint (no __meta__ entry)")
-        return str(archive["__meta__"]), {k: archive[k] for k in archive.files if k != "__meta__"}
+        meta = archive["__meta__"]  # UTF-8 bytes (older files: a NumPy string)
+        meta = meta.tobytes().decode("utf-8") if meta.dtype == np.uint8 else str(meta)
+        return meta, {k: archive[k] for k in archive.files if k != "__meta__"}
 
 
 def _checksum(array):

@@ -179,10 +179,11 @@ class Linear(Function):
             y += bias  # y is a fresh array: adding in place is safe
         return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
-    def backward(self, g):
+    def backward(self, g):  # only what a parent needs: a frozen weight (LoRA's base) costs no GEMM
         g_rows = g.reshape(-1, g.shape[-1])
-        dx = (g_rows @ self.weight).reshape(g.shape[:-1] + (self.weight.shape[1],))
-        dw = g_rows.T @ self.x_rows
+        x, weight = self.parents[0], self.parents[1]
+        dx = (g_rows @ self.weight).reshape(g.shape[:-1] + (self.weight.shape[1],)) if x.requires_grad else None
+        dw = g_rows.T @ self.x_rows if weight.requires_grad else None
         return (dx, dw, g_rows.sum(axis=0)) if self.has_bias else (dx, dw)
 
 

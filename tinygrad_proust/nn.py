@@ -9,7 +9,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import functional as F
+from . import functional as F, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
 from .tensor import Tensor, to_dtype
@@ -247,6 +247,80 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class LoRALinear(Linear):
+    """A Linear layer with a low-rank update (LoRA, Hu et al. 2021): the base weight W and bias stay frozen and
+
+        y = x Wᵀ + b + (alpha / r) · dropout(x) Aᵀ Bᵀ,    A: (r, in) small random,  B: (out, r) zeros,
+
+    so training starts from the base model exactly, and learns r (in + out) numbers instead of in · out.
+    merge() folds the update into W (W += (alpha / r) B A: inference at the base's speed); unmerge() takes it out.
+    The base keeps its parameter names (weight, bias); the adapter's are lora_A.weight and lora_B.weight."""
+
+    def __init__(self, base, rank, alpha=None, dropout=0.0):
+        Module.__init__(self)
+        if not 1 <= rank <= min(base.in_features, base.out_features):
+            raise ValueError(f"LoRALinear: rank must be in [1, {min(base.in_features, base.out_features)}] for a "
+                             f"({base.out_features}, {base.in_features}) layer, got {rank}")
+        self.in_features, self.out_features, self.rank = base.in_features, base.out_features, rank
+        self.weight, self.bias = base.weight, base.bias       # the same Parameter objects: tying is kept
+        for p in (self.weight, self.bias):
+            if p is not None:
+                p.requires_grad = False
+        self.lora_A = Linear(base.in_features, rank, bias=False)
+        bound = 1 / math.sqrt(base.in_features)               # as nn.Linear's default (PEFT's choice for A)
+        self.lora_A.weight.data = (rng.generator().uniform(-bound, bound, (rank, base.in_features))
+                                   .astype(self.weight.dtype))
+        self.lora_A.to(self.weight.device)
+        self.lora_B = Linear(rank, base.out_features, bias=False)
+        self.lora_B.weight.data = self.lora_B.weight.xp.zeros_like(self.lora_B.weight.data)
+        self.lora_B.to(self.weight.device)
+        self.lora_dropout = Dropout(dropout)
+        self.scaling = (rank if alpha is None else alpha) / rank
+        self.merged = False
+
+    def forward(self, x):
+        y = F.linear(x, self.weight, self.bias)
+        if self.merged:
+            return y
+        return y + F.linear(F.linear(self.lora_dropout(x), self.lora_A.weight), self.lora_B.weight) * self.scaling
+
+    def delta(self):
+        """(alpha / r) B A: what the adapter adds to W, (out, in)."""
+        return (self.lora_B.weight.data @ self.lora_A.weight.data) * self.weight.dtype.type(self.scaling)
+
+    def merge(self):
+        if not self.merged:
+            self.weight.data = self.weight.data + self.delta()
+            self.merged = True
+        return self
+
+    def unmerge(self):
+        if self.merged:
+            self.weight.data = self.weight.data - self.delta()
+            self.merged = False
+        return self
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, rank={self.rank}, scaling={self.scaling:g}, merged={self.merged}"
+
+
+def apply_lora(model, rank, alpha=None, targets=("*",), dropout=0.0):
+    """Replace each Linear of `model` whose dotted name matches one of the fnmatch `targets` by a LoRALinear, and
+    freeze every other parameter: afterwards only the adapters train. Returns the names of the wrapped layers."""
+    import fnmatch
+    chosen = [(name, module) for name, module in model.named_modules()
+              if type(module) is Linear and any(fnmatch.fnmatch(name, t) for t in targets)]
+    if not chosen:
+        raise ValueError(f"apply_lora: no Linear layer matches {', '.join(targets)}")
+    for p in model.parameters():
+        p.requires_grad = False
+    modules = dict(model.named_modules())
+    for name, module in chosen:
+        parent, _, child = name.rpartition(".")
+        setattr(modules[parent] if parent else model, child, LoRALinear(module, rank, alpha, dropout))
+    return [name for name, _ in chosen]
 
 
 class Embedding(Module):
