@@ -207,6 +207,79 @@ def hf_generation_race(new_tokens, repeats=3):
               f"{'yes' if same else 'no'} |", flush=True)
 
 
+def sonnets_apart(text):
+    """(the corpus without the Sonnets, the Sonnets): the 154 sonnets sit between "THE SONNETS" and the next play."""
+    start = text.index("THE SONNETS")
+    end = text.index("THE TAMING OF THE SHREW", start)
+    return text[:start] + text[end:], text[start:end]
+
+
+def val_loss(checkpoint, data, batches=40, batch_size=32, seed=0):
+    """Mean validation loss (nats per token) of a checkpoint on the last tenth of a text file, fixed batches."""
+    from models.corpus import TokenDataset, split_point
+    model, tokenizer, _ = GPT.from_checkpoint(checkpoint)
+    raw = open(data, "rb").read()
+    at = split_point(raw, 0.1)
+    dataset = TokenDataset(tokenizer.encode_corpus(raw[:at], data), model.config.block_size,
+                           val_tokens=tokenizer.encode_corpus(raw[at:], data))
+    rng = np.random.default_rng(seed)
+    with tp.no_grad():
+        return float(np.mean([model(*dataset.batch("val", batch_size, rng))[1].item() for _ in range(batches)]))
+
+
+def finetune_experiment(pretrain_minutes, steps, root="out/finetune"):
+    """Pre-train the default model on the plays (the corpus without the Sonnets), then adapt it to the Sonnets:
+    not at all, with LoRA (r = 4, 8, 16) and fully, each for the same number of steps; then the pre-trained model
+    in int8 and int4."""
+    import subprocess
+    import sys
+    from models.corpus import default_corpus
+    from tinygrad_proust.checkpoint import load_checkpoint
+    os.makedirs(root, exist_ok=True)
+    plays, sonnets = sonnets_apart(default_corpus().read_text())
+    open(f"{root}/plays.txt", "w").write(plays)
+    open(f"{root}/sonnets.txt", "w").write(sonnets)
+    run = lambda *flags: subprocess.run([sys.executable, "train.py", *flags, "--overwrite", "--sample-tokens", "0"],
+                                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"{root}/base/best.npz"
+    if not os.path.exists(base):
+        run("--data", f"{root}/plays.txt", "--time-limit", str(pretrain_minutes), "--steps", "1000000",
+            "--out-dir", f"{root}/base")
+    print(f"base: the default model pre-trained {pretrain_minutes:g} minutes on {len(plays):,} characters of plays "
+          f"(val loss on them {val_loss(base, f'{root}/plays.txt'):.3f}); the Sonnets: {len(sonnets):,} characters\n")
+    print("| adaptation | trainable parameters | optimizer memory | ms/step | Sonnets val loss (nats/char) |")
+    print("|---|---|---|---|---|")
+    model = GPT.from_checkpoint(base)[0]
+    print(f"| none | 0 | 0 | - | {val_loss(base, f'{root}/sonnets.txt'):.3f} |", flush=True)
+    common = ["--init-from", base, "--data", f"{root}/sonnets.txt", "--steps", str(steps), "--eval-interval",
+              str(steps // 4), "--warmup", "20", "--lr", "1e-3"]
+    for name, flags in [(f"LoRA r = {r}", ["--lora-rank", str(r), "--lora-alpha", str(2 * r)]) for r in (4, 8, 16)] + \
+            [("full fine-tuning", [])]:
+        out = f"{root}/{name.split()[0].lower()}{name.split()[-1] if 'LoRA' in name else ''}"
+        started = time.perf_counter()
+        run(*common, *flags, "--out-dir", out)
+        seconds = time.perf_counter() - started
+        trained = sum(w.size for w in load_checkpoint(f"{out}/last.npz")[1].values())  # adapters only, or all
+        print(f"| {name} | {trained:,} ({100 * trained / model.num_parameters():.1f}%) | {2 * 4 * trained / 2**20:.2f} MiB "
+              f"| {1000 * seconds / steps:.0f} (whole run / steps) | {val_loss(f'{out}/best.npz', f'{root}/sonnets.txt'):.3f} |",
+              flush=True)
+    print("\n| weights | file | plays val loss (nats/char) | change | generation (tok/s) |")
+    print("|---|---|---|---|---|")
+    from models.quantize import quantize_checkpoint
+    reference = val_loss(base, f"{root}/plays.txt")
+    for bits in (None, 8, 4):
+        path = base if bits is None else str(quantize_checkpoint(base, f"{root}/base-int{bits}.npz", bits, 32))
+        loss = val_loss(path, f"{root}/plays.txt")
+        generator = GPT.from_checkpoint(path)[0]
+        prompt = np.zeros((1, 32), dtype=np.int64)
+        start = time.perf_counter()
+        generator.generate(prompt, 300, temperature=0.8, top_k=40, rng=np.random.default_rng(0))
+        speed = 300 / (time.perf_counter() - start)
+        size = os.path.getsize(path) if bits else sum(w.nbytes for w in generator.state_dict().values())
+        label = "float32 (weights only)" if bits is None else f"int{bits}" + (" (groups of 32)" if bits == 4 else "")
+        print(f"| {label} | {size:,} bytes | {loss:.4f} | {loss - reference:+.4f} | {speed:,.0f} |", flush=True)
+
+
 TOKENIZER_RACE = {"char": ["--tokenizer", "char"], "byte": ["--tokenizer", "byte"],
                   "bpe-512": ["--tokenizer", "bpe", "--vocab-size", "512"],
                   "bpe-2048": ["--tokenizer", "bpe", "--vocab-size", "2048"]}
@@ -261,6 +334,8 @@ def main(argv=None):
     p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison")
     p.add_argument("--hf-generate", action="store_true",
                    help="generation against Hugging Face Transformers' generate on the same exported model")
+    p.add_argument("--finetune", nargs=2, type=float, metavar=("PRETRAIN_MINUTES", "STEPS"),
+                   help="pre-train on the plays, adapt to the Sonnets (none, LoRA 4/8/16, full), then int8/int4")
     p.add_argument("--tokenizer-race", type=float, metavar="MINUTES",
                    help="train the default model for MINUTES with each tokenizer (char, byte, BPE 512, BPE 2048) "
                         "and compare validation bits per byte")
@@ -268,6 +343,10 @@ def main(argv=None):
     print(f"machine: {machine(args.device)}\n")
     if torch_device_for(args.device) is None:
         print("PyTorch here has no CUDA: its columns are n/a\n")
+
+    if args.finetune:
+        finetune_experiment(args.finetune[0], int(args.finetune[1]))
+        return
 
     if args.hf_generate:
         print("| model | parameters | new tokens | ours (tok/s) | Transformers (tok/s) | ours / Transformers | "
