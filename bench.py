@@ -34,14 +34,41 @@ import tinygrad_proust as tp  # noqa: E402
 from models.gpt import GPT, preset_config  # noqa: E402
 from tinygrad_proust import optim  # noqa: E402
 
-DEFAULT_CASES = {"cpu": ["byte-gpt:16x128", "proust:8x256"],
+DEFAULT_CASES = {"cpu": ["nanogpt-cpu", "baby-gpt:8x128", "byte-gpt:16x128", "proust:8x256", "char-small:32x64"],
                  "gpu": ["proust:32x256", "byte-gpt:64x128", "baby-gpt:64x256"]}
+# nanoGPT's README recipe for a CPU (shakespeare-char, --device=cpu --compile=False --block_size=64 --batch_size=12
+# --n_layer=4 --n_head=4 --n_embd=128 --dropout=0.0): its baby GPT made small
+NAMED_CASES = {"nanogpt-cpu": ("baby-gpt", dict(n_layer=4, n_head=4, n_embd=128, ffn_hidden=512, dropout=0.0), 12, 64)}
 
 
 def parse_case(text):
+    """(preset, config overrides, batch, block) from "preset:BATCHxBLOCK" or a named case."""
+    if text in NAMED_CASES:
+        return NAMED_CASES[text]
     preset, shape = text.split(":")
     batch, block = shape.lower().split("x")
-    return preset, int(batch), int(block)
+    return preset, {}, int(batch), int(block)
+
+
+def flops_per_step(config, batch, block):
+    """Forward + backward FLOPs of a training step, as nanoGPT's estimate_mfu counts them (after the PaLM paper):
+    6 N per token for the weights (N: parameters without the position table; 2 for the forward multiply-add,
+    4 for the backward), plus 12 L C T per token for attention's two T-long matmuls (counted whole, although
+    causal attention needs half). Optimizer, norms and softmax are left out."""
+    tp.manual_seed(0)
+    model = GPT(config)
+    n = model.num_parameters() - (model.wpe.weight.numel() if config.positions == "learned" else 0)
+    return (6 * n + 12 * config.n_layer * config.n_embd * block) * batch * block
+
+
+def practical_peak_gflops(size=2048, repeats=5):
+    """What NumPy's own BLAS reaches on one big float32 GEMM here: the ceiling a step made of GEMMs could reach."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def sync(device):
@@ -78,12 +105,12 @@ def torch_device_for(device):
     return "cpu"
 
 
-def race(preset, batch, block, device, steps, warmup, vocab=None):
+def race(preset, batch, block, device, steps, warmup, overrides=None):
     """Median ms/step of ours and of PyTorch's twin with SDPA and with eager attention, alternating step by step
     on the same batches, plus our peak traced host memory per step."""
     import torch
     from models.torch_gpt import TorchGPT, copy_weights
-    config = preset_config(preset, block_size=block, **({"vocab_size": vocab} if vocab else {}))
+    config = preset_config(preset, block_size=block, **(overrides or {}))
     tp.manual_seed(0)
     ours = GPT(config).to(device)
     opt = optim.AdamW(ours.parameters(), lr=3e-4, weight_decay=0.1)
@@ -280,6 +307,41 @@ def finetune_experiment(pretrain_minutes, steps, root="out/finetune"):
         print(f"| {label} | {size:,} bytes | {loss:.4f} | {loss - reference:+.4f} | {speed:,.0f} |", flush=True)
 
 
+def bpe_speed(vocab_size=4096, slice_bytes=30_000, slice_merges=200):
+    """BPE training and encoding on the default corpus, with and without pre-splitting, and our trainer against
+    the slow, obviously correct implementation of the same rule (tests/test_bpe.py) on a slice."""
+    from models.corpus import default_corpus
+    from models.tokenizer import BPETokenizer
+    from tests.test_bpe import reference_merges
+    text = default_corpus().read_text()
+    data = text.encode("utf-8")
+    print(f"corpus: {len(data):,} bytes\n")
+    print("| pre-split | vocabulary | training | encoding | bytes per token |")
+    print("|---|---|---|---|---|")
+    for pattern in ("gpt4", "gpt2", None):
+        start = time.perf_counter()
+        tokenizer = BPETokenizer.train(text if pattern else data, vocab_size, pattern)
+        trained = time.perf_counter() - start
+        start = time.perf_counter()
+        ids = tokenizer.encode(text)
+        encoded = time.perf_counter() - start
+        assert tokenizer.decode(ids) == text
+        print(f"| {pattern or 'none'} | {tokenizer.vocab_size:,} | {trained:.1f} s | {len(data) / encoded / 1e6:.2f} MB/s | "
+              f"{len(data) / len(ids):.2f} |", flush=True)
+    start = time.perf_counter()
+    BPETokenizer.train(data[:1_000_000], 256 + 1000)
+    print(f"\n1,000 merges on 1 MB without pre-splitting: {time.perf_counter() - start:.1f} s")
+    piece = data[:slice_bytes]
+    start = time.perf_counter()
+    ours = BPETokenizer.train(piece, 256 + slice_merges).merges
+    fast = time.perf_counter() - start
+    start = time.perf_counter()
+    reference = reference_merges([piece], slice_merges)[0]
+    slow = time.perf_counter() - start
+    print(f"{slice_merges} merges on the first {slice_bytes:,} bytes: ours {fast:.2f} s, the slow reference {slow:.1f} s "
+          f"({slow / fast:.0f}x); merges identical: {ours == reference}")
+
+
 TOKENIZER_RACE = {"char": ["--tokenizer", "char"], "byte": ["--tokenizer", "byte"],
                   "bpe-512": ["--tokenizer", "bpe", "--vocab-size", "512"],
                   "bpe-2048": ["--tokenizer", "bpe", "--vocab-size", "2048"]}
@@ -334,6 +396,7 @@ def main(argv=None):
     p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison")
     p.add_argument("--hf-generate", action="store_true",
                    help="generation against Hugging Face Transformers' generate on the same exported model")
+    p.add_argument("--bpe", action="store_true", help="BPE training and encoding speed on the default corpus")
     p.add_argument("--finetune", nargs=2, type=float, metavar=("PRETRAIN_MINUTES", "STEPS"),
                    help="pre-train on the plays, adapt to the Sonnets (none, LoRA 4/8/16, full), then int8/int4")
     p.add_argument("--tokenizer-race", type=float, metavar="MINUTES",
@@ -343,6 +406,10 @@ def main(argv=None):
     print(f"machine: {machine(args.device)}\n")
     if torch_device_for(args.device) is None:
         print("PyTorch here has no CUDA: its columns are n/a\n")
+
+    if args.bpe:
+        bpe_speed()
+        return
 
     if args.finetune:
         finetune_experiment(args.finetune[0], int(args.finetune[1]))
@@ -371,17 +438,21 @@ def main(argv=None):
                   f"{speeds[True] / speeds[False]:.1f}x |", flush=True)
         return
 
-    print("| preset | batch x block | params | ours ms/step | PyTorch SDPA ms/step | ours / SDPA | PyTorch eager "
-          "ms/step | ours / eager | ours tok/s | our peak host memory |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    if args.device == "cpu":
+        print(f"peak float32 GFLOP/s: NumPy's BLAS on a 2048³ GEMM reaches {practical_peak_gflops():.0f} here\n")
+    print("| case | batch x block | params | ours ms/step | PyTorch SDPA ms/step | ours / SDPA | PyTorch eager "
+          "ms/step | ours / eager | ours tok/s | GFLOP/s ours / SDPA | our peak host memory |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case in args.cases or DEFAULT_CASES[args.device]:
-        preset, batch, block = parse_case(case)
-        ms, peak, n = race(preset, batch, block, args.device, args.steps, args.warmup)
+        preset, overrides, batch, block = parse_case(case)
+        ms, peak, n = race(preset, batch, block, args.device, args.steps, args.warmup, overrides)
+        flops = flops_per_step(preset_config(preset, block_size=block, **overrides), batch, block)
         tokens = batch * block
         memory = f"{peak / 2**20:.0f} MiB" if peak else "n/a"
         columns = [f"{ms[name]:.1f} | {ms['ours'] / ms[name]:.2f}" if name in ms else "n/a | n/a" for name in TWINS]
-        print(f"| {preset} | {batch} x {block} | {n:,} | {ms['ours']:.1f} | {' | '.join(columns)} | "
-              f"{tokens / ms['ours'] * 1000:,.0f} | {memory} |", flush=True)
+        gflops = " / ".join(f"{flops / ms[k] / 1e6:.0f}" if k in ms else "n/a" for k in ("ours", "sdpa"))
+        print(f"| {case} | {batch} x {block} | {n:,} | {ms['ours']:.1f} | {' | '.join(columns)} | "
+              f"{tokens / ms['ours'] * 1000:,.0f} | {gflops} | {memory} |", flush=True)
 
     if args.device == "cpu" and not args.no_numerical:
         numerical, autograd, n = numerical_gradient_step()

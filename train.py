@@ -116,38 +116,12 @@ NOT_SAVED = ("resume", "out_dir", "overwrite")
 
 
 def parse_args(argv):
-    """(settings, the checkpoint being resumed or None). With --resume the checkpoint's saved settings become the
-    parser's defaults, so a flag given now wins and every other setting is the checkpoint's."""
+    """(settings, the checkpoint being resumed or None, the (model, tokenizer) a run starts from or None)."""
     parser = make_parser()
     args = parser.parse_args(argv)
     checkpoint = init = None
     if args.resume:
-        try:
-            checkpoint = load_checkpoint(args.resume)
-        except CheckpointError as err:
-            fail(err)
-        saved = {k: v for k, v in checkpoint[0].get("args", {}).items() if k in vars(args) and k not in NOT_SAVED}
-        if args.init_from and args.init_from != saved.get("init_from"):
-            fail("--init-from starts a new run and --resume continues one: give one of them")
-        parser.set_defaults(**saved)
-        args = parser.parse_args(argv)
-        if "quantization" in checkpoint[0]:
-            fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
-        for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
-            if key in saved and getattr(args, key) != saved[key]:
-                flag = "--" + key.replace("_", "-")
-                fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
-                     "the architecture and vocabulary of a run cannot change (start a new run instead)")
-        if args.steps <= checkpoint[0]["step"]:
-            fail(f"--steps {args.steps}: the checkpoint is already at step {checkpoint[0]['step']}; "
-                 "give a larger --steps to train on")
-        if args.out_dir is None:
-            args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
-        if "base" in checkpoint[0]:                        # a LoRA run: its frozen base, checked by digest
-            try:
-                init = (adapters.load_base(checkpoint[0]["base"], GPT.load_any), None)
-            except CheckpointError as err:
-                fail(f"--resume {args.resume}: {err}")
+        args, checkpoint, init = resume_settings(parser, argv, args)
     if args.lora_rank is None and any(getattr(args, k) is not None for k in ("lora_alpha", "lora_targets",
                                                                              "lora_dropout")):
         fail("--lora-alpha, --lora-targets and --lora-dropout shape LoRA adapters: give --lora-rank too")
@@ -166,6 +140,39 @@ def parse_args(argv):
         fail("--replace-unknown needs --chars (the characters to keep)")
     if args.min_lr is not None and args.min_lr > args.lr:
         fail(f"--min-lr {args.min_lr} is above --lr {args.lr}")
+    return args, checkpoint, init
+
+
+def resume_settings(parser, argv, args):
+    """With --resume the checkpoint's saved settings become the parser's defaults, so a flag given now wins and
+    every other setting is the checkpoint's; settings that fix the model cannot change."""
+    try:
+        checkpoint = load_checkpoint(args.resume)
+    except CheckpointError as err:
+        fail(err)
+    saved = {k: v for k, v in checkpoint[0].get("args", {}).items() if k in vars(args) and k not in NOT_SAVED}
+    if args.init_from and args.init_from != saved.get("init_from"):
+        fail("--init-from starts a new run and --resume continues one: give one of them")
+    parser.set_defaults(**saved)
+    args = parser.parse_args(argv)
+    if "quantization" in checkpoint[0]:
+        fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
+    for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
+        if key in saved and getattr(args, key) != saved[key]:
+            flag = "--" + key.replace("_", "-")
+            fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
+                 "the architecture and vocabulary of a run cannot change (start a new run instead)")
+    if args.steps <= checkpoint[0]["step"]:
+        fail(f"--steps {args.steps}: the checkpoint is already at step {checkpoint[0]['step']}; "
+             "give a larger --steps to train on")
+    if args.out_dir is None:
+        args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
+    init = None
+    if "base" in checkpoint[0]:                        # a LoRA run: its frozen base, checked by digest
+        try:
+            init = (adapters.load_base(checkpoint[0]["base"], GPT.load_any), None)
+        except CheckpointError as err:
+            fail(f"--resume {args.resume}: {err}")
     return args, checkpoint, init
 
 
@@ -584,8 +591,6 @@ def train(run):
 @console
 def main(argv=None):
     args, checkpoint, init = parse_args(sys.argv[1:] if argv is None else argv)
-    if checkpoint is not None and init is not None and init[1] is None:  # a LoRA resume: the checkpoint's tokenizer
-        init = (init[0], tokenizer_from_dict(checkpoint[0]["tokenizer"]))
     device = pick_device(args.device)
     source, tokenizer, parts, sizes = load_data(args, checkpoint, init)
     run = build_run(args, tokenizer, parts, device, checkpoint, init)

@@ -176,9 +176,17 @@ class Gelu(Function):
             raise ValueError(f"Gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         xp = array_module(x)
         self.x, self.approximate = x, approximate
-        if approximate == "tanh":
-            self.t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))  # x*x*x: much faster than a float pow
-            return 0.5 * x * (1 + self.t)
+        if approximate == "tanh":  # in one reused buffer: each step of the formula is a pass, not a new array
+            u = x * x
+            u *= 0.044715
+            u += 1
+            u *= x
+            u *= _SQRT_2_OVER_PI                      # u = sqrt(2/π) (x + 0.044715 x³)
+            self.t = xp.tanh(u, out=u)
+            y = self.t + 1
+            y *= x
+            y *= 0.5
+            return y
         self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
         return x * self.cdf
 
@@ -186,9 +194,21 @@ class Gelu(Function):
     # tanh:  d = (1 + t)/2 + x/2 (1 - t²) sqrt(2/π) (1 + 3·0.044715 x²)
     def backward(self, g):
         x, xp = self.x, array_module(g)
-        if self.approximate == "tanh":
+        if self.approximate == "tanh":  # the same formula, built in two buffers
             t = self.t
-            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x))
+            d = x * x
+            d *= 3 * 0.044715
+            d += 1
+            d *= x
+            d *= 0.5 * _SQRT_2_OVER_PI                # x/2 sqrt(2/π) (1 + 3·0.044715 x²)
+            tmp = t * t
+            xp.subtract(1, tmp, out=tmp)
+            d *= tmp                                  # ... (1 - t²)
+            xp.multiply(t, 0.5, out=tmp)
+            d += tmp
+            d += 0.5                                  # + (1 + t)/2
+            d *= g
+            return d
         pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return g * (self.cdf + x * pdf)
 
