@@ -254,10 +254,9 @@ def val_loss(checkpoint, data, batches=40, batch_size=32, seed=0):
         return float(np.mean([model(*dataset.batch("val", batch_size, rng))[1].item() for _ in range(batches)]))
 
 
-def finetune_experiment(pretrain_minutes, steps, root="out/finetune"):
+def finetune_experiment(pretrain_minutes, steps, targets="attn", full=True, root="out/finetune"):
     """Pre-train the default model on the plays (the corpus without the Sonnets), then adapt it to the Sonnets:
-    not at all, with LoRA (r = 4, 8, 16) and fully, each for the same number of steps; then the pre-trained model
-    in int8 and int4."""
+    not at all, with LoRA (r = 4, 8, 16) on `targets`, and fully, each for the same number of steps."""
     import subprocess
     import sys
     from models.corpus import default_corpus
@@ -280,9 +279,10 @@ def finetune_experiment(pretrain_minutes, steps, root="out/finetune"):
     print(f"| none | 0 | 0 | - | {val_loss(base, f'{root}/sonnets.txt'):.3f} |", flush=True)
     common = ["--init-from", base, "--data", f"{root}/sonnets.txt", "--steps", str(steps), "--eval-interval",
               str(steps // 4), "--warmup", "20", "--lr", "1e-3"]
-    for name, flags in [(f"LoRA r = {r}", ["--lora-rank", str(r), "--lora-alpha", str(2 * r)]) for r in (4, 8, 16)] + \
-            [("full fine-tuning", [])]:
-        out = f"{root}/{name.split()[0].lower()}{name.split()[-1] if 'LoRA' in name else ''}"
+    runs = [(f"LoRA r = {r} ({targets})", f"lora{r}-{targets.replace(',', '-')}",
+             ["--lora-rank", str(r), "--lora-alpha", str(2 * r), "--lora-targets", targets]) for r in (4, 8, 16)]
+    for name, folder, flags in runs + ([("full fine-tuning", "full", [])] if full else []):
+        out = f"{root}/{folder}"
         started = time.perf_counter()
         run(*common, *flags, "--out-dir", out)
         seconds = time.perf_counter() - started
@@ -290,21 +290,30 @@ def finetune_experiment(pretrain_minutes, steps, root="out/finetune"):
         print(f"| {name} | {trained:,} ({100 * trained / model.num_parameters():.1f}%) | {2 * 4 * trained / 2**20:.2f} MiB "
               f"| {1000 * seconds / steps:.0f} (whole run / steps) | {val_loss(f'{out}/best.npz', f'{root}/sonnets.txt'):.3f} |",
               flush=True)
-    print("\n| weights | file | plays val loss (nats/char) | change | generation (tok/s) |")
-    print("|---|---|---|---|---|")
+
+
+def quantization_table(root="out/finetune"):
+    """The pre-trained model of finetune_experiment in float32, int8 and int4: file, loss on the plays, speed."""
     from models.quantize import quantize_checkpoint
+    from tinygrad_proust.checkpoint import save_checkpoint
+    model, tokenizer, _ = GPT.from_checkpoint(f"{root}/base/best.npz")
+    base = str(save_checkpoint(f"{root}/base-float32.npz", model, config=model.config.to_dict(),
+                               tokenizer=tokenizer.to_dict()))            # weights only, as the quantised files
+    print("| weights | file | plays val loss (nats/char) | change | generation (tok/s) |")
+    print("|---|---|---|---|---|")
     reference = val_loss(base, f"{root}/plays.txt")
     for bits in (None, 8, 4):
         path = base if bits is None else str(quantize_checkpoint(base, f"{root}/base-int{bits}.npz", bits, 32))
         loss = val_loss(path, f"{root}/plays.txt")
         generator = GPT.from_checkpoint(path)[0]
         prompt = np.zeros((1, 32), dtype=np.int64)
+        generator.generate(prompt, 30, temperature=0.8, rng=np.random.default_rng(0))  # warm-up
         start = time.perf_counter()
         generator.generate(prompt, 300, temperature=0.8, top_k=40, rng=np.random.default_rng(0))
         speed = 300 / (time.perf_counter() - start)
-        size = os.path.getsize(path) if bits else sum(w.nbytes for w in generator.state_dict().values())
-        label = "float32 (weights only)" if bits is None else f"int{bits}" + (" (groups of 32)" if bits == 4 else "")
-        print(f"| {label} | {size:,} bytes | {loss:.4f} | {loss - reference:+.4f} | {speed:,.0f} |", flush=True)
+        label = "float32" if bits is None else f"int{bits}" + (" (groups of 32)" if bits == 4 else " (per channel)")
+        print(f"| {label} | {os.path.getsize(path):,} bytes | {loss:.4f} | {loss - reference:+.4f} | {speed:,.0f} |",
+              flush=True)
 
 
 def bpe_speed(vocab_size=4096, slice_bytes=30_000, slice_merges=200):
@@ -399,6 +408,7 @@ def main(argv=None):
     p.add_argument("--bpe", action="store_true", help="BPE training and encoding speed on the default corpus")
     p.add_argument("--finetune", nargs=2, type=float, metavar=("PRETRAIN_MINUTES", "STEPS"),
                    help="pre-train on the plays, adapt to the Sonnets (none, LoRA 4/8/16, full), then int8/int4")
+    p.add_argument("--lora-targets", default="attn", help="--finetune: the layers LoRA adapts (default: attn)")
     p.add_argument("--tokenizer-race", type=float, metavar="MINUTES",
                    help="train the default model for MINUTES with each tokenizer (char, byte, BPE 512, BPE 2048) "
                         "and compare validation bits per byte")
@@ -412,7 +422,9 @@ def main(argv=None):
         return
 
     if args.finetune:
-        finetune_experiment(args.finetune[0], int(args.finetune[1]))
+        finetune_experiment(args.finetune[0], int(args.finetune[1]), args.lora_targets)
+        print()
+        quantization_table()
         return
 
     if args.hf_generate:

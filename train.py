@@ -97,7 +97,7 @@ def make_parser():
                                                                          "(default: alpha = r)")
     g.add_argument("--lora-targets", type=non_empty,
                    help="layers to adapt: attn, mlp, head (an untied head) or name patterns, comma-separated "
-                        "(default: attn,mlp)")
+                        "(default: attn, as in the LoRA paper)")
     g.add_argument("--lora-dropout", type=real(0, 1, high_open=True), help="dropout on the adapters' input (default 0)")
     g = p.add_argument_group("resuming")
     g.add_argument("--resume", metavar="CHECKPOINT",
@@ -305,7 +305,7 @@ def lora_settings(args):
     if not args.lora_rank:
         return None
     return {"rank": args.lora_rank, "alpha": args.lora_alpha or float(args.lora_rank),
-            "targets": adapters.target_patterns(args.lora_targets or "attn,mlp"), "dropout": args.lora_dropout or 0.0}
+            "targets": adapters.target_patterns(args.lora_targets or "attn"), "dropout": args.lora_dropout or 0.0}
 
 
 RUN_FILES = ("last.npz", "best.npz", "last.safetensors", "best.safetensors", "metrics.jsonl")
@@ -358,7 +358,7 @@ def build_run(args, tokenizer, parts, device, checkpoint, init=None):
         try:
             adapters.attach(model, lora)
         except ValueError as err:
-            fail(f"--lora-rank {args.lora_rank} --lora-targets {args.lora_targets or 'attn,mlp'}: {err}")
+            fail(f"--lora-rank {args.lora_rank} --lora-targets {args.lora_targets or 'attn'}: {err}")
     model.to(device)
     optimizer = build_optimizer(args, model)
     # resolved once and saved with the run, so that a resume keeps the same schedule

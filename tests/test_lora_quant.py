@@ -84,6 +84,7 @@ def base(tmp_path):
 
 def lora_run(base, sonnets, out, steps, *extra):
     train.main(["--init-from", str(base), "--data", str(sonnets), "--lora-rank", "4", "--lora-dropout", "0.1",
+                "--lora-targets", "attn,mlp",
                 "--steps", str(steps), "--eval-interval", "2", "--lr-decay-steps", "6", "--out-dir", str(out),
                 *TINY, *extra])
 

@@ -113,14 +113,21 @@ class Adam(Optimizer):
             state["exp_avg"] = p.xp.zeros_like(p.data)
             state["exp_avg_sq"] = p.xp.zeros_like(p.data)
         state["step"] += 1
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
+        m, v, t, xp = state["exp_avg"], state["exp_avg_sq"], state["step"], p.xp
+        work = xp.multiply(grad, 1 - beta1)            # one scratch array, reused for every term below
         m *= beta1                                     # first moment: running mean of g
-        m += (1 - beta1) * grad
+        m += work
+        xp.multiply(grad, grad, out=work)
+        work *= 1 - beta2
         v *= beta2                                     # second moment: running mean of g²
-        v += (1 - beta2) * grad * grad
+        v += work
         bias1, bias2 = 1 - beta1 ** t, 1 - beta2 ** t  # both start at 0: undo the bias towards 0
-        denom = p.xp.sqrt(v) * (1 / math.sqrt(bias2)) + eps
-        p.data -= (lr / bias1) * (m / denom)           # update
+        xp.sqrt(v, out=work)
+        work *= 1 / math.sqrt(bias2)
+        work += eps                                    # the denominator sqrt(v̂) + eps
+        xp.divide(m, work, out=work)
+        work *= lr / bias1
+        p.data -= work                                 # update: lr m̂ / (sqrt(v̂) + eps)
 
 
 class AdamW(Adam):
