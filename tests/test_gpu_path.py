@@ -193,7 +193,7 @@ def test_bench_runs_on_the_gpu(gpu, capsys):
     bench.main(["--device", "gpu", "--generate", "--new-tokens", "3"])
     bench.main(["--device", "gpu", "--cases", "raven:2x8", "--steps", "1", "--warmup", "1"])
     out = capsys.readouterr().out
-    assert out.count("| byte-gpt | 128 (full) | 3 |") == 1 and "| raven | 2 x 8 |" in out
+    assert out.count("| byte-gpt | 128 (full) | 3 |") == 1 and "| raven:2x8 | 2 x 8 |" in out
 
 
 # ---- which CuPy ----

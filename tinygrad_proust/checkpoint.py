@@ -58,7 +58,7 @@ def save_arrays(path, arrays, **meta):
             if path.suffix == ".safetensors":
                 f.write(_safetensors_bytes(arrays, meta_text))
             else:
-                np.savez(f, __meta__=np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8), **arrays)
+                _write_npz(f, {"__meta__": np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8), **arrays})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -66,6 +66,10 @@ def save_arrays(path, arrays, **meta):
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _write_npz(f, arrays):
+    np.savez(f, **arrays)
 
 
 def _safetensors_bytes(arrays, meta_text):
