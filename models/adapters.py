@@ -15,6 +15,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: import from the repository root
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from models.cli import Parser, console, fail
 from tinygrad_proust import nn
 from tinygrad_proust.checkpoint import CheckpointError, save_checkpoint
 
@@ -71,28 +72,26 @@ def merge_all(model):
     return model
 
 
+@console
 def main(argv=None):
-    from models.cli import Parser, console, fail
-    from models.gpt import GPT
-
-    @console
-    def run(argv):
-        p = Parser(description=__doc__)
-        commands = p.add_subparsers(dest="command", required=True)
-        merge = commands.add_parser("merge", help="write base + adapter as one plain checkpoint")
-        merge.add_argument("adapter")
-        merge.add_argument("out")
-        args = p.parse_args(argv)
-        try:
-            model, tokenizer, meta = GPT.from_checkpoint(args.adapter)
-        except CheckpointError as err:
-            fail(err)
-        if "lora" not in meta:
-            fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")
-        plain = GPT(model.config)
-        plain.load_state_dict({name: t for name, t in model.state_dict().items() if ".lora_" not in name})
-        print(f"wrote {save_checkpoint(args.out, plain, step=meta.get('step', 0), config=model.config.to_dict(), tokenizer=tokenizer.to_dict())}")
-    return run(argv)
+    from models.gpt import GPT  # here: models.gpt imports this module
+    p = Parser(description=__doc__)
+    commands = p.add_subparsers(dest="command", required=True)
+    merge = commands.add_parser("merge", help="write base + adapter as one plain checkpoint")
+    merge.add_argument("adapter")
+    merge.add_argument("out")
+    args = p.parse_args(argv)
+    try:
+        model, tokenizer, meta = GPT.from_checkpoint(args.adapter)
+    except CheckpointError as err:
+        fail(err)
+    if "lora" not in meta:
+        fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")
+    plain = GPT(model.config)
+    plain.load_state_dict({name: t for name, t in model.state_dict().items() if ".lora_" not in name})
+    path = save_checkpoint(args.out, plain, step=meta.get("step", 0), config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ if __package__ in (None, ""):  # run as a file: import from the repository root
 
 import numpy as np
 
+from models.cli import Parser, console, fail, integer
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_arrays
 
 
@@ -99,26 +100,22 @@ def dequantize_weights(meta, weights):
     return out
 
 
+@console
 def main(argv=None):
-    from models.cli import Parser, console, fail, integer
-
-    @console
-    def run(argv):
-        p = Parser(description=__doc__)
-        p.add_argument("checkpoint")
-        p.add_argument("out")
-        p.add_argument("--bits", type=int, choices=[8, 4], required=True)
-        p.add_argument("--group-size", type=integer(2, 1 << 16), default=32,
-                       help="int4: inputs per scale (even, and dividing every layer's input size)")
-        args = p.parse_args(argv)
-        try:
-            path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size)
-        except (CheckpointError, ValueError) as err:
-            fail(err)
-        ratio = load_checkpoint(path)[0]["quantization"]["weights_ratio"]
-        print(f"wrote {path} ({path.stat().st_size:,} bytes): the quantised weights take {ratio:.3f} of their "
-              "float32 size (scales included)")
-    return run(argv)
+    p = Parser(description=__doc__)
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--bits", type=int, choices=[8, 4], required=True)
+    p.add_argument("--group-size", type=integer(2, 1 << 16), default=32,
+                   help="int4: inputs per scale (even, and dividing every layer's input size)")
+    args = p.parse_args(argv)
+    try:
+        path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size)
+    except (CheckpointError, ValueError) as err:
+        fail(err)
+    ratio = load_checkpoint(path)[0]["quantization"]["weights_ratio"]
+    print(f"wrote {path} ({path.stat().st_size:,} bytes): the quantised weights take {ratio:.3f} of their "
+          "float32 size (scales included)")
 
 
 if __name__ == "__main__":
