@@ -471,7 +471,8 @@ class Diverged(Exception):
 
 def train_step(run, lr):
     """One optimizer step: --grad-accum micro-batches forward and backward, clip, update. Returns the last loss.
-    A non-finite loss or gradient norm raises Diverged before the weights change."""
+    A non-finite loss or gradient norm raises Diverged before the weights change (the norm is computed once:
+    clipping returns it)."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     for _ in range(run.args.grad_accum):
@@ -479,12 +480,14 @@ def train_step(run, lr):
         x, y = get_batch(run, "train", run.batch_rng)
         _, loss = run.model(x, y)
         (loss / run.args.grad_accum if run.args.grad_accum > 1 else loss).backward()
-        norm = optim.grad_norm(run.model.parameters())
-        if not (math.isfinite(loss.item()) and math.isfinite(norm.item())):
+        if not math.isfinite(loss.item()):
             run.optimizer.zero_grad()
-            raise Diverged(x, y, rng_state, loss.item(), norm.item())
-    if run.args.grad_clip > 0:
-        optim.clip_grad_norm_(run.model.parameters(), run.args.grad_clip)
+            raise Diverged(x, y, rng_state, loss.item(), math.nan)
+    params = run.model.parameters()
+    norm = optim.clip_grad_norm_(params, run.args.grad_clip) if run.args.grad_clip > 0 else optim.grad_norm(params)
+    if not math.isfinite(norm.item()):  # the gradients (not the loss) became NaN/Inf
+        run.optimizer.zero_grad()
+        raise Diverged(x, y, rng_state, loss.item(), norm.item())
     run.optimizer.step()
     run.optimizer.zero_grad()
     run.step += 1
