@@ -104,7 +104,7 @@ def console(main):
 def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
     """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
     checkpoint, the prompt or the device ends the script with one line."""
-    from models.corpus import DataError
+    from models.corpus import DataError  # imported here: models.gpt imports models.adapters, which imports this
     from models.gpt import GPT
     from models.tokenizer import UnknownCharacters, encode_prompt
     from tinygrad_proust import DeviceError
