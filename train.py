@@ -372,11 +372,9 @@ def build_run(args, tokenizer, parts, device, checkpoint, init=None):
         run.base = checkpoint[0]["base"] if checkpoint is not None else adapters.base_record(args.init_from, init[0])
     if checkpoint is not None:
         meta, weights, optimizer_state = checkpoint
-        if lora is not None and set(weights) != trainable_names(model):
-            fail(f"--resume {args.resume}: the adapter's weights do not match its layers")
         try:
-            model.load_state_dict(weights, strict=lora is None)
-        except ValueError as err:
+            model.load_state_dict(weights) if lora is None else adapters.load_weights(model, weights)
+        except ValueError as err:  # CheckpointError is one
             fail(f"--resume {args.resume}: {err}")
         if optimizer_state is not None and meta["args"].get("optimizer") == args.optimizer:
             # the moments are the checkpoint's; the settings (betas, decay, momentum) are today's flags

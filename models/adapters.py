@@ -55,13 +55,16 @@ def load_base(record, load_source):
 def attach(model, settings, weights=None):
     """Apply the LoRA layers described by `settings` (rank, alpha, targets, dropout) and load adapter weights."""
     nn.apply_lora(model, settings["rank"], settings["alpha"], settings["targets"], settings.get("dropout", 0.0))
-    if weights is not None:
-        expected = {name for name, p in model.named_parameters() if p.requires_grad}
-        if set(weights) != expected:
-            raise CheckpointError("the adapter's weights do not match its layers (missing: "
-                                  f"{sorted(expected - set(weights))[:3]}, unknown: {sorted(set(weights) - expected)[:3]})")
-        model.load_state_dict(weights, strict=False)
-    return model
+    return model if weights is None else load_weights(model, weights)
+
+
+def load_weights(model, weights):
+    """Load an adapter's weights into a model that has its LoRA layers: exactly the trainable parameters."""
+    expected = {name for name, p in model.named_parameters() if p.requires_grad}
+    if set(weights) != expected:
+        raise CheckpointError("the adapter's weights do not match its layers (missing: "
+                              f"{sorted(expected - set(weights))[:3]}, unknown: {sorted(set(weights) - expected)[:3]})")
+    return model.load_state_dict(weights, strict=False)
 
 
 def merge_all(model):

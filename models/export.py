@@ -178,7 +178,7 @@ def bytes_to_unicode():
     return table
 
 
-def tokenizer_json(tokenizer, max_length):
+def tokenizer_json(tokenizer):
     """Our tokenizer as a `tokenizers.Tokenizer` (byte-level BPE for byte and BPE models, word-level characters
     for char models)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -249,7 +249,7 @@ def export_pretrained(model, tokenizer, out_dir):
     family = transformers_family(model.config)
     config = (_gpt2_config if family == "gpt2" else _llama_config)(model.config)
     state = hf_state_dict(model)
-    hf_tokenizer = tokenizer_json(tokenizer, model.config.block_size) if tokenizer is not None else None
+    hf_tokenizer = tokenizer_json(tokenizer) if tokenizer is not None else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}-"))
     try:

@@ -160,9 +160,11 @@ def check_ids(what, ids, count, ignore_index=None):
     if is_gpu_array(ids) or ids.size == 0:
         return
     counted = ids if ignore_index is None else ids[ids != ignore_index]
-    if counted.size and (counted.min() < 0 or counted.max() >= count):
-        bad = counted.min() if counted.min() < 0 else counted.max()
-        raise IndexError(f"{what} {int(bad)} is out of range: ids must be in [0, {count})"
+    if not counted.size:
+        return
+    low, high = counted.min(), counted.max()
+    if low < 0 or high >= count:
+        raise IndexError(f"{what} {int(low if low < 0 else high)} is out of range: ids must be in [0, {count})"
                          + (f" or {ignore_index} (ignored)" if ignore_index is not None else ""))
 
 
