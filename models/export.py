@@ -216,9 +216,9 @@ def tokenizer_from_json(path):
             return CharTokenizer("".join(c for c, _ in vocab))
         if model["type"] != "BPE":
             raise ExportError(f"{path}: a {model['type']} tokenizer (only byte-level BPE and characters come in)")
-        table = {ch: b for b, ch in bytes_to_unicode().items()}
+        to_char = bytes_to_unicode()
         ids = model["vocab"]
-        if any(ids.get(table_char) != b for table_char, b in table.items()):
+        if any(ids.get(char) != b for b, char in to_char.items()):
             raise ExportError(f"{path}: its first 256 ids are not the bytes in order")
         merges = [m.split(" ") if isinstance(m, str) else m for m in model["merges"]]
         pattern = None
@@ -228,7 +228,7 @@ def tokenizer_from_json(path):
                 regex = part["pattern"].get("Regex")
                 pattern = next((name for name, p in SPLIT_PATTERNS.items() if p == regex), regex)
         tokenizer = BPETokenizer([((ids[a], ids[b]), 256 + i) for i, (a, b) in enumerate(merges)], pattern)
-        if any(ids.get("".join(bytes_to_unicode()[x] for x in piece)) != i for i, piece in enumerate(tokenizer.vocab)):
+        if any(ids.get("".join(to_char[x] for x in piece)) != i for i, piece in enumerate(tokenizer.vocab)):
             raise ExportError(f"{path}: merge ids are not 256, 257, ... in order")
         return tokenizer if merges or pattern else ByteTokenizer()
     except ExportError:
