@@ -9,18 +9,22 @@
 A training step is forward, loss, backward, gradient clipping (1.0) and AdamW, in float32 on both sides, with
 each preset's own dropout. PyTorch runs the same model twice: with its fused scaled_dot_product_attention (SDPA,
 nanoGPT's setup and the default reference) and with eager attention (one op per step, as ours is written). All
-three alternate step by step on the same batches after warm-up; the table shows medians.
+three alternate step by step on the same batches after warm-up, each step after a short idle pause (so neither
+framework's spinning threads slow the other's step); the table shows medians.
 Benchmarks are not tests: nothing here asserts a speed.
 """
 import os
 
-# Both frameworks keep thread pools (NumPy's OpenBLAS, PyTorch's OpenMP) whose idle threads spin-wait for
-# the next job; alternating in one process, each pool's spinning steals the 2 cores from the other. These make
-# idle threads sleep at once (set before NumPy and PyTorch load). Measured here: PyTorch alone 136 ms/step on
-# byte-gpt 16x128, 226 ms alternating without these settings, 151 ms with them.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("KMP_BLOCKTIME", "0")
+# Both frameworks keep thread pools (NumPy's OpenBLAS, PyTorch's OpenMP) whose idle threads spin-wait for the next
+# job, which is what makes each fast on its own: a GEMM or a parallel elementwise op starts without waking a
+# sleeping thread. Alternating in one process, one framework's spinning threads steal the cores from the other's
+# step. So each keeps its own spin-waiting, bounded: OpenBLAS's threads sleep after 2^24 cycles (about 7 ms here,
+# longer than any gap inside our step; its default, 2^28, spins on for about 0.1 s), libgomp's after its default
+# spin count, and every timed step starts after PAUSE_S of idling, when both pools are asleep.
+# Measured on nanoGPT's recipe: PyTorch alone 53-65 ms/step, alternating this way 58-62; making idle threads sleep
+# at once instead (OMP_WAIT_POLICY=PASSIVE, the old setting here) slowed PyTorch to 95 ms and us far less.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
+PAUSE_S = 0.02
 
 import argparse  # noqa: E402
 import platform  # noqa: E402
@@ -129,6 +133,7 @@ def race(preset, batch, block, device, steps, warmup, overrides=None):
         measure_memory = device == "cpu" and i == warmup
         if measure_memory:
             tracemalloc.start()
+        time.sleep(PAUSE_S)
         start = time.perf_counter()
         our_step(ours, opt, x, y)
         sync(device)
@@ -140,6 +145,7 @@ def race(preset, batch, block, device, steps, warmup, overrides=None):
             times["ours"].append(elapsed)
         for name, (twin, twin_opt) in twins.items():
             tx, ty = (torch.from_numpy(data[i, j]).to(torch_device) for j in (0, 1))
+            time.sleep(PAUSE_S)
             start = time.perf_counter()
             torch_step(torch, twin, twin_opt, tx, ty)
             if torch_device == "cuda":
