@@ -92,46 +92,66 @@ class LayerNorm(Function):
         dx = r (d - mean(d) - x̂ mean(d x̂))
     term 1 is the direct path, term 2 comes through μ, term 3 through the variance (dx̂_j/dx_k needs
     d r/dx_k = -r³ (x_k - μ)/C = -r² x̂_k / C).
+    The row means are matrix-vector products (mean(d) = (g @ w)/C, mean(d x̂) = ((g x̂) @ w)/C, the column sums
+    ones @ g): one BLAS call each, several times faster here than NumPy's reductions over short rows.
     """
 
     def forward(self, x, weight, bias=None, eps=1e-5):
         xp = array_module(x)
-        mean = x.mean(axis=-1, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=-1, keepdims=True)
-        self.rstd = 1 / xp.sqrt(var + eps)
-        self.xhat, self.weight, self.has_bias = centered * self.rstd, weight, bias is not None
-        y = self.xhat * weight
-        return y + bias if bias is not None else y
+        C = x.shape[-1]
+        xhat = x - (x @ xp.full(C, 1 / C, dtype=x.dtype))[..., None]    # x - μ
+        var = xp.einsum("...i,...i->...", xhat, xhat)[..., None]         # Σ (x - μ)², without a temporary
+        var *= 1 / C
+        var += eps
+        self.rstd = 1 / xp.sqrt(var)
+        xhat *= self.rstd
+        self.xhat, self.weight, self.has_bias = xhat, weight, bias is not None
+        y = xhat * weight
+        if bias is not None:
+            y += bias
+        return y
 
     def backward(self, g):
-        xhat = self.xhat
-        d = g * self.weight
-        dx = self.rstd * (d - d.mean(axis=-1, keepdims=True) - xhat * (d * xhat).mean(axis=-1, keepdims=True))
-        g_rows = g.reshape(-1, g.shape[-1])
-        dw = (g_rows * xhat.reshape(g_rows.shape)).sum(axis=0)
-        return (dx, dw, g_rows.sum(axis=0)) if self.has_bias else (dx, dw)
+        xp, C = array_module(g), g.shape[-1]
+        g_rows, xhat = g.reshape(-1, C), self.xhat.reshape(-1, C)
+        gx = g_rows * xhat
+        ones = xp.ones(g_rows.shape[0], dtype=g.dtype)
+        dw, db = ones @ gx, (ones @ g_rows if self.has_bias else None)
+        mean_dxhat = (gx @ self.weight)[:, None] * (1 / C)             # mean(d x̂) per row
+        dx = g_rows * self.weight                                       # d
+        dx -= (g_rows @ self.weight)[:, None] * (1 / C)                 # - mean(d)
+        dx -= xp.multiply(xhat, mean_dxhat, out=gx)                     # - x̂ mean(d x̂), in gx's buffer
+        dx *= self.rstd.reshape(-1, 1)
+        dx = dx.reshape(g.shape)
+        return (dx, dw, db) if self.has_bias else (dx, dw)
 
 
 class RMSNorm(Function):
     """y = x̂ w, x̂ = x r, r = 1/sqrt(mean(x²) + eps), over the last dim. LayerNorm without the centring.
 
     Backward, with d = g w:  dw = Σ_rows g x̂,   dx = r (d - x̂ mean(d x̂))
-    (the second term is the path through r: dr/dx_k = -r³ x_k / C).
+    (the second term is the path through r: dr/dx_k = -r³ x_k / C). Row means as in LayerNorm.
     """
 
     def forward(self, x, weight, eps=1e-6):
         xp = array_module(x)
-        self.rstd = 1 / xp.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+        ms = xp.einsum("...i,...i->...", x, x)[..., None]               # Σ x²
+        ms *= 1 / x.shape[-1]
+        ms += eps
+        self.rstd = 1 / xp.sqrt(ms)
         self.xhat, self.weight = x * self.rstd, weight
         return self.xhat * weight
 
     def backward(self, g):
-        xhat = self.xhat
-        d = g * self.weight
-        dx = self.rstd * (d - xhat * (d * xhat).mean(axis=-1, keepdims=True))
-        g_rows = g.reshape(-1, g.shape[-1])
-        return dx, (g_rows * xhat.reshape(g_rows.shape)).sum(axis=0)
+        xp, C = array_module(g), g.shape[-1]
+        g_rows, xhat = g.reshape(-1, C), self.xhat.reshape(-1, C)
+        gx = g_rows * xhat
+        dw = xp.ones(g_rows.shape[0], dtype=g.dtype) @ gx
+        mean_dxhat = (gx @ self.weight)[:, None] * (1 / C)
+        dx = g_rows * self.weight
+        dx -= xp.multiply(xhat, mean_dxhat, out=gx)
+        dx *= self.rstd.reshape(-1, 1)
+        return dx.reshape(g.shape), dw
 
 
 # ================================================================================================
