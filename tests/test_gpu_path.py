@@ -5,8 +5,8 @@ resume with dropout, cached and uncached generation, the benchmark), and a stati
 code uses exists in every supported CuPy version.
 
 Where a real GPU cannot match the CPU bit for bit, the tests say so and use a stated tolerance: Embedding's
-backward scatters with atomic adds (cupy.add.at), whose order varies from run to run, and cuBLAS sums in its own
-order. On the stand-in (NumPy underneath) everything is bitwise equal.
+backward over a large vocabulary scatters with atomic adds (cupy.add.at), whose order varies from run to run, and
+cuBLAS sums in its own order. On the stand-in (NumPy underneath) everything is bitwise equal.
 """
 import ast
 import builtins
