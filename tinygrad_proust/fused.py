@@ -11,6 +11,26 @@ from .ops import sigmoid_array
 from .tensor import Function
 
 
+# The norms' sums over a layer's features, as BLAS calls: NumPy reduces a (768, 128) array over its short rows in
+# 41 us, one matrix-vector product takes 11 us. Each is the plain sum it names.
+
+def row_sum(a):
+    """Σ over the last dim, kept as a dim of size 1: a @ ones."""
+    xp = array_module(a)
+    return (a.reshape(-1, a.shape[-1]) @ xp.ones(a.shape[-1], dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
+
+
+def row_dot(a, b):
+    """Σ_i a_i b_i over the last dim, kept as a dim of size 1, without the a ⊙ b temporary."""
+    return array_module(a).einsum("...i,...i->...", a, b)[..., None]
+
+
+def column_sum(a):
+    """Σ over every dim but the last (the rows of a weight's or bias's gradient): ones @ a."""
+    rows = a.reshape(-1, a.shape[-1])
+    return array_module(a).ones(rows.shape[0], dtype=a.dtype) @ rows
+
+
 # ================================================================================================
 # softmax family
 # ================================================================================================
@@ -92,15 +112,13 @@ class LayerNorm(Function):
         dx = r (d - mean(d) - x̂ mean(d x̂))
     term 1 is the direct path, term 2 comes through μ, term 3 through the variance (dx̂_j/dx_k needs
     d r/dx_k = -r³ (x_k - μ)/C = -r² x̂_k / C).
-    The row means are matrix-vector products (mean(d) = (g @ w)/C, mean(d x̂) = ((g x̂) @ w)/C, the column sums
-    ones @ g): one BLAS call each, several times faster here than NumPy's reductions over short rows.
+    The row means of d and d x̂ are (g @ w)/C and ((g x̂) @ w)/C: matrix-vector products, without d x̂.
     """
 
     def forward(self, x, weight, bias=None, eps=1e-5):
-        xp = array_module(x)
-        C = x.shape[-1]
-        xhat = x - (x @ xp.full(C, 1 / C, dtype=x.dtype))[..., None]    # x - μ
-        var = xp.einsum("...i,...i->...", xhat, xhat)[..., None]         # Σ (x - μ)², without a temporary
+        xp, C = array_module(x), x.shape[-1]
+        xhat = x - row_sum(x) * (1 / C)                                 # x - μ
+        var = row_dot(xhat, xhat)
         var *= 1 / C
         var += eps
         self.rstd = 1 / xp.sqrt(var)
@@ -115,8 +133,7 @@ class LayerNorm(Function):
         xp, C = array_module(g), g.shape[-1]
         g_rows, xhat = g.reshape(-1, C), self.xhat.reshape(-1, C)
         gx = g_rows * xhat
-        ones = xp.ones(g_rows.shape[0], dtype=g.dtype)
-        dw, db = ones @ gx, (ones @ g_rows if self.has_bias else None)
+        dw, db = column_sum(gx), (column_sum(g_rows) if self.has_bias else None)
         mean_dxhat = (gx @ self.weight)[:, None] * (1 / C)             # mean(d x̂) per row
         dx = g_rows * self.weight                                       # d
         dx -= (g_rows @ self.weight)[:, None] * (1 / C)                 # - mean(d)
@@ -135,7 +152,7 @@ class RMSNorm(Function):
 
     def forward(self, x, weight, eps=1e-6):
         xp = array_module(x)
-        ms = xp.einsum("...i,...i->...", x, x)[..., None]               # Σ x²
+        ms = row_dot(x, x)
         ms *= 1 / x.shape[-1]
         ms += eps
         self.rstd = 1 / xp.sqrt(ms)
@@ -146,7 +163,7 @@ class RMSNorm(Function):
         xp, C = array_module(g), g.shape[-1]
         g_rows, xhat = g.reshape(-1, C), self.xhat.reshape(-1, C)
         gx = g_rows * xhat
-        dw = xp.ones(g_rows.shape[0], dtype=g.dtype) @ gx
+        dw = column_sum(gx)
         mean_dxhat = (gx @ self.weight)[:, None] * (1 / C)
         dx = g_rows * self.weight
         dx -= xp.multiply(xhat, mean_dxhat, out=gx)
