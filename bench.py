@@ -23,6 +23,7 @@ import os
 # spin count, and every timed step starts after PAUSE_S of idling, when both pools are asleep.
 # Measured on nanoGPT's recipe: PyTorch alone 53-65 ms/step, alternating this way 58-62; making idle threads sleep
 # at once instead (OMP_WAIT_POLICY=PASSIVE, the old setting here) slowed PyTorch to 95 ms and us far less.
+USER_ENV = dict(os.environ)  # what train.py runs under in --train-race: the user's own settings
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
 PAUSE_S = 0.02
 
@@ -43,6 +44,11 @@ DEFAULT_CASES = {"cpu": ["nanogpt-cpu", "baby-gpt:8x128", "byte-gpt:16x128", "pr
 # nanoGPT's README recipe for a CPU (shakespeare-char, --device=cpu --compile=False --block_size=64 --batch_size=12
 # --n_layer=4 --n_head=4 --n_embd=128 --dropout=0.0): its baby GPT made small
 NAMED_CASES = {"nanogpt-cpu": ("baby-gpt", dict(n_layer=4, n_head=4, n_embd=128, ffn_hidden=512, dropout=0.0), 12, 64)}
+# the same recipe as train.py flags, with its shakespeare-char config (lr 1e-3 decaying to 1e-4 over the 2000
+# steps, warm-up 100, beta2 0.99, weight decay 0.1, clip 1.0, evaluation every 250 steps on 20 batches)
+NANOGPT_RECIPE = ("--preset baby-gpt --n-layer 4 --n-head 4 --n-embd 128 --ffn-hidden 512 --block-size 64 --dropout 0 "
+                  "--batch-size 12 --steps 2000 --lr 1e-3 --min-lr 1e-4 --warmup 100 --beta2 0.99 --weight-decay 0.1 "
+                  "--grad-clip 1.0 --eval-interval 250 --eval-batches 20").split()
 
 
 def parse_case(text):
@@ -388,6 +394,63 @@ def tokenizer_race(minutes, out_root="out/tokenizers"):
         print(f"\n{name}:\n{text}")
 
 
+def train_race(steps=None, out_root="out/train-race"):
+    """nanoGPT's CPU recipe end to end: `python train.py` (in its own process, as a user runs it) against the
+    PyTorch twin trained by the loop below, nanoGPT's: the same data, initial weights, batches, schedule,
+    evaluations (and a checkpoint on each new best). Prints both wall-clock times and validation losses."""
+    import subprocess
+    import sys
+    import torch
+    import train
+    from models.cli import read_metrics
+    from models.torch_gpt import TorchGPT, copy_weights
+    flags = NANOGPT_RECIPE + (["--steps", str(steps), "--lr-decay-steps", str(steps)] if steps else [])
+    ours_dir = os.path.join(out_root, "ours")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "train.py", *flags, "--sample-tokens", "0", "--out-dir", ours_dir, "--overwrite"],
+                   check=True, env=USER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours_s = time.perf_counter() - start
+    ours_val = [row["val_loss"] for row in read_metrics(os.path.join(ours_dir, "metrics.jsonl"))]
+
+    # the twin: train.py's own setup gives the data, the initial weights and the batch generator
+    start = time.perf_counter()
+    args = train.parse_args(flags + ["--out-dir", os.path.join(out_root, "twin"), "--overwrite"])[0]
+    _, tokenizer, parts, _ = train.load_data(args, None)
+    run = train.build_run(args, tokenizer, parts, "cpu", None)
+    twin = copy_weights(run.model, TorchGPT(run.config, use_sdpa=True))
+    no_decay = {name for name, p in run.model.named_parameters() if p.ndim < 2 or getattr(p, "no_weight_decay", False)}
+    named = dict(twin.named_parameters())
+    opt = torch.optim.AdamW([{"params": [p for n, p in named.items() if n not in no_decay]},
+                             {"params": [p for n, p in named.items() if n in no_decay], "weight_decay": 0.0}],
+                            lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
+
+    def batch(split, rng):
+        return (torch.from_numpy(np.ascontiguousarray(a)) for a in run.dataset.batch(split, args.batch_size, rng))
+
+    twin_val, best = [], float("inf")
+    for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = train.learning_rate(args, step)
+        _, loss = twin(*batch("train", run.batch_rng))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), args.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if (step + 1) % args.eval_interval == 0 or step + 1 == args.steps:
+            twin.eval()
+            with torch.no_grad():
+                losses = {split: float(np.mean([twin(*batch(split, rng))[1].item() for _ in range(args.eval_batches)]))
+                          for split in ("train", "val") for rng in [np.random.default_rng(args.seed + 1)]}
+            twin.train()
+            twin_val.append(losses["val"])
+            if losses["val"] < best:
+                best = losses["val"]
+                torch.save({"model": twin.state_dict(), "optimizer": opt.state_dict()}, run.out_dir / "best.pt")
+    twin_s = time.perf_counter() - start
+    print(f"| nanoGPT's CPU recipe, {args.steps} steps | {ours_s:.0f} s | {twin_s:.0f} s | {ours_s / twin_s:.2f} | "
+          f"{ours_val[-1]:.4f} (best {min(ours_val):.4f}) | {twin_val[-1]:.4f} (best {min(twin_val):.4f}) |")
+
+
 def machine(device):
     """A one-line description of what ran the benchmark."""
     import torch
@@ -420,6 +483,9 @@ def main(argv=None):
     p.add_argument("--tokenizer-race", type=float, metavar="MINUTES",
                    help="train the default model for MINUTES with each tokenizer (char, byte, BPE 512, BPE 2048) "
                         "and compare validation bits per byte")
+    p.add_argument("--train-race", action="store_true",
+                   help="nanoGPT's CPU recipe end to end: train.py against the PyTorch twin's training loop")
+    p.add_argument("--train-steps", type=int, help="--train-race: fewer steps than the recipe's 2000")
     args = p.parse_args(argv)
     if not args.no_reuse_memory:
         tp.device.reuse_host_memory()  # as train.py does; the whole process, so PyTorch's side gets it too
@@ -429,6 +495,12 @@ def main(argv=None):
 
     if args.bpe:
         bpe_speed()
+        return
+
+    if args.train_race:
+        print("| run | train.py | PyTorch twin (SDPA) | ours / twin | our val loss (last) | twin val loss (last) |")
+        print("|---|---|---|---|---|---|")
+        train_race(args.train_steps)
         return
 
     if args.finetune:
