@@ -178,9 +178,12 @@ def dropout(x, p=0.5, training=True):
 
 
 def _keep_mask(xp, shape, p, dtype):
-    """1/(1-p) where an element is kept, 0 where it is dropped: kept when its 32 random bits are >= p · 2³²."""
-    keep = rng.random_bits(xp, shape) >= xp.uint32(min(int(p * 2**32), 2**32 - 1))
-    return keep.astype(dtype) * dtype.type(1 / (1 - p))
+    """1/(1-p) where an element is kept, 0 where it is dropped: kept when its 16 random bits are >= p · 2¹⁶
+    (so p counts in steps of 2⁻¹⁶)."""
+    mask = xp.empty(shape, dtype=dtype)
+    xp.greater_equal(rng.random_uint16(xp, shape), xp.uint16(min(round(p * 2**16), 2**16 - 1)), out=mask)
+    mask *= dtype.type(1 / (1 - p))
+    return mask
 
 
 # ---- attention ----

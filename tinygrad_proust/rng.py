@@ -37,30 +37,33 @@ def _mix(value):
     return value ^ (value >> 31)
 
 
-def _hash32(x, xp):
-    """An invertible hash of uint32 values, in place ("lowbias32": two xor-shift-multiply rounds)."""
-    x ^= x >> 16
-    x *= xp.uint32(0x7FEB352D)
-    x ^= x >> 15
-    x *= xp.uint32(0x846CA68B)
-    x ^= x >> 16
+def _hash32(x, scratch, xp):
+    """An invertible hash of uint32 values, in place ("lowbias32": two xor-shift-multiply rounds); `scratch`, an
+    array like x, holds the shifted copies."""
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B), (16, None)):
+        x ^= xp.right_shift(x, shift, out=scratch)
+        if multiplier is not None:
+            x *= xp.uint32(multiplier)
     return x
 
 
-def random_bits(xp, shape):
-    """uint32 random bits of `shape` on the device of `xp`: element i of draw n is
-    hash(hash(i + k1) ^ k2), with (k1, k2) from (seed, n). Each call is the next draw."""
+def random_uint16(xp, shape):
+    """uint16 random values of `shape` on the device of `xp`. Draw n after manual_seed(seed) hashes counters
+    keyed by (k1, k2) from (seed, n): word i = hash(hash(i + k1) ^ k2), 32 bits that give two elements
+    (dropout needs no finer resolution than 2⁻¹⁶, and half the words is half the hashing). Each call is the next
+    draw."""
     global _draws
     key = _mix(_mix(_seed) ^ _draws)
     _draws += 1
     count = 1
     for n in shape:
         count *= n
-    x = xp.arange(count, dtype=xp.uint32)
+    x = xp.arange((count + 1) // 2, dtype=xp.uint32)
+    scratch = xp.empty_like(x)
     x += xp.uint32(key & 0xFFFFFFFF)
-    x = _hash32(x, xp)
+    x = _hash32(x, scratch, xp)
     x ^= xp.uint32(key >> 32)
-    return _hash32(x, xp).reshape(shape)
+    return _hash32(x, scratch, xp).view(xp.uint16)[:count].reshape(shape)
 
 
 def get_state():
