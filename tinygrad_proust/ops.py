@@ -39,9 +39,10 @@ class Mul(Function):
         self.x, self.y = x, y
         return x * y
 
-    # d(xy)/dx = y, d(xy)/dy = x
+    # d(xy)/dx = y, d(xy)/dy = x; only for an input that needs it (not for a dropout mask or a constant)
     def backward(self, g):
-        return g * self.y, g * self.x
+        x, y = self.parents
+        return g * self.y if x.requires_grad else None, g * self.x if y.requires_grad else None
 
 
 class Div(Function):
@@ -51,8 +52,9 @@ class Div(Function):
 
     # d(x/y)/dx = 1/y, d(x/y)/dy = -x/y²
     def backward(self, g):
+        x, y = self.parents
         gx = g / self.y
-        return gx, -gx * self.x / self.y
+        return gx if x.requires_grad else None, -gx * self.x / self.y if y.requires_grad else None
 
 
 class Neg(Function):
