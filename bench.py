@@ -28,6 +28,7 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "24")
 PAUSE_S = 0.02
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -427,6 +428,14 @@ def train_race(steps=None, out_root="out/train-race"):
     def batch(split, rng):
         return (torch.from_numpy(np.ascontiguousarray(a)) for a in run.dataset.batch(split, args.batch_size, rng))
 
+    def twin_losses():  # nanoGPT's estimate_loss: the same fixed batches as train.py's
+        twin.eval()
+        with torch.no_grad():
+            losses = {split: float(np.mean([twin(*batch(split, rng))[1].item() for _ in range(args.eval_batches)]))
+                      for split in ("train", "val") for rng in [np.random.default_rng(args.seed + 1)]}
+        twin.train()
+        return losses
+
     twin_val, best = [], float("inf")
     for step in range(args.steps):
         for group in opt.param_groups:
@@ -437,18 +446,20 @@ def train_race(steps=None, out_root="out/train-race"):
         opt.step()
         opt.zero_grad(set_to_none=True)
         if (step + 1) % args.eval_interval == 0 or step + 1 == args.steps:
-            twin.eval()
-            with torch.no_grad():
-                losses = {split: float(np.mean([twin(*batch(split, rng))[1].item() for _ in range(args.eval_batches)]))
-                          for split in ("train", "val") for rng in [np.random.default_rng(args.seed + 1)]}
-            twin.train()
+            losses = twin_losses()
             twin_val.append(losses["val"])
             if losses["val"] < best:
                 best = losses["val"]
                 torch.save({"model": twin.state_dict(), "optimizer": opt.state_dict()}, run.out_dir / "best.pt")
     twin_s = time.perf_counter() - start
+    evaluation = {}
+    for name, evaluate in (("ours", lambda: train.estimate_loss(run)), ("twin", twin_losses)) * 3:
+        start = time.perf_counter()
+        evaluate()
+        evaluation[name] = min(evaluation.get(name, math.inf), time.perf_counter() - start)
     print(f"| nanoGPT's CPU recipe, {args.steps} steps | {ours_s:.0f} s | {twin_s:.0f} s | {ours_s / twin_s:.2f} | "
-          f"{ours_val[-1]:.4f} (best {min(ours_val):.4f}) | {twin_val[-1]:.4f} (best {min(twin_val):.4f}) |")
+          f"{ours_val[-1]:.4f} (best {min(ours_val):.4f}) | {twin_val[-1]:.4f} (best {min(twin_val):.4f}) | "
+          f"{evaluation['ours']:.2f} s | {evaluation['twin']:.2f} s |")
 
 
 def machine(device):
@@ -498,8 +509,9 @@ def main(argv=None):
         return
 
     if args.train_race:
-        print("| run | train.py | PyTorch twin (SDPA) | ours / twin | our val loss (last) | twin val loss (last) |")
-        print("|---|---|---|---|---|---|")
+        print("| run | train.py | PyTorch twin (SDPA) | ours / twin | our val loss (last) | twin val loss (last) | "
+              "one evaluation, ours | one evaluation, twin |")
+        print("|---|---|---|---|---|---|---|---|")
         train_race(args.train_steps)
         return
 
