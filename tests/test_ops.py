@@ -127,6 +127,8 @@ CASES = [
          [(2, 2, 4, 3), (2, 2, 4, 3), (2, 2, 4, 3)]),
     Case("sdpa_causal_several_blocks", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True),
          [(1, 2, 40, 3), (1, 2, 40, 3), (1, 2, 40, 2)]),  # 40 query rows: a block of 32 and one of 8
+    Case("sdpa_causal_long", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True),
+         [(1, 1, 267, 1), (1, 1, 267, 1), (1, 1, 267, 1)]),  # 267 // 8: eight blocks of 33 rows and one of 3
     Case("sdpa_full", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v),
          [(2, 3, 4), (2, 5, 4), (2, 5, 3)]),
     Case("sdpa_mask_and_scale", lambda m, q, k, v: m.F.scaled_dot_product_attention(

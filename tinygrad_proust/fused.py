@@ -263,7 +263,8 @@ class ScaledDotProductAttention(Function):
     Any other case is one block: all queries, all keys.
     """
 
-    BLOCK = 32  # query rows per block for causal attention
+    BLOCK = 32  # query rows per block for causal attention, at least; at most 8 blocks (measured: T = 1024 runs
+                # 1.4x faster in blocks of 128 than of 32, each block being a round of small GEMMs)
 
     def forward(self, q, k, v, is_causal=False, attn_mask=None, scale=None, dropout_keep=None):
         xp = array_module(q)
@@ -273,7 +274,7 @@ class ScaledDotProductAttention(Function):
         T, S = q.shape[-2], k.shape[-2]
         self.scale = q.dtype.type(scale if scale is not None else 1 / np.sqrt(q.shape[-1]))
         blocked = is_causal and attn_mask is None and T == S
-        rows = self.BLOCK if blocked else T
+        rows = max(self.BLOCK, T // 8) if blocked else T
         # (first query row, end query row, end key) of each block
         self.blocks = [(r0, min(r0 + rows, T), min(r0 + rows, T) if blocked else S) for r0 in range(0, T, rows)]
         allowed = causal_mask(xp, T, S) if is_causal else None
