@@ -236,8 +236,8 @@ class Embedding(Function):
         xp = array_module(g)
         (V, C), idx = self.weight_shape, self.indices.reshape(-1)
         g_rows = g.reshape(-1, C)
-        if V <= 2 * C:  # a small vocabulary (characters, bytes): the one-hot is no bigger than g, one GEMM is
-            onehot = xp.zeros((idx.size, V), dtype=g.dtype)  # 6x faster here than NumPy's scatter-add
+        if V <= 4 * C:  # a small vocabulary (characters, bytes): a one-hot at most 4x g's size, and one GEMM is
+            onehot = xp.zeros((idx.size, V), dtype=g.dtype)  # 1.5-6x faster here than NumPy's scatter-add
             onehot[xp.arange(idx.size), idx] = 1
             return onehot.T @ g_rows
         dw = xp.zeros(self.weight_shape, dtype=g.dtype)
