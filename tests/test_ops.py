@@ -123,6 +123,8 @@ CASES = [
     Case("linear", lambda m, x, w, b: m.F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
     Case("linear_no_bias", lambda m, x, w: m.F.linear(x, w), [(3, 4), (2, 4)]),
     Case("embedding_repeated", lambda m, w: m.F.embedding(m.const(REPEATED.reshape(2, 3)), w), [(4, 3)]),
+    # more rows than 4x the width: the fused backward scatters (add.at) instead of multiplying by a one-hot
+    Case("embedding_large_vocabulary", lambda m, w: m.F.embedding(m.const(REPEATED.reshape(3, 2) * 4), w), [(9, 2)]),
     Case("sdpa_causal", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True),
          [(2, 2, 4, 3), (2, 2, 4, 3), (2, 2, 4, 3)]),
     Case("sdpa_causal_several_blocks", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True),
