@@ -174,7 +174,7 @@ def dropout(x, p=0.5, training=True):
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not training or p == 0:
         return x
-    return x * Tensor._wrap(_keep_mask(x.xp, x.shape, p, x.dtype), False, None)
+    return ops.Dropout.apply(x, mask=_keep_mask(x.xp, x.shape, p, x.dtype))
 
 
 def _keep_mask(xp, shape, p, dtype):

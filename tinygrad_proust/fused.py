@@ -11,26 +11,6 @@ from .ops import sigmoid_array
 from .tensor import Function
 
 
-# The norms' sums over a layer's features, as BLAS calls: NumPy reduces a (768, 128) array over its short rows in
-# 41 us, one matrix-vector product takes 11 us. Each is the plain sum it names.
-
-def row_sum(a):
-    """Σ over the last dim, kept as a dim of size 1: a @ ones."""
-    xp = array_module(a)
-    return (a.reshape(-1, a.shape[-1]) @ xp.ones(a.shape[-1], dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
-
-
-def row_dot(a, b):
-    """Σ_i a_i b_i over the last dim, kept as a dim of size 1, without the a ⊙ b temporary."""
-    return array_module(a).einsum("...i,...i->...", a, b)[..., None]
-
-
-def column_sum(a):
-    """Σ over every dim but the last (the rows of a weight's or bias's gradient): ones @ a."""
-    rows = a.reshape(-1, a.shape[-1])
-    return array_module(a).ones(rows.shape[0], dtype=a.dtype) @ rows
-
-
 # ================================================================================================
 # softmax family
 # ================================================================================================
@@ -104,6 +84,26 @@ class CrossEntropy(Function):
 # normalisation
 # ================================================================================================
 
+# The norms' sums over a layer's features, as BLAS calls: NumPy reduces a (768, 128) array over its short rows in
+# 41 us, one matrix-vector product takes 11 us. Each is the plain sum it names.
+
+def row_sum(a):
+    """Σ over the last dim, kept as a dim of size 1: a @ ones."""
+    xp = array_module(a)
+    return (a.reshape(-1, a.shape[-1]) @ xp.ones(a.shape[-1], dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
+
+
+def row_dot(a, b):
+    """Σ_i a_i b_i over the last dim, kept as a dim of size 1, without the a ⊙ b temporary."""
+    return array_module(a).einsum("...i,...i->...", a, b)[..., None]
+
+
+def column_sum(a):
+    """Σ over every dim but the last (the rows of a weight's or bias's gradient): ones @ a."""
+    rows = a.reshape(-1, a.shape[-1])
+    return array_module(a).ones(rows.shape[0], dtype=a.dtype) @ rows
+
+
 class LayerNorm(Function):
     """y = x̂ w + b, x̂ = (x - μ) r, μ = mean(x), r = 1/sqrt(var(x) + eps), over the last dim (size C).
 
@@ -118,10 +118,7 @@ class LayerNorm(Function):
     def forward(self, x, weight, bias=None, eps=1e-5):
         xp, C = array_module(x), x.shape[-1]
         xhat = x - row_sum(x) * (1 / C)                                 # x - μ
-        var = row_dot(xhat, xhat)
-        var *= 1 / C
-        var += eps
-        self.rstd = 1 / xp.sqrt(var)
+        self.rstd = 1 / xp.sqrt(row_dot(xhat, xhat) * (1 / C) + eps)    # one value a row
         xhat *= self.rstd
         self.xhat, self.weight, self.has_bias = xhat, weight, bias is not None
         y = xhat * weight
@@ -152,10 +149,7 @@ class RMSNorm(Function):
 
     def forward(self, x, weight, eps=1e-6):
         xp = array_module(x)
-        ms = row_dot(x, x)
-        ms *= 1 / x.shape[-1]
-        ms += eps
-        self.rstd = 1 / xp.sqrt(ms)
+        self.rstd = 1 / xp.sqrt(row_dot(x, x) * (1 / x.shape[-1]) + eps)
         self.xhat, self.weight = x * self.rstd, weight
         return self.xhat * weight
 

@@ -39,10 +39,9 @@ class Mul(Function):
         self.x, self.y = x, y
         return x * y
 
-    # d(xy)/dx = y, d(xy)/dy = x; only for an input that needs it (not for a dropout mask or a constant)
+    # d(xy)/dx = y, d(xy)/dy = x
     def backward(self, g):
-        x, y = self.parents
-        return g * self.y if x.requires_grad else None, g * self.x if y.requires_grad else None
+        return g * self.y, g * self.x
 
 
 class Div(Function):
@@ -52,9 +51,8 @@ class Div(Function):
 
     # d(x/y)/dx = 1/y, d(x/y)/dy = -x/y²
     def backward(self, g):
-        x, y = self.parents
         gx = g / self.y
-        return gx if x.requires_grad else None, -gx * self.x / self.y if y.requires_grad else None
+        return gx, -gx * self.x / self.y
 
 
 class Neg(Function):
@@ -213,6 +211,19 @@ class Gelu(Function):
         pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
         return g * (self.cdf + x * pdf)
 
+
+
+class Dropout(Function):
+    """y = x ⊙ m for a constant mask m (0 where an element is dropped, 1/(1-p) where it is kept: see
+    functional.dropout). A Mul would also compute the mask's gradient, g ⊙ x, and throw it away."""
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    # d(x m)/dx = m
+    def backward(self, g):
+        return g * self.mask
 
 class MaskedFill(Function):
     def forward(self, x, mask, value):
