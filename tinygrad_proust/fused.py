@@ -295,18 +295,23 @@ class ScaledDotProductAttention(Function):
     def backward(self, g):
         xp = array_module(g)
         q, k, v, keep = self.q, self.k, self.v, self.keep
-        dq, dk, dv = xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v)
-        for (r0, r1, kend), p in zip(self.blocks, self.p):
-            g_rows = g[..., r0:r1, :]
+        dq, dk, dv = xp.empty_like(q), None, None
+        for (r0, r1, kend), p in reversed(list(zip(self.blocks, self.p))):  # the last block reaches every key:
+            g_rows = g[..., r0:r1, :]                                        # its dK and dV start the sums
             block_keep = None if keep is None else keep[..., r0:r1, :kend]
-            dv[..., :kend, :] += (p if block_keep is None else p * block_keep).swapaxes(-1, -2) @ g_rows
+            dv_part = (p if block_keep is None else p * block_keep).swapaxes(-1, -2) @ g_rows
             ds = g_rows @ v[..., :kend, :].swapaxes(-1, -2)  # dP, turned into dS in place below
             if block_keep is not None:
                 ds *= block_keep
             ds -= (ds * p).sum(axis=-1, keepdims=True)
             ds *= p
             dq[..., r0:r1, :] = ds @ k[..., :kend, :]
-            dk[..., :kend, :] += ds.swapaxes(-1, -2) @ q[..., r0:r1, :]
+            dk_part = ds.swapaxes(-1, -2) @ q[..., r0:r1, :]
+            if dk is None:
+                dk, dv = dk_part, dv_part
+            else:
+                dk[..., :kend, :] += dk_part
+                dv[..., :kend, :] += dv_part
         dq *= self.scale
         dk *= self.scale
         return dq, dk, dv
