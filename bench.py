@@ -4,6 +4,7 @@
     python bench.py --device gpu         # the GPU cases (needs CuPy; PyTorch with CUDA for its side)
     ./gpu_check.sh                       # on a machine with a GPU: the GPU tests on real CuPy, then these tables
     python bench.py --generate           # generation speed with and without the KV cache
+    python bench.py --train-race         # nanoGPT's CPU recipe end to end: train.py against the PyTorch twin
     python bench.py --cases proust:32x256 byte-gpt:64x128
 
 A training step is forward, loss, backward, gradient clipping (1.0) and AdamW, in float32 on both sides, with
