@@ -225,6 +225,7 @@ class Dropout(Function):
     def backward(self, g):
         return g * self.mask
 
+
 class MaskedFill(Function):
     def forward(self, x, mask, value):
         xp = array_module(x)
