@@ -4,9 +4,10 @@ Parameters are initialised from a NumPy generator on the host whatever the devic
 weights on the CPU and the GPU.
 
 Dropout masks come from a counter-based generator instead: the n-th mask drawn after manual_seed(seed) is a
-hash of a counter (one 32-bit word for every two elements), keyed by (seed, n). The whole state is two integers, so a checkpoint can save it
-and a resumed run draws exactly the masks a straight run would; and the same integer arithmetic runs in NumPy
-and CuPy, so the CPU and the GPU draw the same masks, bit for bit (CuPy's own generator has no state to save).
+hash of a counter (one 32-bit word for every two elements), keyed by (seed, n). The whole state is two
+integers, so a checkpoint can save it and a resumed run draws exactly the masks a straight run would; and the
+same integer arithmetic runs in NumPy and CuPy, so the CPU and the GPU draw the same masks, bit for bit (CuPy's
+own generator has no state to save).
 """
 import numpy as np
 
