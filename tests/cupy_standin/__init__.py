@@ -114,31 +114,18 @@ class ndarray:
         _sync()
         return np.array(self._a, copy=True)
 
-    def item(self, *args):
-        _sync()
-        return self._a.item(*args)
+    def _to_host(convert):
+        """A method that syncs, then converts the host array with `convert`."""
+        def method(self, *args):
+            _sync()
+            return convert(self._a, *args)
+        return method
 
-    def tolist(self):
-        _sync()
-        return self._a.tolist()
-
-    def __float__(self):
-        _sync()
-        return float(self._a)
-
-    def __int__(self):
-        _sync()
-        return int(self._a)
-
-    def __bool__(self):
-        _sync()
-        return bool(self._a)
-
-    def __repr__(self):
-        _sync()
-        return repr(self._a)
-
-    __str__ = __repr__
+    item = _to_host(np.ndarray.item)
+    tolist = _to_host(np.ndarray.tolist)
+    __float__, __int__, __bool__ = _to_host(float), _to_host(int), _to_host(bool)
+    __repr__ = __str__ = _to_host(repr)
+    del _to_host
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
