@@ -454,8 +454,7 @@ def checkpoint_path(run, name):
 
 def save(run, name, metrics_row=None):
     """out_dir/name.npz (or .safetensors): weights, optimizer moments, step, RNG states and settings (everything a
-    resume needs), and
-    the metrics row of the evaluation that wrote it (a resume repairs metrics.jsonl from it)."""
+    resume needs), and the metrics row of the evaluation that wrote it (a resume repairs metrics.jsonl from it)."""
     extra = {} if run.lora is None else {"lora": run.lora, "base": run.base, "parameters": trainable_names(run.model)}
     return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, **extra, step=run.step,
                            best_val_loss=run.best_val, config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(),

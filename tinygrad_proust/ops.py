@@ -212,7 +212,6 @@ class Gelu(Function):
         return g * (self.cdf + x * pdf)
 
 
-
 class Dropout(Function):
     """y = x ⊙ m for a constant mask m (0 where an element is dropped, 1/(1-p) where it is kept: see
     functional.dropout). A Mul would also compute the mask's gradient, g ⊙ x, and throw it away."""
