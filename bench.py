@@ -248,6 +248,14 @@ def hf_generation_race(new_tokens, repeats=3):
               f"{'yes' if same else 'no'} |", flush=True)
 
 
+def run_train(*flags, env=None, show_progress=False):
+    """`python train.py FLAGS --overwrite --sample-tokens 0` in a process of its own, as a user runs it; its
+    output stays out of the tables (its progress bar and errors on stderr with show_progress)."""
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, "train.py", *flags, "--overwrite", "--sample-tokens", "0"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=None if show_progress else subprocess.DEVNULL)
+
 def sonnets_apart(text):
     """(the corpus without the Sonnets, the Sonnets): the 154 sonnets sit between "THE SONNETS" and the next play."""
     start = text.index("THE SONNETS")
@@ -271,20 +279,16 @@ def val_loss(checkpoint, data, batches=40, batch_size=32, seed=0):
 def finetune_experiment(pretrain_minutes, steps, targets="attn", full=True, root="out/finetune"):
     """Pre-train the default model on the plays (the corpus without the Sonnets), then adapt it to the Sonnets:
     not at all, with LoRA (r = 4, 8, 16) on `targets`, and fully, each for the same number of steps."""
-    import subprocess
-    import sys
     from models.corpus import default_corpus
     from tinygrad_proust.checkpoint import load_checkpoint
     os.makedirs(root, exist_ok=True)
     plays, sonnets = sonnets_apart(default_corpus().read_text())
     open(f"{root}/plays.txt", "w").write(plays)
     open(f"{root}/sonnets.txt", "w").write(sonnets)
-    run = lambda *flags: subprocess.run([sys.executable, "train.py", *flags, "--overwrite", "--sample-tokens", "0"],
-                                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"{root}/base/best.npz"
     if not os.path.exists(base):
-        run("--data", f"{root}/plays.txt", "--time-limit", str(pretrain_minutes), "--steps", "1000000",
-            "--out-dir", f"{root}/base")
+        run_train("--data", f"{root}/plays.txt", "--time-limit", str(pretrain_minutes), "--steps", "1000000",
+                  "--out-dir", f"{root}/base")
     print(f"base: the default model pre-trained {pretrain_minutes:g} minutes on {len(plays):,} characters of plays "
           f"(val loss on them {val_loss(base, f'{root}/plays.txt'):.3f}); the Sonnets: {len(sonnets):,} characters\n")
     print("| adaptation | trainable parameters | optimizer memory | ms/step | Sonnets val loss (nats/char) |")
@@ -298,7 +302,7 @@ def finetune_experiment(pretrain_minutes, steps, targets="attn", full=True, root
     for name, folder, flags in runs + ([("full fine-tuning", "full", [])] if full else []):
         out = f"{root}/{folder}"
         started = time.perf_counter()
-        run(*common, *flags, "--out-dir", out)
+        run_train(*common, *flags, "--out-dir", out)
         seconds = time.perf_counter() - started
         trained = sum(w.size for w in load_checkpoint(f"{out}/last.npz")[1].values())  # adapters only, or all
         print(f"| {name} | {trained:,} ({100 * trained / model.num_parameters():.1f}%) | {2 * 4 * trained / 2**20:.2f} MiB "
@@ -375,14 +379,11 @@ def tokenizer_race(minutes, out_root="out/tokenizers"):
     one after another; validation loss in bits per byte of text, so the tokenizers compare, and a sample each.
     The BPE tokenizers are trained (and cached) before the clock starts."""
     import json
-    import subprocess
-    import sys
     rows = []
     for name, flags in TOKENIZER_RACE.items():
         out = f"{out_root}/{name}"
-        subprocess.run([sys.executable, "train.py", *flags, "--time-limit", str(minutes), "--steps", "1000000",
-                        "--eval-interval", "250", "--sample-tokens", "0", "--out-dir", out, "--overwrite"],
-                       check=True, stdout=subprocess.DEVNULL)
+        run_train(*flags, "--time-limit", str(minutes), "--steps", "1000000", "--eval-interval", "250",
+                  "--out-dir", out, show_progress=True)
         metrics = [json.loads(line) for line in open(f"{out}/metrics.jsonl")]
         best = min(metrics, key=lambda r: r["val_loss"])
         model, tokenizer, _ = GPT.from_checkpoint(f"{out}/best.npz")
@@ -400,8 +401,6 @@ def train_race(steps=None, out_root="out/train-race"):
     """nanoGPT's CPU recipe end to end: `python train.py` (in its own process, as a user runs it) against the
     PyTorch twin trained by the loop below, nanoGPT's: the same data, initial weights, batches, schedule,
     evaluations (and a checkpoint on each new best). Prints both wall-clock times and validation losses."""
-    import subprocess
-    import sys
     import torch
     import train
     from models.cli import read_metrics
@@ -409,8 +408,7 @@ def train_race(steps=None, out_root="out/train-race"):
     flags = NANOGPT_RECIPE + (["--steps", str(steps), "--lr-decay-steps", str(steps)] if steps else [])
     ours_dir = os.path.join(out_root, "ours")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "train.py", *flags, "--sample-tokens", "0", "--out-dir", ours_dir, "--overwrite"],
-                   check=True, env=USER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_train(*flags, "--out-dir", ours_dir, env=USER_ENV)
     ours_s = time.perf_counter() - start
     ours_val = [row["val_loss"] for row in read_metrics(os.path.join(ours_dir, "metrics.jsonl"))]
 
