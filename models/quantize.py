@@ -77,9 +77,9 @@ def quantize_checkpoint(source, target, bits, group_size=32):
         raise CheckpointError(f"{source} is quantised already")
     if "lora" in meta:
         raise CheckpointError(f"{source} is a LoRA adapter: merge it first (python -m models.adapters merge)")
-    arrays, before, after = {}, 0, 0
+    arrays, before, after, chosen = {}, 0, 0, set(quantized_names(weights))
     for name, w in weights.items():
-        if name in quantized_names(weights):
+        if name in chosen:
             q, scale = quantize_int8(w) if bits == 8 else quantize_int4(w, group_size)
             arrays[f"model/{name}:q"], arrays[f"model/{name}:scale"] = q, scale
             before, after = before + w.nbytes, after + q.nbytes + scale.nbytes
