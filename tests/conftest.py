@@ -53,34 +53,62 @@ def standin(request):
     return cupy
 
 
-def reference(module, install):
-    """An optional package the tests compare against. Without it they are skipped on your machine, but fail in CI
-    (CI=true): there a failed install must never pass as green."""
+# The full CI run sets this: every optional package is installed there, so a test that would skip fails instead
+# (a failed install must never pass as green), and a run that skips anything at all fails (see the end of this file)
+REQUIRE_EXTRAS = os.environ.get("TINYGRAD_PROUST_REQUIRE_EXTRAS") == "1"
+
+
+def optional(module, install):
+    """An optional package a test needs (a reference to compare against, or the extra a feature uses). Without it
+    the test is skipped with a reason naming the package; with TINYGRAD_PROUST_REQUIRE_EXTRAS=1 it fails."""
     try:
         return __import__(module)
     except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail(f"{module} is not installed, and CI must run the tests that compare against it: {install}")
-        pytest.skip(f"{module} is not installed ({install} runs these tests)")
+        if REQUIRE_EXTRAS:
+            pytest.fail(f"{module} is not installed, and this run must run the tests that need it: {install}")
+        pytest.skip(f"needs {module}: {install}")
 
 
 @pytest.fixture(scope="session")
 def torch():
     """PyTorch, the independent reference of the parity tests (a test extra, not a dependency)."""
-    return reference("torch", "pip install torch==2.13.0")
+    return optional("torch", "pip install torch==2.13.0")
 
 
 @pytest.fixture(scope="session")
 def transformers():
     """Hugging Face Transformers (with safetensors and tokenizers), for the bridge's round trips."""
     for module in ("safetensors", "tokenizers"):
-        reference(module, "pip install -r requirements-hf.txt")
-    transformers = reference("transformers", "pip install -r requirements-hf.txt")
+        optional(module, "pip install -r requirements-hf.txt")
+    transformers = optional("transformers", "pip install -r requirements-hf.txt")
     transformers.logging.set_verbosity_error()
     return transformers
+
+
+@pytest.fixture(scope="session")
+def safetensors():
+    """safetensors alone: the .safetensors checkpoint format and the export to Hugging Face's layout."""
+    return optional("safetensors", "pip install -r requirements-hf.txt")
+
+
+@pytest.fixture(scope="session")
+def matplotlib():
+    """matplotlib, the optional drawing extra (attention maps, loss curves)."""
+    return optional("matplotlib", "pip install matplotlib")
 
 
 @pytest.fixture(autouse=True)
 def _seeded():
     tp.manual_seed(0)
     yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With TINYGRAD_PROUST_REQUIRE_EXTRAS=1 nothing may skip: a skipped test there is a check that did not run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if REQUIRE_EXTRAS and skipped and session.exitstatus == 0:
+        reporter.write_line(f"{len(skipped)} tests skipped, and TINYGRAD_PROUST_REQUIRE_EXTRAS=1 allows none:")
+        for report in skipped[:20]:
+            reporter.write_line(f"  {report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else ''}")
+        session.exitstatus = 1

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_colab_notebook_runs_end_to_end(tmp_path, monkeypatch):
+def test_the_colab_notebook_runs_end_to_end(tmp_path, monkeypatch, matplotlib):
     notebook = json.loads((ROOT / "docs" / "colab.ipynb").read_text())
     cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
     corpus = tmp_path / "corpus.txt"

@@ -131,7 +131,7 @@ def test_train_fine_tunes_from_a_transformers_directory(tmp_path, hf, capsys):
 
 @pytest.mark.parametrize("preset, reason", [("proust", "norm_placement='post'"),
                                             ("byte-gpt", "positions='learned' (LLaMA uses rotary positions)")])
-def test_a_model_no_class_expresses_is_one_line(preset, reason, tmp_path, capsys):
+def test_a_model_no_class_expresses_is_one_line(preset, reason, tmp_path, capsys, safetensors):
     tokenizer = ByteTokenizer()
     model = GPT(preset_config(preset, vocab_size=256))
     path = save_checkpoint(tmp_path / "c.npz", model, step=0, config=model.config.to_dict(),
@@ -143,7 +143,7 @@ def test_a_model_no_class_expresses_is_one_line(preset, reason, tmp_path, capsys
     assert "\n" not in err and not (tmp_path / "hf").exists()
 
 
-def test_bad_directories_are_refused_and_nothing_is_half_written(tmp_path, monkeypatch):
+def test_bad_directories_are_refused_and_nothing_is_half_written(tmp_path, monkeypatch, safetensors):
     model, tokenizer, directory = exported(tmp_path, CASES["raven"][0], "byte")
     with pytest.raises(ExportError, match="already exists and is not empty"):
         export_pretrained(model, tokenizer, directory)
@@ -169,7 +169,7 @@ def test_bad_directories_are_refused_and_nothing_is_half_written(tmp_path, monke
         load_pretrained(directory)
 
 
-def test_safetensors_checkpoints_resume_and_refuse_damage(tmp_path, capsys):
+def test_safetensors_checkpoints_resume_and_refuse_damage(tmp_path, capsys, safetensors):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT * 4)
     common = ["--data", str(corpus), "--eval-interval", "2", "--batch-size", "4", "--eval-batches", "2",

@@ -71,7 +71,7 @@ def test_depth_limit_keeps_the_nodes_near_the_loss():
 
 def test_render_graph_draws_png_with_dot(tmp_path):
     if shutil.which("dot") is None:
-        pytest.skip("Graphviz's dot is not installed")
+        pytest.skip("needs Graphviz's dot: apt-get install graphviz (or brew install graphviz)")
     _, loss = tiny_loss()
     path = tp.render_graph(loss, tmp_path / "graph.png", collapse=2)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "graph.dot").exists()
@@ -137,8 +137,7 @@ def test_logit_lens_table(checkpoint, capsys, tmp_path):
     assert (tmp_path / "lens.txt").read_text().strip().splitlines() == lines
 
 
-def test_pictures_are_written(checkpoint, tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib is the optional drawing extra")
+def test_pictures_are_written(checkpoint, tmp_path, matplotlib):
     inspection.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be or", "--out",
                   str(tmp_path / "attention.png")])
     metrics = tmp_path / "metrics.jsonl"

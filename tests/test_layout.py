@@ -29,7 +29,9 @@ def test_no_file_or_folder_shadows_a_standard_library_module():
                                     if p.stem != "__init__"]
                          + ["models." + p.stem for p in sorted((ROOT / "models").glob("*.py")) if p.stem != "__init__"]
                          + ["train", "generate", "bench"])
-def test_every_module_imports(module):
+def test_every_module_imports(module, request):
+    if module == "models.torch_gpt":                       # the PyTorch twin of the parity tests needs PyTorch
+        request.getfixturevalue("torch")
     assert importlib.import_module(module).__name__ == module
 
 

@@ -150,7 +150,9 @@ class Module:
             if name in state_dict:
                 value = state_dict[name]
                 value = as_array(value.data if isinstance(value, Tensor) else value)  # either device's arrays
-                param.data = to_device(value, param.device).astype(param.dtype, copy=True)
+                # C order whatever the source's (a transposed Hugging Face weight is Fortran-ordered): a GEMM on
+                # another layout rounds differently and runs slower
+                param.data = to_device(value, param.device).astype(param.dtype, order="C", copy=True)
         return self
 
     # ---- modes and devices ----
