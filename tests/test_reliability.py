@@ -154,7 +154,8 @@ def test_time_limit_stops_and_saves(tmp_path, corpus, capsys):
     code, printed, err = run_train(["--data", corpus, "--steps", 100000, "--eval-interval", 100000, "--out-dir", out,
                                     "--time-limit", 0.001, *TINY], capsys)
     assert code == 0, err
-    assert "--time-limit 0.001 minutes reached" in printed and 0 < load_checkpoint(out / "last.npz")[0]["step"] < 100
+    # stopped by the clock, long before --steps (how many steps fit in 0.06 s depends on the machine)
+    assert "--time-limit 0.001 minutes reached" in printed and 0 < load_checkpoint(out / "last.npz")[0]["step"] < 100000
 
 
 # ---- divergence ----
