@@ -268,14 +268,18 @@ def last_validation(out_dir):
 
 
 def machine_line(dry):
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.machine(), set()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        flags = set(next(line.split(":", 1)[1].split() for line in info if line.startswith("flags")))
     except (OSError, StopIteration):
         pass
+    isa = " + ".join(name for name, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("AMX", "amx_tile"))
+                     if flag in flags and not (name == "AVX2" and "avx512f" in flags)) or "no AVX2"
     where = "the CuPy stand-in" if dry else "the GPU named in the versions stage"
-    return f"machine: {where}; host CPU {cpu}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}"
+    return (f"machine: {where}; host CPU {cpu} ({isa}), {os.cpu_count()} cores, NumPy {np.__version__}; "
+            f"{time.strftime('%Y-%m-%d')}")
 
 
 def prepare():
@@ -310,7 +314,7 @@ def make_reference(steps):
     reference = {"flags": flags, "step": val["step"], "val_loss": round(losses[0], 5),
                  "val_loss_other_rounding": round(losses[1], 5),
                  "tolerance": round(max(0.01, 10 * abs(losses[0] - losses[1])), 4),
-                 "machine": machine_line(False).split("host CPU ")[1]}
+                 "machine": machine_line(False).split("host CPU ")[1], "other_rounding": OTHER_ROUNDING}
     REFERENCE.write_text(json.dumps(reference, indent=1) + "\n")
     print(f"wrote {REFERENCE.name}: {reference}")
 
