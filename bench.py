@@ -110,8 +110,12 @@ TWINS = {"sdpa": True, "eager": False}  # PyTorch's attention: fused SDPA (as na
 
 
 def torch_device_for(device):
-    """Where PyTorch runs for our `device`, or None when it cannot (a PyTorch without CUDA on a GPU run)."""
-    import torch
+    """Where PyTorch runs for our `device`, or None when it cannot (no PyTorch, or one without CUDA on a GPU run):
+    its columns then read n/a."""
+    try:
+        import torch
+    except ImportError:
+        return None
     if device == "gpu":
         return "cuda" if torch.cuda.is_available() else None
     return "cpu"
@@ -120,8 +124,6 @@ def torch_device_for(device):
 def race(preset, batch, block, device, steps, warmup, overrides=None):
     """Median ms/step of ours and of PyTorch's twin with SDPA and with eager attention, alternating step by step
     on the same batches, plus our peak traced host memory per step."""
-    import torch
-    from models.torch_gpt import TorchGPT, copy_weights
     config = preset_config(preset, block_size=block, **(overrides or {}))
     tp.manual_seed(0)
     ours = GPT(config).to(device)
@@ -129,6 +131,8 @@ def race(preset, batch, block, device, steps, warmup, overrides=None):
     torch_device = torch_device_for(device)
     twins = {}
     if torch_device is not None:
+        import torch
+        from models.torch_gpt import TorchGPT, copy_weights
         for name, use_sdpa in TWINS.items():
             twin = copy_weights(ours, TorchGPT(config, use_sdpa=use_sdpa)).to(torch_device)
             twins[name] = (twin, torch.optim.AdamW(twin.parameters(), lr=3e-4, weight_decay=0.1))
@@ -463,9 +467,13 @@ def train_race(steps=None, out_root="out/train-race"):
 
 def machine(device):
     """A one-line description of what ran the benchmark."""
-    import torch
+    try:
+        import torch
+        pytorch = f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        pytorch = "no PyTorch"
     text = (f"{os.cpu_count()} CPU cores ({platform.machine()}), Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, PyTorch {torch.__version__} ({torch.get_num_threads()} threads)")
+            f"NumPy {np.__version__}, {pytorch}")
     if device == "gpu":
         cp = tp.device.cupy_module()
         name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()

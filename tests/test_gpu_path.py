@@ -201,7 +201,7 @@ def test_generate_script_on_the_gpu_cached_and_uncached_agree(tmp_path, gpu, cap
     assert outputs[0] == outputs[1] and len(outputs[0]) > len("to be")
 
 
-def test_bench_runs_on_the_gpu(gpu, capsys, torch):
+def test_bench_runs_on_the_gpu(gpu, capsys):
     bench.main(["--device", "gpu", "--generate", "--new-tokens", "3"])
     bench.main(["--device", "gpu", "--cases", "raven:2x8", "--steps", "1", "--warmup", "1"])
     out = capsys.readouterr().out
