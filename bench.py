@@ -32,8 +32,10 @@ import argparse  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -95,6 +97,73 @@ def our_step(model, opt, x, y):
     opt.step()
     opt.zero_grad()
     return loss
+
+
+PHASES = ("batch", "forward", "dropout masks", "backward", "clipping", "optimizer")
+COUNT_CASES = ["proust:32x256", "byte-gpt:64x128", "baby-gpt:64x256"]
+
+
+def use_standin():
+    """The CuPy stand-in (tests/cupy_standin) as `cupy` in this process: it counts what real CuPy would launch."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
+    from cupy_standin import install
+    if getattr(sys.modules.get("cupy"), "is_standin", False) is False:
+        install()
+        tp.device._cupy = None
+    return sys.modules["cupy_standin"]
+
+
+def count_step(preset, batch, block, overrides=None):
+    """What one training step (the second, so AdamW's state exists) asks of a GPU, phase by phase, counted through
+    the CuPy stand-in: {phase: {kind: [calls, bytes]}}. Every count but bytes is independent of the batch size, and
+    bytes are affine in it (activations scale with the batch, parameters do not): the step runs at batches 1 and 2
+    and the bytes are extrapolated to `batch` exactly."""
+    standin = use_standin()
+    tables = []
+    for b in (1, 2):
+        tp.manual_seed(0)
+        model = GPT(preset_config(preset, block_size=block, **(overrides or {}))).to("gpu")
+        opt = optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+        data = np.random.default_rng(0).integers(0, model.config.vocab_size, (2, 2, b, block))
+        for x, y in data:
+            with standin.count_kernels() as counts:
+                with counts.phase("batch"):
+                    x, y = tp.tensor(x, device="gpu"), tp.tensor(y, device="gpu")
+                with counts.phase("forward"):
+                    _, loss = model(x, y)
+                with counts.phase("backward"):
+                    loss.backward()
+                with counts.phase("clipping"):
+                    optim.clip_grad_norm_(model.parameters(), 1.0)
+                with counts.phase("optimizer"):
+                    opt.step()
+                    opt.zero_grad()
+        tables.append(counts.table)
+    one, two = tables
+    assert {p: {k: c for k, (c, _) in row.items()} for p, row in one.items()} == \
+           {p: {k: c for k, (c, _) in row.items()} for p, row in two.items()}, "counts depend on the batch size"
+    return {phase: {kind: [calls, one[phase][kind][1] + (batch - 1) * (nbytes - one[phase][kind][1])]
+                    for kind, (calls, nbytes) in row.items()} for phase, row in two.items()}
+
+
+def print_counts(cases):
+    """One table per case: kernels, bytes and the rest, per phase of a training step."""
+    standin = use_standin()
+    KERNELS, OTHERS = standin.KERNELS, standin.OTHERS
+    for case in cases:
+        preset, overrides, batch, block = parse_case(case)
+        table = count_step(preset, batch, block, overrides)
+        print(f"\n{case}: one training step (forward, backward, clipping 1.0, AdamW), as CuPy would run it\n")
+        print("| phase | kernels | GB read + written | " + " | ".join(KERNELS + OTHERS) + " |")
+        print("|---" * (3 + len(KERNELS + OTHERS)) + "|")
+        rows = [phase for phase in PHASES if phase in table] + [p for p in table if p not in PHASES]
+        for phase in rows + ["step"]:
+            row = table.get(phase) or {k: [sum(table[p][k][i] for p in table) for i in (0, 1)]
+                                       for k in KERNELS + OTHERS}
+            kernels, traffic = sum(row[k][0] for k in KERNELS), sum(row[k][1] for k in KERNELS)
+            name = f"**{phase}**" if phase == "step" else phase
+            print(f"| {name} | {kernels:,} | {traffic / 1e9:.3f} | " + " | ".join(f"{row[k][0]:,}" for k in KERNELS
+                                                                                 + OTHERS) + " |")
 
 
 def torch_step(torch, model, opt, x, y):
@@ -504,7 +573,12 @@ def main(argv=None):
     p.add_argument("--train-race", action="store_true",
                    help="nanoGPT's CPU recipe end to end: train.py against the PyTorch twin's training loop")
     p.add_argument("--train-steps", type=int, help="--train-race: fewer steps than the recipe's 2000")
+    p.add_argument("--count", action="store_true",
+                   help="kernels, bytes and syncs of a GPU training step per phase, counted through the CuPy stand-in "
+                        "(no GPU needed; --cases to choose)")
     args = p.parse_args(argv)
+    if args.count:
+        return print_counts(args.cases or COUNT_CASES)
     if not args.no_reuse_memory:
         tp.device.reuse_host_memory()  # as train.py does; the whole process, so PyTorch's side gets it too
     print(f"machine: {machine(args.device)}\n")

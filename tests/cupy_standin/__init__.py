@@ -12,7 +12,11 @@ What it enforces, as real CuPy does:
 - a generator without state to save or restore (CuPy's has none);
 - reductions return 0-d arrays, not NumPy scalars.
 
-What it counts: every device-to-host sync (`syncs`), so a test can assert that a training step does none.
+What it counts: every device-to-host sync (`syncs`), so a test can assert that a training step does none; and,
+inside `count_kernels()`, what real CuPy would ask of the GPU for each call, per phase of a step: kernels (GEMMs,
+reductions, elementwise kernels, copies, memsets, including the operand copies and pointer kernels CuPy's batched
+matmul makes), bytes read and written, allocations, views, host-to-device copies and syncs. These counts are
+exact on any machine, so a test can bound them.
 
 What it cannot catch: speed, memory, kernels that compile on a GPU, float differences of GPU math (atomic adds,
 fused multiply-adds, cuBLAS's summation order), and real CuPy behaviour at the edges NumPy and CuPy differ on
@@ -40,9 +44,130 @@ NAMES = supported_names()
 syncs = 0  # device-to-host transfers since the last reset (read it through count_syncs())
 
 
-def _sync():
+def _sync(nbytes=0):
     global syncs
     syncs += 1
+    if _counter is not None:
+        _counter.add("sync", nbytes)
+
+
+# ---- what a step asks of the GPU ----
+
+GEMMS = {"matmul", "__matmul__", "__rmatmul__", "dot", "tensordot", "inner", "einsum"}
+REDUCTIONS = {"sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std", "all", "any",
+              "cumsum", "count_nonzero", "nansum", "reduce"}
+MEMSETS = {"zeros", "zeros_like"}
+ALLOCATIONS = {"empty", "empty_like"}
+# a view when the result lies in the input's memory, else a copy kernel (reshape of a non-contiguous array, ...)
+VIEWS_OR_COPIES = {"reshape", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze", "broadcast_to", "ravel",
+                   "view", "T", "__getitem__", "split", "ascontiguousarray", "astype", "copy", "__copy__",
+                   "diagonal", "broadcast_arrays", "asarray", "array"}
+KERNELS = ("gemm", "reduction", "elementwise", "copy", "memset")
+OTHERS = ("allocation", "view", "host_to_device", "sync")
+MASK_CODE = {"_keep_mask", "random_uint16"}  # functions whose calls count as the phase "dropout masks"
+_counter = None
+
+
+class count_kernels:
+    """`with count_kernels() as counts:`, with `counts.phase(name)` around each phase of a step. Then
+    counts.table[phase][kind] = [calls, bytes] for kind in KERNELS + OTHERS; calls made inside the dropout mask
+    functions count as the phase "dropout masks" whatever phase is open."""
+
+    def __enter__(self):
+        global _counter
+        self.table, self.current, _counter = {}, "other", self
+        return self
+
+    def __exit__(self, *exc):
+        global _counter
+        _counter = None
+
+    def phase(self, name):
+        counter = self
+
+        class Phase:
+            def __enter__(self):
+                self.outer, counter.current = counter.current, name
+
+            def __exit__(self, *exc):
+                counter.current = self.outer
+        return Phase()
+
+    def add(self, kind, nbytes=0, calls=1):
+        frame, phase = sys._getframe(2), self.current
+        while frame is not None:
+            if frame.f_code.co_name in MASK_CODE:
+                phase = "dropout masks"
+                break
+            frame = frame.f_back
+        entry = self.table.setdefault(phase, {k: [0, 0] for k in KERNELS + OTHERS})[kind]
+        entry[0] += calls
+        entry[1] += int(nbytes)
+
+    def total(self, what, phases=None):
+        """Kernels launched (what="kernels"), bytes they read and write ("bytes"), or the calls of one kind."""
+        rows = [row for phase, row in self.table.items() if phases is None or phase in phases]
+        if what == "kernels":
+            return sum(row[k][0] for row in rows for k in KERNELS)
+        if what == "bytes":
+            return sum(row[k][1] for row in rows for k in KERNELS)
+        return sum(row[what][0] for row in rows)
+
+
+def _device_arrays(value):
+    if isinstance(value, ndarray):
+        yield value._a
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _device_arrays(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _device_arrays(v)
+
+
+def _record(name, inputs, result, owner=None):
+    """Count one call as real CuPy would run it (see count_kernels). `owner`: the array whose method this is."""
+    if _counter is None:
+        return
+    ins = list(_device_arrays(inputs)) + ([owner._a] if owner is not None else [])
+    outs = list(_device_arrays(result))
+    moved = sum(a.nbytes for a in ins) + sum(a.nbytes for a in outs)
+    base = name.rsplit(".", 1)[-1]
+    if base in VIEWS_OR_COPIES:
+        copied = [o for o in outs if not any(np.may_share_memory(o, i) for i in ins)]
+        if copied:
+            _counter.add("copy", 2 * sum(o.nbytes for o in copied), len(copied))
+        else:
+            _counter.add("view")
+    elif base in GEMMS:
+        _count_gemm_operands(base, ins[:2])
+        _counter.add("gemm", moved)
+    elif base in REDUCTIONS:
+        _counter.add("reduction", moved)
+    elif base in MEMSETS:
+        _counter.add("memset", moved)
+    elif base in ALLOCATIONS:
+        _counter.add("allocation")
+    else:
+        _counter.add("elementwise", moved)
+
+
+def _count_gemm_operands(name, operands):
+    """CuPy's matmul on more than 2 dimensions copies each operand that is not C-contiguous and, when the batch
+    dimensions broadcast, builds three arrays of matrix pointers (ndim - 2 kernels each) for a batched GEMM; a
+    2-D product copies an operand that is neither C- nor F-contiguous."""
+    if len(operands) < 2 or "matmul" not in name and name != "dot":
+        return
+    ndim = max(a.ndim for a in operands)
+    if ndim <= 2:
+        bad = [a for a in operands if not (a.flags.c_contiguous or a.flags.f_contiguous)]
+    else:
+        bad = [a for a in operands if not a.flags.c_contiguous]
+        batch = [(1,) * (ndim - a.ndim) + a.shape[:-2] for a in operands]
+        if batch[0] != batch[1]:
+            _counter.add("elementwise", 0, 3 * (ndim - 2))
+    if bad:
+        _counter.add("copy", 2 * sum(a.nbytes for a in bad), len(bad))
 
 
 class count_syncs:
@@ -88,9 +213,11 @@ def _wrap(value):
     return value
 
 
-def _on_device(function, name):
+def _on_device(function, name, owner=None):
     def call(*args, **kwargs):
-        return _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
+        result = _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
+        _record(name, (args, kwargs), result, owner)
+        return result
     call.__name__ = name
     return call
 
@@ -111,13 +238,13 @@ class ndarray:
 
     # what leaves the device: each one is a sync
     def get(self, stream=None, order="C", out=None, blocking=True):
-        _sync()
+        _sync(self.nbytes)
         return np.array(self._a, copy=True)
 
     def _to_host(convert):
         """A method that syncs, then converts the host array with `convert`."""
         def method(self, *args):
-            _sync()
+            _sync(self.nbytes)
             return convert(self._a, *args)
         return method
 
@@ -137,10 +264,14 @@ class ndarray:
                 _refuse_host_array(value)
         if method != "__call__" or ufunc.__name__ not in NAMES["ufuncs"]:
             return NotImplemented
-        return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs)))
+        result = _wrap(getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs)))
+        _record(ufunc.__name__, (inputs, kwargs), result)
+        return result
 
     def __array_function__(self, func, types_, args, kwargs):
-        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+        result = _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+        _record(func.__name__, (args, kwargs), result)
+        return result
 
     # what stays on the device
     shape = property(lambda self: self._a.shape)
@@ -151,13 +282,17 @@ class ndarray:
     nbytes = property(lambda self: self._a.nbytes)
     strides = property(lambda self: self._a.strides)
     flags = property(lambda self: self._a.flags)
-    T = property(lambda self: ndarray._of(self._a.T))
+    @property
+    def T(self):
+        result = ndarray._of(self._a.T)
+        _record("T", (), result, self)
+        return result
 
     def __getattr__(self, name):
         if name not in NAMES["cupy.ndarray"]:
             raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r} (not in every supported CuPy)")
         attribute = getattr(self._a, name)
-        return _on_device(attribute, name) if callable(attribute) else _wrap(attribute)
+        return _on_device(attribute, name, self) if callable(attribute) else _wrap(attribute)
 
     def __len__(self):
         return len(self._a)
@@ -166,15 +301,21 @@ class ndarray:
         return (ndarray._of(np.asarray(row)) for row in self._a)
 
     def __getitem__(self, index):
-        index = _index(index)
-        return _wrap(self._a[index])
+        raw = self._a[_index(index)]
+        result = _wrap(raw)
+        # NumPy gives a scalar for a single element, CuPy a 0-d view
+        _record("__getitem__", index, self if isinstance(raw, np.generic) else result, self)
+        return result
 
     def __setitem__(self, index, value):
+        _record("__setitem__", (index, value), self)
         value = value._a if isinstance(value, ndarray) else value  # host data may be written in (a copy)
         self._a[_index(index)] = value
 
     def __copy__(self):
-        return ndarray._of(self._a.copy())
+        result = ndarray._of(self._a.copy())
+        _record("__copy__", (), result, self)
+        return result
 
     __hash__ = None
 
@@ -201,7 +342,9 @@ def _operator(name, inplace=False):
         result = getattr(self._a, name)(*args)
         if result is NotImplemented:
             return NotImplemented
-        return self if inplace else _wrap(result)
+        result = self if inplace else _wrap(result)
+        _record(name, others, result, self)
+        return result
     method.__name__ = name
     return method
 
@@ -227,19 +370,26 @@ class _Ufunc:
         self._ufunc, self.__name__ = getattr(np, name), name
 
     def __call__(self, *args, **kwargs):
-        return _wrap(self._ufunc(*_unwrap(args), **_unwrap(kwargs)))
+        result = _wrap(self._ufunc(*_unwrap(args), **_unwrap(kwargs)))
+        _record(self.__name__, (args, kwargs), result)
+        return result
 
     def __getattr__(self, name):
         if name not in NAMES["cupy.ufunc"]:
             raise AttributeError(f"'cupy.ufunc' object has no attribute {name!r}")
-        return _on_device(getattr(self._ufunc, name), name)
+        return _on_device(getattr(self._ufunc, name), f"{self.__name__}.{name}")
 
 
 def _to_device(data, dtype=None, copy=True, order="K", **kwargs):
     """asarray/array: host data (lists, NumPy arrays) is copied to the device; device arrays pass through."""
     if isinstance(data, ndarray):
-        return ndarray._of(np.array(data._a, dtype=dtype, copy=copy)) if (copy or dtype is not None) else data
-    return ndarray._of(np.array(data, dtype=dtype, copy=True))
+        result = ndarray._of(np.array(data._a, dtype=dtype, copy=copy)) if (copy or dtype is not None) else data
+        _record("asarray", data, result)
+        return result
+    result = ndarray._of(np.array(data, dtype=dtype, copy=True))
+    if _counter is not None:
+        _counter.add("host_to_device", result.nbytes)
+    return result
 
 
 class Generator:
@@ -262,7 +412,9 @@ def _special_module():
     special = types.ModuleType("cupyx.scipy.special")
 
     def erf(x):
-        return ndarray._of(np.vectorize(math.erf, otypes=[x.dtype])(x._a))
+        result = ndarray._of(np.vectorize(math.erf, otypes=[x.dtype])(x._a))
+        _record("erf", x, result)
+        return result
     special.erf = erf
     return special
 

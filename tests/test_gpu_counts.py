@@ -1,0 +1,79 @@
+"""What a GPU training step asks of the device, counted through the CuPy stand-in as real CuPy would run it (the
+tables: `python bench.py --count`): upper bounds on each preset's kernels and bytes per step, no host sync inside
+the framework's step, at most one in a train.py step. Counts, not timings: they are the same on every machine.
+The counter itself is checked against calls whose cost is known by hand."""
+import numpy as np
+import pytest
+
+import bench
+import train
+
+# preset:BATCHxBLOCK -> (kernels, GB read + written) per training step, at most
+BOUNDS = {"proust:32x256": (1455, 6.86), "byte-gpt:64x128": (1375, 4.33), "baby-gpt:64x256": (3649, 141.6)}
+
+
+@pytest.mark.parametrize("case", list(BOUNDS))
+def test_a_training_step_stays_within_its_kernel_and_traffic_bounds(case, standin):
+    preset, overrides, batch, block = bench.parse_case(case)
+    table = bench.count_step(preset, batch, block, overrides)
+    kernels = sum(row[k][0] for row in table.values() for k in standin_kinds())
+    traffic = sum(row[k][1] for row in table.values() for k in standin_kinds()) / 1e9
+    syncs = sum(row["sync"][0] for row in table.values())
+    assert (kernels, syncs) <= (BOUNDS[case][0], 0) and traffic <= BOUNDS[case][1], (kernels, traffic, syncs)
+
+
+def standin_kinds():
+    import cupy_standin
+    return cupy_standin.KERNELS
+
+
+def test_the_counter_counts_what_cupy_launches(standin):
+    import cupy_standin
+    xp = standin
+    a, b = xp.ones((4, 8), dtype=np.float32), xp.ones((8, 3), dtype=np.float32)
+    batched = xp.ones((2, 4, 8), dtype=np.float32)
+    with cupy_standin.count_kernels() as counts:
+        with counts.phase("p"):
+            c = a @ b                               # one GEMM: reads 128 + 96 bytes, writes 48
+            a.T.reshape(32)                         # a transposed view, then a copy to flatten it
+            batched @ batched.transpose(0, 2, 1)    # CuPy copies the non-contiguous operand first
+            batched @ b                             # broadcast batch: 3 pointer arrays of ndim - 2 = 1 kernel each
+            c.sum()                                 # a reduction
+            xp.zeros(5)                             # a memset
+            xp.empty(5)                             # an allocation: no kernel
+            c += 1                                  # in place: reads and writes c
+            float(c[0, 0])                          # a view, then a sync
+            xp.asarray(np.ones(3))                  # host to device
+    row = counts.table["p"]
+    assert {k: row[k][0] for k in row} == {"gemm": 3, "reduction": 1, "elementwise": 4, "copy": 2, "memset": 1,
+                                           "allocation": 1, "view": 3, "host_to_device": 1, "sync": 1}
+    assert row["gemm"][1] == (128 + 96 + 48) + (256 + 256 + 128) + (256 + 96 + 96)
+    assert row["copy"][1] == 2 * 128 + 2 * 256 and row["host_to_device"][1] == 24
+    assert counts.total("kernels") == 11
+
+
+def test_bytes_are_affine_in_the_batch_size(standin):
+    """count_step extrapolates bytes from batches 1 and 2: a third batch lands on the same line."""
+    import cupy_standin
+    counted = {}
+    for batch in (1, 2, 3):
+        table = bench.count_step("raven", batch, 8)
+        counted[batch] = sum(row[k][1] for row in table.values() for k in cupy_standin.KERNELS)
+    assert counted[3] - counted[2] == counted[2] - counted[1] > 0
+    assert sum(row[k][1] for row in bench.count_step("raven", 3, 8).values() for k in cupy_standin.KERNELS) \
+        == counted[3]
+
+
+def test_a_train_script_step_reads_the_device_at_most_twice(standin, tmp_path):
+    import cupy_standin
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be, that is the question\n" * 40)
+    args, checkpoint, init = train.parse_args(["--data", str(corpus), "--device", "gpu", "--n-layer", "1",
+                                               "--n-embd", "16", "--n-head", "2", "--block-size", "16",
+                                               "--batch-size", "4", "--out-dir", str(tmp_path / "out")])
+    _, tokenizer, parts, _ = train.load_data(args, checkpoint, init)
+    run = train.build_run(args, tokenizer, parts, "gpu", checkpoint, init)
+    train.train_step(run, 1e-3)
+    with cupy_standin.count_syncs() as syncs:
+        train.train_step(run, 1e-3)
+    assert run.model.wte.weight.device == "gpu" and syncs.count <= 2
