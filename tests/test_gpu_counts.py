@@ -9,7 +9,7 @@ import bench
 import train
 
 # preset:BATCHxBLOCK -> (kernels, GB read + written) per training step, at most
-BOUNDS = {"proust:32x256": (1455, 6.86), "byte-gpt:64x128": (1375, 4.33), "baby-gpt:64x256": (3649, 141.6)}
+BOUNDS = {"proust:32x256": (1069, 6.86), "byte-gpt:64x128": (931, 4.33), "baby-gpt:64x256": (2993, 141.61)}
 
 
 @pytest.mark.parametrize("case", list(BOUNDS))
@@ -19,7 +19,7 @@ def test_a_training_step_stays_within_its_kernel_and_traffic_bounds(case, standi
     kernels = sum(row[k][0] for row in table.values() for k in standin_kinds())
     traffic = sum(row[k][1] for row in table.values() for k in standin_kinds()) / 1e9
     syncs = sum(row["sync"][0] for row in table.values())
-    assert (kernels, syncs) <= (BOUNDS[case][0], 0) and traffic <= BOUNDS[case][1], (kernels, traffic, syncs)
+    assert kernels <= BOUNDS[case][0] and traffic <= BOUNDS[case][1] and syncs == 0, (kernels, traffic, syncs)
 
 
 def standin_kinds():

@@ -67,6 +67,15 @@ def is_gpu_array(array):
     return _gpu_types[kind]
 
 
+def launch_bound(array):
+    """Whether work on `array`'s device is bound by launches rather than by the cache: on a GPU every op is a kernel
+    launch of 10-20 µs, so fewer, larger ops win (an optimizer step over whole parameter groups, attention over all
+    query rows at once); on a CPU an op is a function call, and cache-sized pieces win (parameter by parameter,
+    attention in blocks of query rows). The one place the framework picks a strategy by device; both strategies
+    compute the same math."""
+    return is_gpu_array(array)
+
+
 def array_module(array):
     """numpy or cupy, whichever owns `array` (CuPy is set up on the first GPU array seen, however it was made)."""
     if is_gpu_array(array):

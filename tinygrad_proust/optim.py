@@ -3,10 +3,19 @@
 Each optimizer keeps `param_groups` (lists of parameters with their hyperparameters, as PyTorch does, so a
 schedule sets group["lr"]) and per-parameter state in a list aligned with the parameters. Updates write
 into the parameters' arrays in place; gradients are only read.
+
+On a GPU, Adam, AdamW and clipping run over whole groups at once ("multi-tensor", as PyTorch's foreach
+optimizers and llm.c's one parameter buffer): a group's parameters, gradients and moments each live end to end in
+one contiguous vector, every array a view into it, so a few kernel launches update the whole model instead of a
+few per parameter. On a CPU, parameter by parameter is faster (each array's passes stay in cache; measured on
+baby-gpt's 10.7 M parameters: AdamW 48 ms a step, 75 ms over one vector). `Adam.update` is the same math for one
+parameter: the CPU's path, the reference, and the GPU's fallback when a group cannot be flattened (mixed dtypes,
+a parameter without a gradient this step).
 """
 import math
+from types import SimpleNamespace
 
-from .device import array_module
+from .device import array_module, launch_bound
 from .tensor import Tensor
 
 
@@ -34,12 +43,16 @@ class Optimizer:
             p.grad = None
 
     def step(self):
-        i = 0
+        start = 0
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self.update(p, p.grad.data, self.state[i], group)
-                i += 1
+            states = self.state[start:start + len(group["params"])]  # aligned with group["params"]
+            start += len(states)
+            self.step_group(group, states)
+
+    def step_group(self, group, states):
+        for p, state in zip(group["params"], states):
+            if p.grad is not None:
+                self.update(p, p.grad.data, state, group)
 
     def update(self, p, grad, state, group):
         raise NotImplementedError
@@ -73,6 +86,30 @@ class Optimizer:
             self.state.append(state)
 
 
+def flatten(holders, get, put, cache):
+    """One contiguous vector holding the arrays get(h) end to end; each holder is then pointed at its view of it
+    (put(h, view)), so one kernel over the vector updates them all. While every get(h) is still the view made last
+    time (kept in the dict `cache`), the vector is reused: no copy. None when the arrays' dtypes differ."""
+    arrays = [get(h) for h in holders]
+    views = cache.get("views")
+    if views is not None and len(views) == len(arrays) and all(a is v for a, v in zip(arrays, views)):
+        return cache["vector"]
+    if len({a.dtype for a in arrays}) != 1:
+        return None
+    vector = array_module(arrays[0]).concatenate([a.reshape(-1) for a in arrays])
+    views, offset = [], 0
+    for holder, a in zip(holders, arrays):
+        views.append(vector[offset:offset + a.size].reshape(a.shape))
+        put(holder, views[-1])
+        offset += a.size
+    cache.update(vector=vector, views=views)
+    return vector
+
+
+def _set_data(tensor, array):
+    tensor.data = array
+
+
 class SGD(Optimizer):
     """p -= lr · b, with b = momentum · b + g (b = g when momentum is 0); g includes weight_decay · p (L2)."""
 
@@ -101,6 +138,29 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    def step_group(self, group, states):
+        """On a GPU the whole group as one vector (see the module docstring), else parameter by parameter."""
+        params = group["params"]
+        if (not params or not launch_bound(params[0].data) or any(p.grad is None for p in params)
+                or len({s.get("step", 0) for s in states}) != 1):
+            return super().step_group(group, states)
+        cache = self.__dict__.setdefault("_flat", {}).setdefault(id(group), {})  # reused while still in place
+        for p, state in zip(params, states):
+            if not state:
+                state.update(step=0, exp_avg=p.xp.zeros_like(p.data), exp_avg_sq=p.xp.zeros_like(p.data))
+        vectors = [flatten(params, lambda p: p.data, _set_data, cache.setdefault("params", {})),
+                   flatten(params, lambda p: p.grad.data, lambda p, g: _set_data(p.grad, g), {})]  # new each step
+        for key in ("exp_avg", "exp_avg_sq"):
+            vectors.append(flatten(states, lambda s: s[key], lambda s, a: s.__setitem__(key, a),
+                                   cache.setdefault(key, {})))
+        if any(v is None for v in vectors) or len({v.dtype for v in vectors}) != 1:
+            return super().step_group(group, states)
+        flat = SimpleNamespace(data=vectors[0], xp=array_module(vectors[0]))
+        self.update(flat, vectors[1], {"step": states[0]["step"], "exp_avg": vectors[2], "exp_avg_sq": vectors[3]},
+                    group)
+        for state in states:
+            state["step"] += 1
 
     def update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
@@ -152,21 +212,36 @@ class AdamW(Adam):
 def clip_grad_norm_(parameters, max_norm):
     """Scale all gradients together so that their global L2 norm is at most max_norm.
     Returns the norm before clipping, as a 0-d Tensor (computed on the device: no host sync)."""
-    total = grad_norm(parameters)
+    params, vector = _gradients(parameters)
+    total = _norm(params, vector)
     coef = total.xp.minimum(max_norm / (total.data + 1e-6), 1.0).astype(total.dtype)
-    for p in parameters:
-        if p.grad is not None:
+    if vector is not None:
+        vector *= coef  # in place: the gradients are now views of this new vector, which nothing else holds
+    else:
+        for p in params:
             p.grad.data = p.grad.data * coef  # a new array: a gradient array may be shared
     return total
 
 
 def grad_norm(parameters):
     """The global L2 norm of all gradients, sqrt(Σ g²), as a 0-d Tensor (computed on the device: no host sync)."""
-    grads = [p.grad.data for p in parameters if p.grad is not None]
-    if not grads:
+    return _norm(*_gradients(parameters))
+
+
+def _gradients(parameters):
+    """The parameters that have a gradient, and on a GPU their gradients as one vector (None: a CPU, mixed dtypes)."""
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
         raise ValueError("grad_norm: no parameter has a gradient (call backward() first)")
-    xp = array_module(grads[0])
-    return Tensor(xp.sqrt(sum((g * g).sum() for g in grads)))
+    if not launch_bound(params[0].grad.data):
+        return params, None
+    return params, flatten(params, lambda p: p.grad.data, lambda p, g: _set_data(p.grad, g), {})
+
+
+def _norm(params, vector):
+    if vector is None:
+        return Tensor(params[0].xp.sqrt(sum((p.grad.data * p.grad.data).sum() for p in params)))
+    return Tensor(params[0].xp.sqrt(vector.dot(vector)))
 
 
 def cosine_lr(step, max_lr, warmup_steps, decay_steps, min_lr):
