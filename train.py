@@ -467,28 +467,32 @@ class Diverged(Exception):
 
 
 def train_step(run, lr):
-    """One optimizer step: --grad-accum micro-batches forward and backward, clip, update. Returns the last loss.
-    A non-finite loss or gradient norm raises Diverged before the weights change (the norm is computed once:
-    clipping returns it)."""
+    """One optimizer step: --grad-accum micro-batches forward and backward, clip, update. Returns the last
+    micro-batch's loss as a float. The device is read once: every micro-batch's loss and the gradient norm (computed
+    once: clipping returns it) in one transfer; a non-finite one raises Diverged before the weights change."""
     for group in run.optimizer.param_groups:
         group["lr"] = lr
+    micro_batches = []
     for _ in range(run.args.grad_accum):
         rng_state = tp_rng.get_state()  # to replay this micro-batch under detect_anomaly() if it diverges
         x, y = get_batch(run, "train", run.batch_rng)
         _, loss = run.model(x, y)
         (loss / run.args.grad_accum if run.args.grad_accum > 1 else loss).backward()
-        if not math.isfinite(loss.item()):
-            run.optimizer.zero_grad()
-            raise Diverged(x, y, rng_state, loss.item(), math.nan)
+        micro_batches.append((x, y, rng_state, loss))
     params = run.model.parameters()
     norm = optim.clip_grad_norm_(params, run.args.grad_clip) if run.args.grad_clip > 0 else optim.grad_norm(params)
-    if not math.isfinite(norm.item()):  # the gradients (not the loss) became NaN/Inf
+    *losses, norm = loss.xp.stack([m[3].data for m in micro_batches] + [norm.data]).tolist()  # the one read
+    for (x, y, rng_state, _), value in zip(micro_batches, losses):
+        if not math.isfinite(value):
+            run.optimizer.zero_grad()
+            raise Diverged(x, y, rng_state, value, math.nan)
+    if not math.isfinite(norm):  # the gradients (not the loss) became NaN/Inf
         run.optimizer.zero_grad()
-        raise Diverged(x, y, rng_state, loss.item(), norm.item())
+        raise Diverged(x, y, rng_state, losses[-1], norm)
     run.optimizer.step()
     run.optimizer.zero_grad()
     run.step += 1
-    return loss
+    return losses[-1]
 
 
 def report_divergence(run, diverged):
@@ -566,7 +570,7 @@ def train(run):
                 report_divergence(run, diverged)
             if run.step % args.log_interval == 0 or run.step == args.steps:
                 done = args.log_interval if run.step % args.log_interval == 0 else run.step % args.log_interval
-                bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}",
                                 tok_s=f"{tokens_per_step * done / (time.time() - step_time):,.0f}")
                 step_time = time.time()
             bar.update(1)
