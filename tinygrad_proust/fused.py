@@ -4,9 +4,11 @@ Each could be composed from the primitives in ops.py, and functional.py keeps th
 reference (`with tinygrad_proust.use_fused(False):` runs it). Fused, they are faster (one node instead
 of 5-15, fewer temporaries) and numerically safer, and the derivation is worth reading.
 """
+import functools
+
 import numpy as np
 
-from .device import array_module
+from .device import array_module, launch_bound
 from .ops import sigmoid_array
 from .tensor import Function
 
@@ -251,10 +253,11 @@ class ScaledDotProductAttention(Function):
         dV = Pᵀ G,   dP = G Vᵀ,   dS = P ⊙ (dP - rowsum(dP ⊙ P))   (the softmax backward),
         dQ = scale · dS K,   dK = scale · dSᵀ Q.
 
-    Causal self-attention works on blocks of query rows: the rows r0..r1-1 can only see keys 0..r1-1, so each
-    block computes just that part of S (and of every product above). That skips most of the masked upper
-    triangle, about 40% of the work (flash attention skips whole blocks above the diagonal the same way).
-    Any other case is one block: all queries, all keys.
+    Causal self-attention on a CPU works on blocks of query rows: the rows r0..r1-1 can only see keys 0..r1-1, so
+    each block computes just that part of S (and of every product above). That skips most of the masked upper
+    triangle, about 40% of the work (flash attention skips whole blocks above the diagonal the same way). On a GPU,
+    where each block's products are a round of kernel launches (device.launch_bound), and in any other case, it
+    is one block: all queries, all keys.
     """
 
     BLOCK = 32  # query rows per block for causal attention, at least; at most 8 blocks (measured: T = 1024 runs
@@ -267,35 +270,31 @@ class ScaledDotProductAttention(Function):
                              "(need q (..., T, d), k (..., S, d), v (..., S, dv))")
         T, S = q.shape[-2], k.shape[-2]
         self.scale = q.dtype.type(scale if scale is not None else 1 / np.sqrt(q.shape[-1]))
-        blocked = is_causal and attn_mask is None and T == S
+        blocked = is_causal and attn_mask is None and T == S and not launch_bound(q)
         rows = max(self.BLOCK, T // 8) if blocked else T
         # (first query row, end query row, end key) of each block
         self.blocks = [(r0, min(r0 + rows, T), min(r0 + rows, T) if blocked else S) for r0 in range(0, T, rows)]
         allowed = causal_mask(xp, T, S) if is_causal else None
         if attn_mask is not None:
             allowed = attn_mask if allowed is None else allowed & attn_mask
-        out = xp.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
-        self.p = []
+        self.p, parts = [], []
         for r0, r1, kend in self.blocks:
             p = (q[..., r0:r1, :] * self.scale) @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
             if allowed is not None:  # + 0 where allowed, + -inf where not: one in-place pass
-                block_allowed = allowed[..., r0:r1, :kend] if blocked else allowed
-                p += xp.where(block_allowed, p.dtype.type(0), p.dtype.type(-np.inf))
+                p += xp.where(allowed[..., r0:r1, :kend], p.dtype.type(0), p.dtype.type(-np.inf))
             p -= p.max(axis=-1, keepdims=True)           # softmax over the keys, in place
             xp.exp(p, out=p)
             p /= p.sum(axis=-1, keepdims=True)
-            if dropout_keep is not None:
-                out[..., r0:r1, :] = (p * dropout_keep[..., r0:r1, :kend]) @ v[..., :kend, :]
-            else:
-                out[..., r0:r1, :] = p @ v[..., :kend, :]
+            block_keep = None if dropout_keep is None else dropout_keep[..., r0:r1, :kend]
+            parts.append((p if block_keep is None else p * block_keep) @ v[..., :kend, :])
             self.p.append(p)
         self.q, self.k, self.v, self.keep = q, k, v, dropout_keep
-        return out
+        return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-2)
 
     def backward(self, g):
         xp = array_module(g)
         q, k, v, keep = self.q, self.k, self.v, self.keep
-        dq, dk, dv = xp.empty_like(q), None, None
+        dq, dk, dv = [], None, None
         for (r0, r1, kend), p in reversed(list(zip(self.blocks, self.p))):  # the last block reaches every key:
             g_rows = g[..., r0:r1, :]                                        # its dK and dV start the sums
             block_keep = None if keep is None else keep[..., r0:r1, :kend]
@@ -305,18 +304,20 @@ class ScaledDotProductAttention(Function):
                 ds *= block_keep
             ds -= (ds * p).sum(axis=-1, keepdims=True)
             ds *= p
-            dq[..., r0:r1, :] = ds @ k[..., :kend, :]
+            dq.insert(0, ds @ k[..., :kend, :])
             dk_part = ds.swapaxes(-1, -2) @ q[..., r0:r1, :]
             if dk is None:
                 dk, dv = dk_part, dv_part
             else:
                 dk[..., :kend, :] += dk_part
                 dv[..., :kend, :] += dv_part
+        dq = dq[0] if len(dq) == 1 else xp.concatenate(dq, axis=-2)
         dq *= self.scale
         dk *= self.scale
         return dq, dk, dv
 
 
+@functools.lru_cache(maxsize=16)  # the same mask for every layer and step: made once, never written to
 def causal_mask(xp, t_query, t_key):
     """(T, S) booleans, True where query i may attend key j: j <= i (aligned top-left, as PyTorch's is_causal)."""
     return xp.tril(xp.ones((t_query, t_key), dtype=bool))
