@@ -145,7 +145,7 @@ class Smoke:
         return self.gpu
 
     def tests(self, timeout):
-        selection = ["-k", "gpu and (dropout_masks or training_step)"] if self.dry else ["-k", "gpu and not smoke"]
+        selection = ["-k", "gpu_path and (dropout_masks or both_devices)"] if self.dry else ["-k", "gpu and not smoke"]
         gpu = "--gpu=standin" if self.dry else "--gpu=real"
         status, output = self.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", gpu, *selection,
                                    "tests"], timeout)

@@ -203,6 +203,38 @@ def test_dropout_keeps_expectation_and_is_identity_in_eval():
     assert F.dropout(x, 0.25, training=False) is x
 
 
+def lowbias32(word):
+    """The mask stream's hash, one Python integer at a time (the slow, obviously correct reference)."""
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B), (16, 1)):
+        word = ((word ^ (word >> shift)) * multiplier) & 0xFFFFFFFF
+    return word
+
+
+def test_the_mask_stream_is_a_hash_of_each_counter_keyed_by_the_seed_and_epoch():
+    from tinygrad_proust import rng
+    tp.manual_seed(7)
+    wraps = (2**32 - 2 - rng._mix(rng._mix(7) ^ 0)) % 2**32           # counter + key passes 2³² inside the piece
+    for start, count in [(0, 5), (2**32 - 3, 6), (5 * 2**32 + 11, 4), (wraps, 5)]:  # and across an epoch
+        words = rng._words(np, start, count)
+        expected = [lowbias32((i % 2**32 + rng._mix(rng._mix(7) ^ (i // 2**32))) & 0xFFFFFFFF)
+                    for i in range(start, start + count)]
+        assert words.dtype == np.uint32 and words.tolist() == expected
+    tp.manual_seed(7)
+    first = rng.random_uint16(np, (3, 3))              # 9 values: 5 words, the last one half used
+    second = rng.random_uint16(np, (2,))               # the next word, not the unused half
+    assert rng.get_state()["position"] == 6
+    assert second.tolist() == rng._words(np, 5, 1).view(np.uint16).tolist()
+    assert first.ravel().tolist() == rng._words(np, 0, 5).view(np.uint16)[:9].tolist()
+
+
+def test_masks_are_unbiased_and_uncorrelated():
+    tp.manual_seed(0)
+    a, b = (F.dropout(tp.ones(1000, 1000), 0.5).numpy() != 0 for _ in range(2))
+    assert abs(a.mean() - 0.5) < 0.002 and abs(b.mean() - 0.5) < 0.002     # 1e6 fair coins: sd 0.0005
+    for x, y in [(a, b), (a[:, 1:], a[:, :-1]), (a[1:], a[:-1])]:        # two masks, neighbours in a row, a column
+        assert abs(np.corrcoef(x.ravel(), y.ravel())[0, 1]) < 0.005      # sd 0.001
+
+
 def test_manual_seed_reproduces():
     tp.manual_seed(123)
     a = tp.randn(4).numpy()

@@ -3,23 +3,26 @@
 Parameters are initialised from a NumPy generator on the host whatever the device, so a seed gives the same
 weights on the CPU and the GPU.
 
-Dropout masks come from a counter-based generator instead: the n-th mask drawn after manual_seed(seed) is a
-hash of a counter (one 32-bit word for every two elements), keyed by (seed, n). The whole state is two
-integers, so a checkpoint can save it and a resumed run draws exactly the masks a straight run would; and the
-same integer arithmetic runs in NumPy and CuPy, so the CPU and the GPU draw the same masks, bit for bit (CuPy's
-own generator has no state to save).
+Dropout masks come from a counter-based generator instead: one stream of 32-bit words, word i a hash of the
+counter i keyed by the seed, each mask taking the next words (one word gives two mask elements). The whole state
+is two integers (the seed and the position in the stream), so a checkpoint can save it and a resumed run draws
+exactly the masks a straight run would; and the same integer arithmetic runs in NumPy and CuPy, so the CPU and
+the GPU draw the same masks, bit for bit (CuPy's own generator has no state to save). Every counter is used once,
+so one round of a good 32-bit hash is enough: a mask costs one pass to count and eight to hash.
 """
+import math
+
 import numpy as np
 
 _host = None    # the NumPy generator for initialisation (created from the seed on first use)
 _seed = 0
-_draws = 0      # masks drawn since manual_seed: the counter of the counter-based generator
+_position = 0   # words of the mask stream used since manual_seed
 
 
 def manual_seed(seed):
     """Seed every generator (as torch.manual_seed)."""
-    global _seed, _draws, _host
-    _seed, _draws, _host = int(seed), 0, None
+    global _seed, _position, _host
+    _seed, _position, _host = int(seed), 0, None
 
 
 def generator():
@@ -49,31 +52,40 @@ def _hash32(x, scratch, xp):
 
 
 def random_uint16(xp, shape):
-    """uint16 random values of `shape` on the device of `xp`. Draw n after manual_seed(seed) hashes counters
-    keyed by (k1, k2) from (seed, n): word i = hash(hash(i + k1) ^ k2), 32 bits that give two elements
-    (dropout needs no finer resolution than 2⁻¹⁶, and half the words is half the hashing). Each call is the next
-    draw."""
-    global _draws
-    key = _mix(_mix(_seed) ^ _draws)
-    _draws += 1
-    count = 1
-    for n in shape:
-        count *= n
-    x = xp.arange((count + 1) // 2, dtype=xp.uint32)
-    scratch = xp.empty_like(x)
-    x += xp.uint32(key & 0xFFFFFFFF)
-    x = _hash32(x, scratch, xp)
-    x ^= xp.uint32(key >> 32)
-    return _hash32(x, scratch, xp).view(xp.uint16)[:count].reshape(shape)
+    """uint16 random values of `shape` on the device of `xp`: the next (size + 1) // 2 words of the stream, each
+    giving two values (dropout needs no finer resolution than 2⁻¹⁶)."""
+    global _position
+    count = math.prod(shape)
+    words = _words(xp, _position, (count + 1) // 2)
+    _position += words.size
+    return words.view(xp.uint16)[:count].reshape(shape)
+
+
+def _words(xp, start, count):
+    """Words start .. start+count-1 of the stream: word i = hash(i mod 2³² + key), with a key from the seed and
+    i // 2³² (a new key every 2³² words, so no counter repeats)."""
+    pieces = []
+    while count:
+        epoch, offset = divmod(start, 2**32)
+        take = min(count, 2**32 - offset)
+        first = (offset + _mix(_mix(_seed) ^ epoch)) & 0xFFFFFFFF  # counter + key, wrapping as uint32 does
+        if first + take <= 2**32:
+            x = xp.arange(first, first + take, dtype=xp.uint32)
+        else:  # the sum wraps inside this piece
+            x = xp.arange(offset, offset + take, dtype=xp.uint32)
+            x += xp.uint32(first - offset & 0xFFFFFFFF)
+        pieces.append(_hash32(x, xp.empty_like(x), xp))
+        start, count = start + take, count - take
+    return pieces[0] if len(pieces) == 1 else xp.concatenate(pieces)
 
 
 def get_state():
     """Everything needed to continue the same random sequences (plain data, for checkpoints)."""
-    return {"seed": _seed, "draws": _draws, "numpy": generator().bit_generator.state}
+    return {"seed": _seed, "position": _position, "numpy": generator().bit_generator.state}
 
 
 def set_state(state):
-    global _draws
+    global _position
     manual_seed(state["seed"])
-    _draws = state.get("draws", 0)
+    _position = state.get("position", 0)  # a checkpoint from before the one stream has none: masks start afresh
     generator().bit_generator.state = state["numpy"]
