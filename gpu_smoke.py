@@ -170,7 +170,7 @@ class Smoke:
         timing = (f"{seconds:.0f} s for {self.steps} steps and 2 evaluations, process start included "
                   f"({val['tokens'] / val['elapsed_s']:,.0f} tokens/s)")
         if reference is None:
-            return f"val loss {val['val_loss']:.4f} at step {val['step']} (no CPU reference for these settings); {timing}"
+            return f"val loss {val['val_loss']:.4f} at step {val['step']} (no CPU reference for this run); {timing}"
         difference = abs(val["val_loss"] - reference["val_loss"])
         verdict = (f"val loss {val['val_loss']:.4f} at step {val['step']}, CPU {reference['val_loss']:.4f}: "
                    f"|difference| {difference:.4f} (tolerance {reference['tolerance']}); {timing}")

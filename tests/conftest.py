@@ -110,5 +110,6 @@ def pytest_sessionfinish(session, exitstatus):
     if REQUIRE_EXTRAS and skipped and session.exitstatus == 0:
         reporter.write_line(f"{len(skipped)} tests skipped, and TINYGRAD_PROUST_REQUIRE_EXTRAS=1 allows none:")
         for report in skipped[:20]:
-            reporter.write_line(f"  {report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else ''}")
+            reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else ""
+            reporter.write_line(f"  {report.nodeid}: {reason}")
         session.exitstatus = 1

@@ -228,7 +228,9 @@ def _batch(config, B=2, T=None, away_from_kinks=False):
     for seed in range(100):
         rng = np.random.default_rng(seed)
         idx, targets = rng.integers(0, config.vocab_size, (B, T)), rng.integers(0, config.vocab_size, (B, T))
-        if not (away_from_kinks and config.ffn == "relu") or np.abs(_relu_preactivations(config, idx)).min() >= KINK_MARGIN:
+        if not (away_from_kinks and config.ffn == "relu"):
+            return idx, targets
+        if np.abs(_relu_preactivations(config, idx)).min() >= KINK_MARGIN:
             return idx, targets
     raise AssertionError("no batch keeps every ReLU pre-activation away from 0")
 

@@ -167,11 +167,12 @@ def test_adamw_over_whole_groups_equals_parameter_by_parameter(gpu, drop_grad_at
 
 def test_parameters_replaced_after_a_step_are_flattened_anew(gpu):
     model, opt = _train_tiny(False, steps=1)
-    views = opt._flat[id(opt.param_groups[0])]["params"]["views"]
+    views = opt._flat[id(opt.param_groups[0])]["p"]["views"]
     assert any(model.wte.weight.data is view for view in views)    # a view of the group's vector
     model.load_state_dict({name: t.numpy() + 1 for name, t in model.state_dict().items()})
     before = model.wte.weight.numpy().copy()
-    model(tp.tensor(np.zeros((1, 4), dtype=int), device="gpu"), tp.tensor(np.ones((1, 4), dtype=int), device="gpu"))[1].backward()
+    x, y = (tp.tensor(np.full((1, 4), value), device="gpu") for value in (0, 1))
+    model(x, y)[1].backward()
     opt.step()
     assert not np.array_equal(model.wte.weight.numpy(), before)    # the loaded weights themselves were updated
     assert np.abs(model.wte.weight.numpy() - before).max() < 0.02  # by one small step

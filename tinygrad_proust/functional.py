@@ -28,10 +28,6 @@ def use_fused(enabled=True):
         _fused = previous
 
 
-def fused_enabled():
-    return _fused
-
-
 # ---- activations ----
 
 def relu(x):

@@ -89,10 +89,14 @@ class CrossEntropy(Function):
 # The norms' sums over a layer's features, as BLAS calls: NumPy reduces a (768, 128) array over its short rows in
 # 41 us, one matrix-vector product takes 11 us. Each is the plain sum it names.
 
+# the same vector for every call (on a GPU, making it is a launch); never written to
+ones = functools.lru_cache(maxsize=32)(lambda xp, n, dtype: xp.ones(n, dtype=dtype))
+
+
 def row_sum(a):
     """Σ over the last dim, kept as a dim of size 1: a @ ones."""
     xp = array_module(a)
-    return (a.reshape(-1, a.shape[-1]) @ xp.ones(a.shape[-1], dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
+    return (a.reshape(-1, a.shape[-1]) @ ones(xp, a.shape[-1], a.dtype)).reshape(a.shape[:-1] + (1,))
 
 
 def row_dot(a, b):
@@ -103,7 +107,7 @@ def row_dot(a, b):
 def column_sum(a):
     """Σ over every dim but the last (the rows of a weight's or bias's gradient): ones @ a."""
     rows = a.reshape(-1, a.shape[-1])
-    return array_module(a).ones(rows.shape[0], dtype=a.dtype) @ rows
+    return ones(array_module(a), rows.shape[0], a.dtype) @ rows
 
 
 class LayerNorm(Function):
@@ -274,14 +278,14 @@ class ScaledDotProductAttention(Function):
         rows = max(self.BLOCK, T // 8) if blocked else T
         # (first query row, end query row, end key) of each block
         self.blocks = [(r0, min(r0 + rows, T), min(r0 + rows, T) if blocked else S) for r0 in range(0, T, rows)]
-        allowed = causal_mask(xp, T, S) if is_causal else None
+        bias = causal_bias(xp, T, S, q.dtype) if is_causal else None  # + 0 where allowed, + -inf where not
         if attn_mask is not None:
-            allowed = attn_mask if allowed is None else allowed & attn_mask
+            bias = xp.where(attn_mask, q.dtype.type(0), q.dtype.type(-np.inf)) + (0 if bias is None else bias)
         self.p, parts = [], []
         for r0, r1, kend in self.blocks:
             p = (q[..., r0:r1, :] * self.scale) @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
-            if allowed is not None:  # + 0 where allowed, + -inf where not: one in-place pass
-                p += xp.where(allowed[..., r0:r1, :kend], p.dtype.type(0), p.dtype.type(-np.inf))
+            if bias is not None:
+                p += bias[..., r0:r1, :kend]
             p -= p.max(axis=-1, keepdims=True)           # softmax over the keys, in place
             xp.exp(p, out=p)
             p /= p.sum(axis=-1, keepdims=True)
@@ -317,7 +321,12 @@ class ScaledDotProductAttention(Function):
         return dq, dk, dv
 
 
-@functools.lru_cache(maxsize=16)  # the same mask for every layer and step: made once, never written to
 def causal_mask(xp, t_query, t_key):
     """(T, S) booleans, True where query i may attend key j: j <= i (aligned top-left, as PyTorch's is_causal)."""
     return xp.tril(xp.ones((t_query, t_key), dtype=bool))
+
+
+@functools.lru_cache(maxsize=16)  # the same for every layer and step: made once, never written to
+def causal_bias(xp, t_query, t_key, dtype):
+    """(T, S): 0 where causal_mask allows, -inf where not (added to the scores)."""
+    return xp.where(causal_mask(xp, t_query, t_key), dtype.type(0), dtype.type(-np.inf))

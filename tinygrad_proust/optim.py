@@ -106,10 +106,6 @@ def flatten(holders, get, put, cache):
     return vector
 
 
-def _set_data(tensor, array):
-    tensor.data = array
-
-
 class SGD(Optimizer):
     """p -= lr · b, with b = momentum · b + g (b = g when momentum is 0); g includes weight_decay · p (L2)."""
 
@@ -149,8 +145,8 @@ class Adam(Optimizer):
         for p, state in zip(params, states):
             if not state:
                 state.update(step=0, exp_avg=p.xp.zeros_like(p.data), exp_avg_sq=p.xp.zeros_like(p.data))
-        vectors = [flatten(params, lambda p: p.data, _set_data, cache.setdefault("params", {})),
-                   flatten(params, lambda p: p.grad.data, lambda p, g: _set_data(p.grad, g), {})]  # new each step
+        vectors = [flatten(params, lambda p: p.data, lambda p, a: setattr(p, "data", a), cache.setdefault("p", {})),
+                   flatten(params, lambda p: p.grad.data, lambda p, g: setattr(p.grad, "data", g), {})]  # new each step
         for key in ("exp_avg", "exp_avg_sq"):
             vectors.append(flatten(states, lambda s: s[key], lambda s, a: s.__setitem__(key, a),
                                    cache.setdefault(key, {})))
@@ -235,7 +231,7 @@ def _gradients(parameters):
         raise ValueError("grad_norm: no parameter has a gradient (call backward() first)")
     if not launch_bound(params[0].grad.data):
         return params, None
-    return params, flatten(params, lambda p: p.grad.data, lambda p, g: _set_data(p.grad, g), {})
+    return params, flatten(params, lambda p: p.grad.data, lambda p, g: setattr(p.grad, "data", g), {})
 
 
 def _norm(params, vector):
