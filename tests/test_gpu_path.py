@@ -106,12 +106,14 @@ def test_cpu_and_gpu_draw_the_same_dropout_masks(gpu):
 
 
 def train_two_steps(device, dtype="float32"):
-    # attn_bias=False: the key bias's gradient is exactly 0 (softmax ignores a constant added to every score), so in
-    # float32 it is rounding noise, which Adam's g / (sqrt(v) + eps) turns into a full step of either sign, a
-    # different one on each device
+    # Adam's step g / (sqrt(v) + eps) is ill-conditioned where g is tiny: with the default eps (1e-8) a gradient of
+    # 1e-9 whose rounding differs by 1e-10 moves its weight by 10% of lr, differently on each device. eps = 1e-3
+    # bounds that (a step changes by at most lr / eps times a change in g) while every other gradient keeps its
+    # Adam step. attn_bias=False: the key bias's gradient is exactly 0 in exact arithmetic (softmax ignores a
+    # constant added to every score), so in float32 it is pure rounding noise.
     tp.manual_seed(0)
     model = GPT(GPTConfig(**TINY, dropout=0.1, attn_bias=False)).to(device, dtype=dtype)
-    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    opt = optim.AdamW(model.parameters(), lr=1e-2, eps=1e-3)
     batches = np.random.default_rng(0).integers(0, 13, (2, 2, 3, 8))
     for x, y in batches:
         _, loss = model(tp.tensor(x, device=device), tp.tensor(y, device=device))
@@ -124,8 +126,8 @@ def train_two_steps(device, dtype="float32"):
 
 def test_a_training_step_gives_the_same_weights_on_both_devices(gpu):
     """Each device's float32 against float64 truth, which holds on any CPU and any GPU (measured: float32 lands
-    within 1.3e-7 of it). Not bitwise, even on the stand-in: the GPU clips with one dot product over all gradients,
-    the CPU sums parameter by parameter."""
+    within 1.1e-7 of it, at most 2% of the tolerance, under three BLAS kernels). Not bitwise, even on the
+    stand-in: the GPU clips with one dot product over all gradients, the CPU sums parameter by parameter."""
     truth, truth_loss = train_two_steps("cpu", "float64")
     for device in ("cpu", "gpu"):
         weights, loss = train_two_steps(device)

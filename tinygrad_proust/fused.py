@@ -90,13 +90,13 @@ class CrossEntropy(Function):
 # 41 us, one matrix-vector product takes 11 us. Each is the plain sum it names.
 
 # the same vector for every call (on a GPU, making it is a launch); never written to
-ones = functools.lru_cache(maxsize=32)(lambda xp, n, dtype: xp.ones(n, dtype=dtype))
+filled = functools.lru_cache(maxsize=32)(lambda xp, n, value, dtype: xp.full(n, value, dtype=dtype))
 
 
-def row_sum(a):
-    """Σ over the last dim, kept as a dim of size 1: a @ ones."""
+def row_sum(a, scale=1.0):
+    """scale · Σ over the last dim, kept as a dim of size 1: a @ (scale, scale, ...)."""
     xp = array_module(a)
-    return (a.reshape(-1, a.shape[-1]) @ ones(xp, a.shape[-1], a.dtype)).reshape(a.shape[:-1] + (1,))
+    return (a.reshape(-1, a.shape[-1]) @ filled(xp, a.shape[-1], scale, a.dtype)).reshape(a.shape[:-1] + (1,))
 
 
 def row_dot(a, b):
@@ -107,7 +107,7 @@ def row_dot(a, b):
 def column_sum(a):
     """Σ over every dim but the last (the rows of a weight's or bias's gradient): ones @ a."""
     rows = a.reshape(-1, a.shape[-1])
-    return ones(array_module(a), rows.shape[0], a.dtype) @ rows
+    return filled(array_module(a), rows.shape[0], 1.0, a.dtype) @ rows
 
 
 class LayerNorm(Function):
@@ -123,8 +123,8 @@ class LayerNorm(Function):
 
     def forward(self, x, weight, bias=None, eps=1e-5):
         xp, C = array_module(x), x.shape[-1]
-        xhat = x - row_sum(x) * (1 / C)                                 # x - μ
-        self.rstd = 1 / xp.sqrt(row_dot(xhat, xhat) * (1 / C) + eps)    # one value a row
+        xhat = x - row_sum(x, 1 / C)                                    # x - μ
+        self.rstd = xp.sqrt(C / (row_dot(xhat, xhat) + C * eps))        # 1/sqrt(var + eps), one value a row
         xhat *= self.rstd
         self.xhat, self.weight, self.has_bias = xhat, weight, bias is not None
         y = xhat * weight
@@ -155,7 +155,7 @@ class RMSNorm(Function):
 
     def forward(self, x, weight, eps=1e-6):
         xp = array_module(x)
-        self.rstd = 1 / xp.sqrt(row_dot(x, x) * (1 / x.shape[-1]) + eps)
+        self.rstd = xp.sqrt(x.shape[-1] / (row_dot(x, x) + x.shape[-1] * eps))  # 1/sqrt(mean(x²) + eps)
         self.xhat, self.weight = x * self.rstd, weight
         return self.xhat * weight
 
