@@ -137,13 +137,13 @@ class LayerNorm(Function):
         g_rows, xhat = g.reshape(-1, C), self.xhat.reshape(-1, C)
         gx = g_rows * xhat
         dw, db = column_sum(gx), (column_sum(g_rows) if self.has_bias else None)
-        mean_dxhat = (gx @ self.weight)[:, None] * (1 / C)             # mean(d x̂) per row
+        w_mean = self.weight * (1 / C)                                  # w / C, for both row means
+        mean_dxhat = (gx @ w_mean)[:, None]                             # mean(d x̂) per row
         dx = g_rows * self.weight                                       # d
-        dx -= (g_rows @ self.weight)[:, None] * (1 / C)                 # - mean(d)
+        dx -= (g_rows @ w_mean)[:, None]                                # - mean(d)
         dx -= xp.multiply(xhat, mean_dxhat, out=gx)                     # - x̂ mean(d x̂), in gx's buffer
         dx *= self.rstd.reshape(-1, 1)
-        dx = dx.reshape(g.shape)
-        return (dx, dw, db) if self.has_bias else (dx, dw)
+        return (dx.reshape(g.shape), dw, db) if self.has_bias else (dx.reshape(g.shape), dw)
 
 
 class RMSNorm(Function):
