@@ -53,6 +53,7 @@ def _sync(nbytes=0):
 
 # ---- what a step asks of the GPU ----
 
+# einsum counts as one GEMM: CuPy (without cuTENSOR) runs the norms' "...i,...i->..." as one batched matmul
 GEMMS = {"matmul", "__matmul__", "__rmatmul__", "dot", "tensordot", "inner", "einsum"}
 REDUCTIONS = {"sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std", "all", "any",
               "cumsum", "count_nonzero", "nansum", "reduce"}
