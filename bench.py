@@ -113,14 +113,15 @@ def use_standin():
     return sys.modules["cupy_standin"]
 
 
-def count_step(preset, batch, block, overrides=None):
+def count_step(preset, batch, block, overrides=None, extrapolate=True):
     """What one training step (the second, so AdamW's state exists) asks of a GPU, phase by phase, counted through
     the CuPy stand-in: {phase: {kind: [calls, bytes]}}. Every count but bytes is independent of the batch size, and
     bytes are affine in it (activations scale with the batch, parameters do not): the step runs at batches 1 and 2
-    and the bytes are extrapolated to `batch` exactly."""
+    and the bytes are extrapolated to `batch` (a test checks that against a step run at the batch itself, which
+    extrapolate=False does)."""
     standin = use_standin()
     tables = []
-    for b in (1, 2):
+    for b in ((1, 2) if extrapolate else (batch, batch)):
         tp.manual_seed(0)
         model = GPT(preset_config(preset, block_size=block, **(overrides or {}))).to("gpu")
         opt = optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
@@ -142,6 +143,8 @@ def count_step(preset, batch, block, overrides=None):
     one, two = tables
     assert {p: {k: c for k, (c, _) in row.items()} for p, row in one.items()} == \
            {p: {k: c for k, (c, _) in row.items()} for p, row in two.items()}, "counts depend on the batch size"
+    if not extrapolate:
+        return two
     return {phase: {kind: [calls, one[phase][kind][1] + (batch - 1) * (nbytes - one[phase][kind][1])]
                     for kind, (calls, nbytes) in row.items()} for phase, row in two.items()}
 

@@ -1,14 +1,15 @@
 """The GPU smoke: one command that settles whether `train.py --device gpu` works, how exactly, and how fast.
 
-    python gpu_smoke.py --prepare      # once, where there is network: the default corpus into .gpu_smoke/
-    python gpu_smoke.py                # on the machine with the GPU: about 3-6 minutes, a table at the end
-    python gpu_smoke.py --dry-run      # the same plumbing on the CuPy stand-in with tiny settings (CI runs it)
-    python gpu_smoke.py --make-reference   # the CPU run the train stage is compared with (gpu_smoke_reference.json)
+    python3 gpu_smoke.py --prepare     # once, where there is network: the default corpus into .gpu_smoke/
+    python3 gpu_smoke.py               # on the machine with the GPU: 3-6 minutes on an H100/H200, a table at the end
+    python3 gpu_smoke.py --timeout-scale 3     # a slower GPU (a Colab T4): every stage's timeout times 3
+    python3 gpu_smoke.py --dry-run     # the same plumbing on the CuPy stand-in with tiny settings (CI runs it)
+    python3 gpu_smoke.py --make-reference  # the CPU run the train stage is compared with (gpu_smoke_reference.json)
 
 Stages, in order, each under its own timeout, each printing its seconds and a one-line verdict; a failed stage
 does not stop the next:
   versions  Python, NumPy, CuPy, CUDA, the GPU's name, PyTorch
-  tests     the GPU test cases on the real CuPy (pytest --gpu=real -k gpu)
+  tests     the GPU test cases on the real CuPy (pytest --gpu=real -k "gpu and not smoke"); failures named
   train     train.py --device gpu --preset proust --batch-size 32 for 300 steps on the default corpus: its
             validation loss at the last step against the CPU's (gpu_smoke_reference.json, with its tolerance)
   resume    the same run stopped halfway and resumed: its weights against the straight run's
@@ -123,7 +124,7 @@ class Smoke:
 
     def stage(self, name, timeout, body):
         start = time.monotonic()
-        print(f"-- {name} (at most {timeout} s) ...", flush=True)
+        print(f"-- {name} (at most {timeout:g} s) ...", flush=True)
         try:
             verdict, ok = body(timeout), True
         except StageFailed as e:
@@ -152,6 +153,8 @@ class Smoke:
         summary = [line for line in output.splitlines() if " passed" in line or " failed" in line or "error" in line]
         verdict = summary[-1].strip("= ") if summary else "no summary line"
         if status != 0:
+            for line in [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))][:20]:
+                print("   " + line[:300])
             raise StageFailed(verdict)
         return verdict
 
@@ -168,7 +171,7 @@ class Smoke:
         val = last_validation(out)
         reference = self.reference()
         timing = (f"{seconds:.0f} s for {self.steps} steps and 2 evaluations, process start included "
-                  f"({val['tokens'] / val['elapsed_s']:,.0f} tokens/s)")
+                  f"({val['tokens'] / max(val['elapsed_s'], seconds / 100):,.0f} tokens/s)")
         if reference is None:
             return f"val loss {val['val_loss']:.4f} at step {val['step']} (no CPU reference for this run); {timing}"
         difference = abs(val["val_loss"] - reference["val_loss"])
@@ -183,7 +186,8 @@ class Smoke:
         if self.dry:
             out = self.work / "cpu"
             self.run_ok(self.train_command("cpu", out, self.steps), 120)
-            return {"val_loss": last_validation(out)["val_loss"], "tolerance": 0.0}  # the stand-in is bitwise
+            # the stand-in runs the GPU's strategies on NumPy: the same math, the gradient norm summed in another order
+            return {"val_loss": last_validation(out)["val_loss"], "tolerance": 1e-4}
         if not REFERENCE.exists():
             return None
         reference = json.loads(REFERENCE.read_text())
@@ -240,7 +244,7 @@ class Smoke:
         self.bench_table = []
         timeouts = DRY_TIMEOUTS if self.dry else TIMEOUTS
         for name in ("versions", "tests", "train", "resume", "generate", "bench", "kernels"):
-            self.stage(name, timeouts[name], getattr(self, name))
+            self.stage(name, timeouts[name] * self.args.timeout_scale, getattr(self, name))
         self.log.close()
         print(f"\n{machine_line(self.dry)}\n")
         print("| stage | seconds | verdict |\n|---|---|---|")
@@ -327,7 +331,9 @@ def main(argv=None):
                    help="train the smoke's run on the CPU and print its last validation loss")
     p.add_argument("--steps", type=int, default=STEPS, help=f"training steps of the train stage (default {STEPS})")
     p.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "gpu_smoke.log"),
-                   help="where every stage's whole output goes")
+                   help="where every stage's whole output goes (on a lent machine: under $OUT, to get it back)")
+    p.add_argument("--timeout-scale", type=float, default=1.0,
+                   help="multiply every stage's timeout (e.g. 3 on a Colab T4, slower than an H100/H200)")
     args = p.parse_args(argv)
     if args.prepare:
         return prepare()

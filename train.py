@@ -481,14 +481,15 @@ def train_step(run, lr):
         micro_batches.append((x, y, rng_state, loss))
     params = run.model.parameters()
     norm = optim.clip_grad_norm_(params, run.args.grad_clip) if run.args.grad_clip > 0 else optim.grad_norm(params)
-    *losses, norm = loss.xp.stack([m[3].data for m in micro_batches] + [norm.data]).tolist()  # the one read
+    on_device = [micro_loss.data for *_, micro_loss in micro_batches] + [norm.data]
+    *losses, norm_value = loss.xp.stack(on_device).tolist()  # the step's one read of the device
     for (x, y, rng_state, _), value in zip(micro_batches, losses):
         if not math.isfinite(value):
             run.optimizer.zero_grad()
             raise Diverged(x, y, rng_state, value, math.nan)
-    if not math.isfinite(norm):  # the gradients (not the loss) became NaN/Inf
+    if not math.isfinite(norm_value):  # the gradients (not the loss) became NaN/Inf
         run.optimizer.zero_grad()
-        raise Diverged(x, y, rng_state, losses[-1], norm)
+        raise Diverged(x, y, rng_state, losses[-1], norm_value)
     run.optimizer.step()
     run.optimizer.zero_grad()
     run.step += 1

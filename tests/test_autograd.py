@@ -203,28 +203,45 @@ def test_dropout_keeps_expectation_and_is_identity_in_eval():
     assert F.dropout(x, 0.25, training=False) is x
 
 
-def lowbias32(word):
+def keyed_lowbias32(word, key):
     """The mask stream's hash, one Python integer at a time (the slow, obviously correct reference)."""
-    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B), (16, 1)):
-        word = ((word ^ (word >> shift)) * multiplier) & 0xFFFFFFFF
+    for shift, multiplier, mixed in ((16, 0x7FEB352D, key >> 32), (15, 0x846CA68B, 0), (16, 1, 0)):
+        word = (((word ^ (word >> shift)) * multiplier) & 0xFFFFFFFF) ^ mixed
     return word
 
 
 def test_the_mask_stream_is_a_hash_of_each_counter_keyed_by_the_seed_and_epoch():
     from tinygrad_proust import rng
     tp.manual_seed(7)
-    wraps = (2**32 - 2 - rng._mix(rng._mix(7) ^ 0)) % 2**32           # counter + key passes 2³² inside the piece
-    for start, count in [(0, 5), (2**32 - 3, 6), (5 * 2**32 + 11, 4), (wraps, 5)]:  # and across an epoch
+    key = lambda epoch: rng._mix(rng._mix(7) ^ epoch)                   # noqa: E731
+    wraps = (2**32 - 2 - key(0)) % 2**32                                 # counter + key passes 2³² in the piece
+    for start, count in [(0, 5), (2**32 - 3, 6), (5 * 2**32 + 11, 4), (wraps, 5), (9, 0)]:  # and across an epoch
         words = rng._words(np, start, count)
-        expected = [lowbias32((i % 2**32 + rng._mix(rng._mix(7) ^ (i // 2**32))) & 0xFFFFFFFF)
+        expected = [keyed_lowbias32((i % 2**32 + key(i // 2**32)) & 0xFFFFFFFF, key(i // 2**32))
                     for i in range(start, start + count)]
         assert words.dtype == np.uint32 and words.tolist() == expected
     tp.manual_seed(7)
     first = rng.random_uint16(np, (3, 3))              # 9 values: 5 words, the last one half used
     second = rng.random_uint16(np, (2,))               # the next word, not the unused half
-    assert rng.get_state()["position"] == 6
+    assert rng.get_state()["position"] == 6 and rng.random_uint16(np, (0, 4)).shape == (0, 4)
     assert second.tolist() == rng._words(np, 5, 1).view(np.uint16).tolist()
     assert first.ravel().tolist() == rng._words(np, 0, 5).view(np.uint16)[:9].tolist()
+
+
+def test_two_seeds_give_two_streams_not_one_shifted():
+    from tinygrad_proust import rng
+    streams = {}
+    for seed in (0, 1):
+        tp.manual_seed(seed)
+        streams[seed] = (rng._mix(rng._mix(seed)) & 0xFFFFFFFF, rng._words(np, 0, 1000))
+    (low0, words0), (low1, words1) = streams[0], streams[1]
+    tp.manual_seed(0)                                  # seed 0's words at the counters seed 1 starts from
+    shifted = rng._words(np, (low1 - low0) % 2**32, 1000)
+    assert (shifted == words1).mean() < 0.01
+
+
+def test_dropout_of_an_empty_tensor_is_empty():
+    assert F.dropout(tp.ones(0, 4), 0.5).shape == (0, 4)
 
 
 def test_masks_are_unbiased_and_uncorrelated():

@@ -12,7 +12,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "tinygrad_proust"
 ENGINE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
 ENGINE_BUDGET = 1100
-FRAMEWORK_BUDGET = 2100
+# 2,100 -> 2,110 (2026-12): the GPU's whole-group optimizer step (optim.flatten, Adam.step_group) and the dropout
+# mask stream's keyed hash, with the warning for a random state saved before it
+FRAMEWORK_BUDGET = 2110
 
 
 def code_lines(path):

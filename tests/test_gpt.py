@@ -246,7 +246,7 @@ def test_presets_match_pytorch_in_float64(name, torch):
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_presets_in_float32_are_as_close_to_float64_truth_as_pytorchs(name, torch):
+def test_presets_in_float32_land_near_float64_truth_in_both_frameworks(name, torch):
     """Our float32 against float64 truth (PyTorch's), and PyTorch's float32 against the same truth, which shows the
     batch is well-conditioned. 1e-4 relative to the largest value: float32's unit roundoff 6e-8, grown by sums of up
     to 1,536 terms (about 40x) through at most 6 blocks forward and back, is about 1e-5 at worst; measured, 1e-6."""

@@ -167,6 +167,19 @@ def test_adamw_over_whole_groups_equals_parameter_by_parameter(gpu, drop_grad_at
         np.testing.assert_array_equal(tp.tensor(a["exp_avg_sq"]).numpy(), tp.tensor(b["exp_avg_sq"]).numpy())
 
 
+def test_a_frozen_parameter_leaves_the_rest_of_its_group_one_vector(gpu):
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**TINY)).to("gpu")
+    model.blocks[0].attn.c_attn.weight.requires_grad = False       # never a gradient (as LoRA's frozen base)
+    opt = optim.AdamW(model.parameters(), lr=1e-2)
+    x, y = (tp.tensor(a, device="gpu") for a in np.random.default_rng(0).integers(0, 13, (2, 3, 8)))
+    model(x, y)[1].backward()
+    opt.step()
+    views = opt._flat[id(opt.param_groups[0])]["p"]["views"]
+    assert any(p is model.blocks[0].attn.c_attn.weight for p in opt.param_groups[0]["params"])
+    assert any(model.wte.weight.data is view for view in views) and opt.state[0]["step"] == 1
+
+
 def test_parameters_replaced_after_a_step_are_flattened_anew(gpu):
     model, opt = _train_tiny(False, steps=1)
     views = opt._flat[id(opt.param_groups[0])]["p"]["views"]

@@ -70,10 +70,10 @@ class CrossEntropy(Function):
         self.probs /= sum_exp                              # softmax, kept for backward
         self.valid = target != ignore_index
         self.target = xp.where(self.valid, target, 0)  # any in-range class for ignored rows
-        self.count = self.valid.sum().astype(logits.dtype)  # stays on the device: no host sync
-        # log softmax at the targets only: shifted[t] - log Σ exp(shifted)
-        picked = xp.take_along_axis(shifted, self.target[:, None], axis=1)[:, 0] - xp.log(sum_exp[:, 0])
-        return -(picked * self.valid).sum() / self.count
+        self.count = self.valid.sum(dtype=logits.dtype)  # stays on the device: no host sync
+        # -log softmax at the targets only: log Σ exp(shifted) - shifted[t]
+        nll = xp.log(sum_exp[:, 0]) - xp.take_along_axis(shifted, self.target[:, None], axis=1)[:, 0]
+        return (nll * self.valid).sum() / self.count
 
     def backward(self, g):
         xp = array_module(g)
@@ -89,8 +89,9 @@ class CrossEntropy(Function):
 # The norms' sums over a layer's features, as BLAS calls: NumPy reduces a (768, 128) array over its short rows in
 # 41 us, one matrix-vector product takes 11 us. Each is the plain sum it names.
 
-# the same vector for every call (on a GPU, making it is a launch); never written to
-filled = functools.lru_cache(maxsize=32)(lambda xp, n, value, dtype: xp.full(n, value, dtype=dtype))
+@functools.lru_cache(maxsize=32)  # the same vector for every call (on a GPU, making it is a launch): never written to
+def filled(xp, n, value, dtype):
+    return xp.full(n, value, dtype=dtype)
 
 
 def row_sum(a, scale=1.0):
@@ -281,9 +282,9 @@ class ScaledDotProductAttention(Function):
         bias = causal_bias(xp, T, S, q.dtype) if is_causal else None  # + 0 where allowed, + -inf where not
         if attn_mask is not None:
             bias = xp.where(attn_mask, q.dtype.type(0), q.dtype.type(-np.inf)) + (0 if bias is None else bias)
-        self.p, parts = [], []
+        self.p, parts, qs = [], [], q * self.scale  # scale · Q: also dK = dSᵀ (scale · Q) in backward
         for r0, r1, kend in self.blocks:
-            p = (q[..., r0:r1, :] * self.scale) @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
+            p = qs[..., r0:r1, :] @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
             if bias is not None:
                 p += bias[..., r0:r1, :kend]
             p -= p.max(axis=-1, keepdims=True)           # softmax over the keys, in place
@@ -292,12 +293,12 @@ class ScaledDotProductAttention(Function):
             block_keep = None if dropout_keep is None else dropout_keep[..., r0:r1, :kend]
             parts.append((p if block_keep is None else p * block_keep) @ v[..., :kend, :])
             self.p.append(p)
-        self.q, self.k, self.v, self.keep = q, k, v, dropout_keep
+        self.qs, self.k, self.v, self.keep = qs, k, v, dropout_keep
         return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-2)
 
     def backward(self, g):
-        xp = array_module(g)
-        q, k, v, keep = self.q, self.k, self.v, self.keep
+        xp, g = array_module(g), array_module(g).ascontiguousarray(g)  # read by two products: copied once, not twice
+        qs, k, v, keep = self.qs, self.k, self.v, self.keep
         dq, dk, dv = [], None, None
         for (r0, r1, kend), p in reversed(list(zip(self.blocks, self.p))):  # the last block reaches every key:
             g_rows = g[..., r0:r1, :]                                        # its dK and dV start the sums
@@ -309,7 +310,7 @@ class ScaledDotProductAttention(Function):
             ds -= (ds * p).sum(axis=-1, keepdims=True)
             ds *= p
             dq.insert(0, ds @ k[..., :kend, :])
-            dk_part = ds.swapaxes(-1, -2) @ q[..., r0:r1, :]
+            dk_part = ds.swapaxes(-1, -2) @ qs[..., r0:r1, :]
             if dk is None:
                 dk, dv = dk_part, dv_part
             else:
@@ -317,7 +318,6 @@ class ScaledDotProductAttention(Function):
                 dv[..., :kend, :] += dv_part
         dq = dq[0] if len(dq) == 1 else xp.concatenate(dq, axis=-2)
         dq *= self.scale
-        dk *= self.scale
         return dq, dk, dv
 
 

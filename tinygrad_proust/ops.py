@@ -179,10 +179,9 @@ class Gelu(Function):
         self.x, self.approximate = x, approximate
         if approximate == "tanh":  # in one reused buffer: each step of the formula is a pass, not a new array
             s = x * x
-            s *= 0.044715
-            s += 1
-            s *= x
-            s *= -2 * _SQRT_2_OVER_PI                 # -2u
+            s *= -2 * _SQRT_2_OVER_PI * 0.044715
+            s += -2 * _SQRT_2_OVER_PI
+            s *= x                                    # -2u = -2 sqrt(2/π) (x + 0.044715 x³)
             with np.errstate(over="ignore"):          # e^(-2u) = inf far left of 0 gives σ = 0, the right limit
                 xp.exp(s, out=s)
             s += 1
@@ -198,10 +197,9 @@ class Gelu(Function):
         if self.approximate == "tanh":  # the same formula, built in two buffers
             s = self.cdf
             d = x * x
-            d *= 3 * 0.044715
-            d += 1
-            d *= x
-            d *= 2 * _SQRT_2_OVER_PI                  # 2 x u'
+            d *= 2 * _SQRT_2_OVER_PI * 3 * 0.044715
+            d += 2 * _SQRT_2_OVER_PI
+            d *= x                                    # 2 x u'
             tmp = 1 - s
             tmp *= s
             d *= tmp                                  # ... s (1 - s)

@@ -1,16 +1,16 @@
 """Optimizers (SGD, Adam, AdamW), gradient clipping and the learning-rate schedule, as in torch.optim.
 
 Each optimizer keeps `param_groups` (lists of parameters with their hyperparameters, as PyTorch does, so a
-schedule sets group["lr"]) and per-parameter state in a list aligned with the parameters. Updates write
-into the parameters' arrays in place; gradients are only read.
+schedule sets group["lr"]) and per-parameter state in a list aligned with the parameters. `update` writes into
+a parameter's array in place.
 
 On a GPU, Adam, AdamW and clipping run over whole groups at once ("multi-tensor", as PyTorch's foreach
-optimizers and llm.c's one parameter buffer): a group's parameters, gradients and moments each live end to end in
-one contiguous vector, every array a view into it, so a few kernel launches update the whole model instead of a
-few per parameter. On a CPU, parameter by parameter is faster (each array's passes stay in cache; measured on
-baby-gpt's 10.7 M parameters: AdamW 48 ms a step, 75 ms over one vector). `Adam.update` is the same math for one
-parameter: the CPU's path, the reference, and the GPU's fallback when a group cannot be flattened (mixed dtypes,
-a parameter without a gradient this step).
+optimizers and llm.c's one parameter buffer): the parameters that have a gradient, their gradients and moments
+each live end to end in one contiguous vector, and `p.data`, `p.grad.data` and the moments become views into it,
+so a few kernel launches update the whole model instead of a few per parameter. On a CPU, parameter by parameter
+is faster (each array's passes stay in cache; measured on baby-gpt's 10.7 M parameters: AdamW 48 ms a step, 75 ms
+over one vector). `Adam.update` is the same math for one parameter: the CPU's path, the reference, and the GPU's
+whenever a group cannot be one vector (mixed dtypes; parameters whose step counts differ, from then on).
 """
 import math
 from types import SimpleNamespace
@@ -46,6 +46,9 @@ class Optimizer:
         start = 0
         for group in self.param_groups:
             states = self.state[start:start + len(group["params"])]  # aligned with group["params"]
+            if len(states) != len(group["params"]):
+                raise ValueError(f"{type(self).__name__}.step: a group has parameters added after the optimizer "
+                                 "was made; make a new optimizer")
             start += len(states)
             self.step_group(group, states)
 
@@ -134,14 +137,16 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+        self._flat = {}  # per group, the vectors made last step: reused while every array is still a view of them
 
     def step_group(self, group, states):
-        """On a GPU the whole group as one vector (see the module docstring), else parameter by parameter."""
-        params = group["params"]
-        if (not params or not launch_bound(params[0].data) or any(p.grad is None for p in params)
-                or len({s.get("step", 0) for s in states}) != 1):
+        """On a GPU the parameters that have a gradient as one vector (see the module docstring), else (or when
+        their step counts differ) parameter by parameter."""
+        live = [(p, s) for p, s in zip(group["params"], states) if p.grad is not None]
+        if not live or not launch_bound(live[0][0].data) or len({s.get("step", 0) for _, s in live}) != 1:
             return super().step_group(group, states)
-        cache = self.__dict__.setdefault("_flat", {}).setdefault(id(group), {})  # reused while still in place
+        params, states = [p for p, _ in live], [s for _, s in live]
+        cache = self._flat.setdefault(id(group), {})
         for p, state in zip(params, states):
             if not state:
                 state.update(step=0, exp_avg=p.xp.zeros_like(p.data), exp_avg_sq=p.xp.zeros_like(p.data))
@@ -159,6 +164,7 @@ class Adam(Optimizer):
             state["step"] += 1
 
     def update(self, p, grad, state, group):
+        """One Adam step of p (a parameter, or a group's vector), written into p.data in place."""
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if wd and self.decoupled:
             p.data *= 1 - lr * wd                      # decoupled decay: shrink the weight itself
@@ -221,7 +227,7 @@ def clip_grad_norm_(parameters, max_norm):
 
 def grad_norm(parameters):
     """The global L2 norm of all gradients, sqrt(Σ g²), as a 0-d Tensor (computed on the device: no host sync)."""
-    return _norm(*_gradients(parameters))
+    return _norm(*_gradients(parameters))  # on a GPU, each p.grad.data becomes a view of one gradient vector
 
 
 def _gradients(parameters):

@@ -8,9 +8,10 @@ counter i keyed by the seed, each mask taking the next words (one word gives two
 is two integers (the seed and the position in the stream), so a checkpoint can save it and a resumed run draws
 exactly the masks a straight run would; and the same integer arithmetic runs in NumPy and CuPy, so the CPU and
 the GPU draw the same masks, bit for bit (CuPy's own generator has no state to save). Every counter is used once,
-so one round of a good 32-bit hash is enough: a mask costs one pass to count and eight to hash.
+so one round of a good 32-bit hash is enough: a mask costs one pass to count and nine to hash.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -41,13 +42,17 @@ def _mix(value):
     return value ^ (value >> 31)
 
 
-def _hash32(x, scratch, xp):
-    """An invertible hash of uint32 values, in place ("lowbias32": two xor-shift-multiply rounds); `scratch`, an
-    array like x, holds the shifted copies."""
-    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B), (16, None)):
-        x ^= xp.right_shift(x, shift, out=scratch)
-        if multiplier is not None:
-            x *= xp.uint32(multiplier)
+def _hash32(x, key, xp):
+    """lowbias32 (two xor-shift-multiply rounds, in place), with the high half of the 64-bit `key` xored in between
+    the rounds: a different function for each key (adding a key to the counters alone, the low half's job, would
+    give every seed the same sequence, shifted)."""
+    scratch = xp.empty_like(x)
+    x ^= xp.right_shift(x, 16, out=scratch)
+    x *= xp.uint32(0x7FEB352D)
+    x ^= xp.uint32(key >> 32)
+    x ^= xp.right_shift(x, 15, out=scratch)
+    x *= xp.uint32(0x846CA68B)
+    x ^= xp.right_shift(x, 16, out=scratch)
     return x
 
 
@@ -62,21 +67,21 @@ def random_uint16(xp, shape):
 
 
 def _words(xp, start, count):
-    """Words start .. start+count-1 of the stream: word i = hash(i mod 2³² + key), with a key from the seed and
-    i // 2³² (a new key every 2³² words, so no counter repeats)."""
-    pieces = []
+    """Words start .. start+count-1 of the stream: word i = hash(i mod 2³² + low key, high key), with a 64-bit key
+    from the seed and i // 2³² (a new key every 2³² words, so no counter repeats under one key)."""
+    pieces = [xp.empty(0, dtype=xp.uint32)]
     while count:
         epoch, offset = divmod(start, 2**32)
-        take = min(count, 2**32 - offset)
-        first = (offset + _mix(_mix(_seed) ^ epoch)) & 0xFFFFFFFF  # counter + key, wrapping as uint32 does
+        take, key = min(count, 2**32 - offset), _mix(_mix(_seed) ^ epoch)
+        first = (offset + key) & 0xFFFFFFFF  # counter + low key, wrapping as uint32 does
         if first + take <= 2**32:
             x = xp.arange(first, first + take, dtype=xp.uint32)
         else:  # the sum wraps inside this piece
             x = xp.arange(offset, offset + take, dtype=xp.uint32)
             x += xp.uint32(first - offset & 0xFFFFFFFF)
-        pieces.append(_hash32(x, xp.empty_like(x), xp))
+        pieces.append(_hash32(x, key, xp))
         start, count = start + take, count - take
-    return pieces[0] if len(pieces) == 1 else xp.concatenate(pieces)
+    return pieces[-1] if len(pieces) <= 2 else xp.concatenate(pieces[1:])
 
 
 def get_state():
@@ -87,5 +92,8 @@ def get_state():
 def set_state(state):
     global _position
     manual_seed(state["seed"])
-    _position = state.get("position", 0)  # a checkpoint from before the one stream has none: masks start afresh
+    if "position" not in state and state.get("draws"):
+        warnings.warn("this random state was saved before dropout masks came from one stream: the masks from "
+                      "here on are not those an uninterrupted run would have drawn")
+    _position = state.get("position", 0)
     generator().bit_generator.state = state["numpy"]

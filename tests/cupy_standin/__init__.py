@@ -15,13 +15,15 @@ What it enforces, as real CuPy does:
 What it counts: every device-to-host sync (`syncs`), so a test can assert that a training step does none; and,
 inside `count_kernels()`, what real CuPy would ask of the GPU for each call, per phase of a step: kernels (GEMMs,
 reductions, elementwise kernels, copies, memsets, including the operand copies and pointer kernels CuPy's batched
-matmul makes), bytes read and written, allocations, views, host-to-device copies and syncs. These counts are
-exact on any machine, so a test can bound them.
+matmul makes, and concatenate's two ways), bytes read and written, allocations, views, host-to-device copies and
+syncs. A model of CuPy (read from its source), not a measurement of it; but deterministic, the same on every
+machine, so a test can bound the counts.
 
 What it cannot catch: speed, memory, kernels that compile on a GPU, float differences of GPU math (atomic adds,
 fused multiply-adds, cuBLAS's summation order), and real CuPy behaviour at the edges NumPy and CuPy differ on
 silently (out-of-range indices wrap in CuPy and raise in NumPy).
 """
+import contextlib
 import json
 import math
 import sys
@@ -83,16 +85,13 @@ class count_kernels:
         global _counter
         _counter = None
 
+    @contextlib.contextmanager
     def phase(self, name):
-        counter = self
-
-        class Phase:
-            def __enter__(self):
-                self.outer, counter.current = counter.current, name
-
-            def __exit__(self, *exc):
-                counter.current = self.outer
-        return Phase()
+        outer, self.current = self.current, name
+        try:
+            yield
+        finally:
+            self.current = outer
 
     def add(self, kind, nbytes=0, calls=1):
         frame, phase = sys._getframe(2), self.current
@@ -143,6 +142,8 @@ def _record(name, inputs, result, owner=None):
     elif base in GEMMS:
         _count_gemm_operands(base, ins[:2])
         _counter.add("gemm", moved)
+    elif base == "concatenate":
+        _count_concatenate(ins, moved)
     elif base in REDUCTIONS:
         _counter.add("reduction", moved)
     elif base in MEMSETS:
@@ -169,6 +170,18 @@ def _count_gemm_operands(name, operands):
             _counter.add("elementwise", 0, 3 * (ndim - 2))
     if bad:
         _counter.add("copy", 2 * sum(a.nbytes for a in bad), len(bad))
+
+
+def _count_concatenate(arrays, moved):
+    """CuPy joins more than 8 arrays of one dtype averaging under 2 MiB in one kernel, after copying their pointers
+    to the device (and, unless they are C-contiguous pieces of one shape, their sizes and strides: 3 copies);
+    otherwise one copy kernel an array."""
+    if len(arrays) > 8 and len({a.dtype for a in arrays}) == 1 and sum(a.nbytes for a in arrays) < 2**21 * len(arrays):
+        uniform = len({a.shape for a in arrays}) == 1 and all(a.flags.c_contiguous for a in arrays)
+        _counter.add("host_to_device", 8 * len(arrays), 1 if uniform else 3)
+        _counter.add("elementwise", moved)
+    else:
+        _counter.add("copy", moved, len(arrays))
 
 
 class count_syncs:
@@ -309,9 +322,9 @@ class ndarray:
         return result
 
     def __setitem__(self, index, value):
-        _record("__setitem__", (index, value), self)
-        value = value._a if isinstance(value, ndarray) else value  # host data may be written in (a copy)
-        self._a[_index(index)] = value
+        index = _index(index)
+        _record("__setitem__", value, ndarray._of(np.asarray(self._a[index])))  # reads value, writes the slice
+        self._a[index] = value._a if isinstance(value, ndarray) else value  # host data may be written in (a copy)
 
     def __copy__(self):
         result = ndarray._of(self._a.copy())
