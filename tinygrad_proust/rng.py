@@ -7,8 +7,9 @@ Dropout masks come from a counter-based generator instead: one stream of 32-bit 
 counter i keyed by the seed, each mask taking the next words (one word gives two mask elements). The whole state
 is two integers (the seed and the position in the stream), so a checkpoint can save it and a resumed run draws
 exactly the masks a straight run would; and the same integer arithmetic runs in NumPy and CuPy, so the CPU and
-the GPU draw the same masks, bit for bit (CuPy's own generator has no state to save). Every counter is used once,
-so one round of a good 32-bit hash is enough: a mask costs one pass to count and nine to hash.
+the GPU draw the same masks, bit for bit (CuPy's own generator has no state to save). Every counter is used once
+under its key, so one keyed round of a good 32-bit hash is enough: a mask costs one pass to count and nine to
+hash.
 """
 import math
 import warnings
