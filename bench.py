@@ -2,7 +2,7 @@
 
     python bench.py                      # training steps, default CPU cases, plus the numerical-gradient step
     python bench.py --device gpu         # the GPU cases (needs CuPy; PyTorch with CUDA for its side)
-    python gpu_smoke.py                  # on a machine with a GPU: the GPU tests, a training run, these tables
+    python3 gpu_smoke.py                 # on a machine with a GPU: the GPU tests, a training run, these tables
     python bench.py --generate           # generation speed with and without the KV cache
     python bench.py --train-race         # nanoGPT's CPU recipe end to end: train.py against the PyTorch twin
     python bench.py --cases proust:32x256 byte-gpt:64x128
