@@ -129,9 +129,7 @@ class LayerNorm(Function):
         xhat *= self.rstd
         self.xhat, self.weight, self.has_bias = xhat, weight, bias is not None
         y = xhat * weight
-        if bias is not None:
-            y += bias
-        return y
+        return y if bias is None else xp.add(y, bias, out=y)
 
     def backward(self, g):
         xp, C = array_module(g), g.shape[-1]
@@ -179,7 +177,8 @@ class RMSNorm(Function):
 class SwiGLU(Function):
     """[a, b] = x split in two halves along the last dim;  y = silu(a) ⊙ b = a σ(a) b.
 
-    Backward: dy/da = b σ(a) (1 + a (1 - σ(a))),  dy/db = a σ(a); the two halves of dx side by side.
+    Backward: dy/da = b σ(a) (1 + a (1 - σ(a))) = b (σ(a) + silu(a) (1 - σ(a))),  dy/db = silu(a); the two
+    halves of dx written side by side into one array.
     """
 
     def forward(self, x):
@@ -190,10 +189,12 @@ class SwiGLU(Function):
         return self.silu * self.b
 
     def backward(self, g):
-        xp = array_module(g)
-        da = g * self.b
-        da *= self.s * (1 + self.a * (1 - self.s))
-        return xp.concatenate([da, g * self.silu], axis=-1)
+        xp, half = array_module(g), g.shape[-1]
+        dx = xp.empty(g.shape[:-1] + (2 * half,), dtype=g.dtype)
+        xp.multiply(g, self.b, out=dx[..., :half])
+        dx[..., :half] *= self.s + self.silu * (1 - self.s)
+        xp.multiply(g, self.silu, out=dx[..., half:])
+        return dx
 
 
 # ================================================================================================

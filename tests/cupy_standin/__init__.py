@@ -125,6 +125,11 @@ def _device_arrays(value):
             yield from _device_arrays(v)
 
 
+def _without_out(kwargs):
+    """An out= array is written, not read: the result counts it."""
+    return {key: value for key, value in kwargs.items() if key != "out"}
+
+
 def _record(name, inputs, result, owner=None):
     """Count one call as real CuPy would run it (see count_kernels). `owner`: the array whose method this is."""
     if _counter is None:
@@ -230,7 +235,7 @@ def _wrap(value):
 def _on_device(function, name, owner=None):
     def call(*args, **kwargs):
         result = _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
-        _record(name, (args, kwargs), result, owner)
+        _record(name, (args, _without_out(kwargs)), result, owner)
         return result
     call.__name__ = name
     return call
@@ -279,12 +284,12 @@ class ndarray:
         if method != "__call__" or ufunc.__name__ not in NAMES["ufuncs"]:
             return NotImplemented
         result = _wrap(getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs)))
-        _record(ufunc.__name__, (inputs, kwargs), result)
+        _record(ufunc.__name__, (inputs, _without_out(kwargs)), result)
         return result
 
     def __array_function__(self, func, types_, args, kwargs):
         result = _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
-        _record(func.__name__, (args, kwargs), result)
+        _record(func.__name__, (args, _without_out(kwargs)), result)
         return result
 
     # what stays on the device
@@ -385,7 +390,7 @@ class _Ufunc:
 
     def __call__(self, *args, **kwargs):
         result = _wrap(self._ufunc(*_unwrap(args), **_unwrap(kwargs)))
-        _record(self.__name__, (args, kwargs), result)
+        _record(self.__name__, (args, _without_out(kwargs)), result)
         return result
 
     def __getattr__(self, name):
