@@ -230,13 +230,11 @@ def test_the_mask_stream_is_a_hash_of_each_counter_keyed_by_the_seed_and_epoch()
 
 def test_two_seeds_give_two_streams_not_one_shifted():
     from tinygrad_proust import rng
-    streams = {}
-    for seed in (0, 1):
-        tp.manual_seed(seed)
-        streams[seed] = (rng._mix(rng._mix(seed)) & 0xFFFFFFFF, rng._words(np, 0, 1000))
-    (low0, words0), (low1, words1) = streams[0], streams[1]
+    low = {seed: rng._mix(rng._mix(seed)) & 0xFFFFFFFF for seed in (0, 1)}   # the keys added to the counters
+    tp.manual_seed(1)
+    words1 = rng._words(np, 0, 1000)
     tp.manual_seed(0)                                  # seed 0's words at the counters seed 1 starts from
-    shifted = rng._words(np, (low1 - low0) % 2**32, 1000)
+    shifted = rng._words(np, (low[1] - low[0]) % 2**32, 1000)
     assert (shifted == words1).mean() < 0.01
 
 
@@ -250,6 +248,37 @@ def test_masks_are_unbiased_and_uncorrelated():
     assert abs(a.mean() - 0.5) < 0.002 and abs(b.mean() - 0.5) < 0.002     # 1e6 fair coins: sd 0.0005
     for x, y in [(a, b), (a[:, 1:], a[:, :-1]), (a[1:], a[:-1])]:        # two masks, neighbours in a row, a column
         assert abs(np.corrcoef(x.ravel(), y.ravel())[0, 1]) < 0.005      # sd 0.001
+
+
+def test_a_nested_no_grad_leaves_the_outer_one_in_force():
+    x = tp.tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    with tp.no_grad():
+        with tp.no_grad():
+            pass
+        assert not tp.is_grad_enabled() and not (x * 2).requires_grad    # the inner exit restored False, not True
+    assert tp.is_grad_enabled() and (x * 2).requires_grad
+
+
+@pytest.mark.parametrize("left", [np.float64(0.5), np.ones(3), np.float32(2.0)])
+def test_numpy_values_on_the_left_give_tensors(left):
+    x = tp.tensor(np.array([1.0, -2.0, 3.0], dtype=np.float32), requires_grad=True)
+    for y, expected, grad in [(left * x, np.asarray(left) * x.numpy(), np.broadcast_to(left, (3,))),
+                              (left + x, np.asarray(left) + x.numpy(), np.ones(3))]:
+        assert isinstance(y, tp.Tensor) and y.dtype == np.float32           # not an object array of Tensors
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6)
+        x.grad = None
+        y.sum().backward()
+        assert x.grad.dtype == np.float32
+        np.testing.assert_allclose(x.grad.numpy(), grad, rtol=1e-6)
+
+
+def test_max_of_everything_splits_the_gradient_between_ties(torch):
+    values = np.array([[1.0, 1.0, 0.0, 1.0]], dtype=np.float32)
+    x, t = tp.tensor(values, requires_grad=True), torch.tensor(values, requires_grad=True)
+    x.max().backward()
+    t.max().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[1 / 3, 1 / 3, 0, 1 / 3]], rtol=1e-6)       # by hand
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
 
 
 def test_manual_seed_reproduces():

@@ -307,14 +307,15 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Largest value along `dim` (or overall). The gradient goes to the first arg-max only."""
+    """Largest value along `dim` (or overall). Along a dim the gradient goes to the first arg-max only; overall it
+    is split evenly between tied maxima (as PyTorch does for each)."""
 
     def forward(self, x, dim=None, keepdim=False):
         xp = array_module(x)
         self.in_shape, self.dim, self.keepdim = x.shape, dim, keepdim
         if dim is None:
-            self.index = x.argmax()
-            out = x.reshape(-1)[self.index]
+            out = x.max()
+            self.share = (x == out) / (x == out).sum(dtype=x.dtype)  # 1/k at each of the k maxima, else 0
             return out.reshape((1,) * x.ndim) if keepdim else out
         self.index = xp.expand_dims(x.argmax(axis=dim), dim)
         out = xp.take_along_axis(x, self.index, axis=dim)
@@ -323,9 +324,7 @@ class Max(Function):
     def backward(self, g):
         xp = array_module(g)
         if self.dim is None:
-            gx = xp.zeros(math.prod(self.in_shape), dtype=g.dtype)
-            gx[self.index] = g.reshape(())
-            return gx.reshape(self.in_shape)
+            return (self.share * g.reshape(())).astype(g.dtype, copy=False)
         if not self.keepdim:
             g = xp.expand_dims(g, self.dim)
         dim = self.dim % len(self.in_shape)

@@ -205,6 +205,7 @@ class Tensor:
     `_ctx`, the op that produced it (None for a leaf: an input or a parameter)."""
 
     __hash__ = object.__hash__  # == is elementwise, as in PyTorch; identity stays the hash
+    __array_ufunc__ = None      # `np.float64(0.5) * t`, `np.ones(3) + t`: NumPy defers to Tensor's reflected ops
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None, name=None):
         if isinstance(data, Tensor):
