@@ -281,6 +281,50 @@ def test_max_of_everything_splits_the_gradient_between_ties(torch):
     np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-6)
 
 
+ZERO_D = {  # ours, PyTorch's
+    "sigmoid": (lambda t: t.sigmoid(), lambda torch, t: t.sigmoid()),
+    "silu": (F.silu, lambda torch, t: torch.nn.functional.silu(t)),
+    "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"),
+                  lambda torch, t: torch.nn.functional.gelu(t, approximate="tanh")),
+    "gelu": (F.gelu, lambda torch, t: torch.nn.functional.gelu(t)),
+    "relu": (F.relu, lambda torch, t: t.relu()),
+    "tanh": (lambda t: t.tanh(), lambda torch, t: t.tanh()),
+}
+
+
+@pytest.mark.parametrize("op", list(ZERO_D))
+def test_activations_of_a_0d_tensor_match_pytorch(op, torch):
+    ours, theirs = ZERO_D[op]
+    for value in (0.3, -1.7):
+        x = tp.tensor(np.float64(value), requires_grad=True)
+        t = torch.tensor(value, dtype=torch.float64, requires_grad=True)
+        y, r = ours(x), theirs(torch, t)
+        y.backward()
+        r.backward()
+        assert y.shape == () and x.grad.shape == ()
+        np.testing.assert_allclose([y.item(), x.grad.item()], [r.item(), t.grad.item()], rtol=1e-10)
+
+
+def test_0d_tensors_take_dim_0_and_out_of_range_dims_are_index_errors(torch):
+    x = tp.tensor(np.float32(2.5), requires_grad=True)
+    assert x.squeeze(0).shape == x.sum(0).shape == x.sum(-1).shape == torch.tensor(2.5).sum(0).shape == ()
+    x.sum(0).backward()
+    assert x.grad.item() == 1.0
+    with pytest.raises(IndexError, match="dim 50 is out of range for a tensor with 4 dims"):
+        tp.zeros(1, 2, 3, 4).squeeze(50)
+    with pytest.raises(IndexError):
+        torch.zeros(1, 2, 3, 4).squeeze(50)                                   # PyTorch agrees
+
+
+def test_conversions_and_refusals_as_pytorch(torch):
+    assert float(tp.tensor([1.5])) == float(torch.tensor([1.5])) == 1.5 and int(tp.tensor([[3]])) == 3
+    assert tp.where(tp.tensor([True, False]), 4, 2).tolist() == torch.where(torch.tensor([True, False]), 4, 2).tolist()
+    with pytest.raises(TypeError, match="only floating-point tensors can require grad, not int64"):
+        tp.tensor([1, 2]).requires_grad_()
+    with pytest.raises(TypeError, match="<U1 data is not numbers"):
+        tp.tensor(np.array(["a", "b"]))
+
+
 def test_manual_seed_reproduces():
     tp.manual_seed(123)
     a = tp.randn(4).numpy()

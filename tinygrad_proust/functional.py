@@ -226,5 +226,6 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
 def where(condition, input, other):
     """input where condition holds, else other (numbers are broadcast as constants)."""
     cond = condition.data if isinstance(condition, Tensor) else condition
-    like = input if isinstance(input, Tensor) else other
+    like = next((t for t in (input, other) if isinstance(t, Tensor)), None)
+    like = Tensor(input, device="gpu" if is_gpu_array(cond) else "cpu") if like is None else like  # two numbers
     return ops.Where.apply(like._operand(input), like._operand(other), condition=cond)

@@ -178,7 +178,7 @@ class Gelu(Function):
         xp = array_module(x)
         self.x, self.approximate = x, approximate
         if approximate == "tanh":  # in one reused buffer: each step of the formula is a pass, not a new array
-            s = x * x
+            s = xp.multiply(x, x, out=xp.empty_like(x))  # an array, also for a 0-d x
             s *= -2 * _SQRT_2_OVER_PI * 0.044715
             s += -2 * _SQRT_2_OVER_PI
             s *= x                                    # -2u = -2 sqrt(2/π) (x + 0.044715 x³)
@@ -474,7 +474,8 @@ def sigmoid_array(x):
     which is the right limit, so the overflow warning is silenced rather than avoided with extra passes."""
     xp = array_module(x)
     with np.errstate(over="ignore"):
-        y = xp.exp(-x)
+        y = xp.negative(x, out=xp.empty_like(x))  # a new array, also for a 0-d x (where NumPy gives a scalar)
+        xp.exp(y, out=y)
         y += 1
         return xp.reciprocal(y, out=y)
 
@@ -498,10 +499,10 @@ def _axes(dim, ndim):
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    for d in dims:
-        if not -ndim <= d < max(ndim, 1):
+    for d in dims:  # a 0-d tensor takes dim 0 or -1, as in PyTorch: there is nothing to reduce or squeeze
+        if not -max(ndim, 1) <= d < max(ndim, 1):
             raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dims")
-    return tuple(sorted(d % max(ndim, 1) for d in dims))
+    return tuple(sorted(d % ndim for d in dims)) if ndim else ()
 
 
 def _has_array(index):

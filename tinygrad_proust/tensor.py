@@ -221,10 +221,10 @@ class Tensor:
                 data = data.astype(np.float32)
         if device is not None:
             data = to_device(data, device)
-        if requires_grad and data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require grad, not {data.dtype}")
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"tensor: {data.dtype} data is not numbers (bool, int or float)")
         self.data = data
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad_(requires_grad)
         self.grad = None
         self.name = name
         self._ctx = None
@@ -315,6 +315,9 @@ class Tensor:
     def tolist(self):
         return self.numpy().tolist()
 
+    def __float__(self): return float(self.item())
+    def __int__(self): return int(self.item())
+
     def item(self):
         """The value of a one-element tensor as a Python number (synchronises with the GPU)."""
         if self.data.size != 1:
@@ -354,7 +357,9 @@ class Tensor:
         return self.to(dtype=int64)
 
     def requires_grad_(self, requires_grad=True):
-        self.requires_grad = requires_grad
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad, not {self.data.dtype}")
+        self.requires_grad = bool(requires_grad)
         return self
 
     # ---- autograd ----
@@ -562,7 +567,7 @@ class Tensor:
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = {d % self.ndim for d in _dims_tuple(dim)}
+        dims = set(ops._axes(dim, self.ndim))
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
     def split(self, split_size_or_sections, dim=0):
