@@ -325,6 +325,31 @@ def test_conversions_and_refusals_as_pytorch(torch):
         tp.tensor(np.array(["a", "b"]))
 
 
+@pytest.mark.parametrize("case", ["tensor ** tensor", "x ** 0", "0 ** x", "-2 ** x"])
+def test_powers_at_zero_and_negative_bases_match_pytorch(case, torch):
+    """Where x ** y is defined with x <= 0 (0 ** 0 = 1, (-2) ** 3 = -8), values and gradients are PyTorch's, its nan
+    included (d/dy of (-2) ** y); no exp(y ln x) detour."""
+    bases, exponents = {"tensor ** tensor": ([0.0, -2.0, -2.0, 2.0], [0.0, 2.0, 3.0, 0.5]),
+                        "x ** 0": ([0.0, 1.5, -3.0], 0), "0 ** x": (0, [0.0, 1.0, 2.0]),
+                        "-2 ** x": (-2, [2.0, 3.0])}[case]
+    ours, theirs = [], []
+    for make in (lambda v: tp.tensor(np.array(v), requires_grad=True),
+                 lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True)):
+        x, y = (make(v) if isinstance(v, list) else v for v in (bases, exponents))
+        out = x ** y
+        out.sum().backward()
+        grads = [t.grad for t in (x, y) if not isinstance(t, (int, float))]
+        (ours if isinstance(out, tp.Tensor) else theirs).append([out.detach().numpy(), *(g.numpy() for g in grads)])
+    for a, b in zip(ours[0], theirs[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, equal_nan=True)
+
+
+def test_tensor_powers_match_finite_differences():
+    x = tp.tensor(np.array([0.7, 1.3, 2.0]), requires_grad=True)
+    y = tp.tensor(np.array([-1.5, 0.5, 3.0]), requires_grad=True)
+    assert tp.gradcheck(lambda a, b: a ** b, x, y)
+
+
 def test_manual_seed_reproduces():
     tp.manual_seed(123)
     a = tp.randn(4).numpy()

@@ -64,15 +64,21 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """x ** p for a constant exponent p."""
+    """x ** y elementwise: y a tensor (a second parent) or a constant `exponent`."""
 
-    def forward(self, x, exponent):
-        self.x, self.exponent = x, exponent
-        return x ** exponent
+    def forward(self, x, y=None, exponent=None):
+        self.x, self.y = x, (exponent if y is None else y)
+        self.out = array_module(x).power(x, self.y)
+        return self.out
 
-    # d x^p = p x^(p-1)
+    # d/dx = y x^(y-1), 0 where y = 0 (x^0 is constant, at x = 0 too);  d/dy = x^y ln x, 0 where x = 0 <= y
     def backward(self, g):
-        return g * (self.exponent * self.x ** (self.exponent - 1))
+        xp = array_module(g)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dx = xp.where(self.y == 0, g.dtype.type(0), g * self.y * self.x ** (self.y - 1))
+            if len(self.parents) == 1:
+                return dx
+            return dx, xp.where((self.x == 0) & (self.y >= 0), g.dtype.type(0), g * self.out * xp.log(self.x))
 
 
 class Exp(Function):

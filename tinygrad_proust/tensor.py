@@ -457,7 +457,7 @@ class Tensor:
     def __truediv__(self, other): return ops.Div.apply(self, self._operand(other))
     def __rtruediv__(self, other): return ops.Div.apply(self._operand(other), self)
     def __pow__(self, exponent): return self.pow(exponent)
-    def __rpow__(self, base): return (self * math.log(base)).exp()  # b**x = exp(x ln b)
+    def __rpow__(self, base): return ops.Pow.apply(self._operand(base), self)
     def __matmul__(self, other): return self.matmul(other)
     def __rmatmul__(self, other): return self._operand(other).matmul(self)
     def __neg__(self): return ops.Neg.apply(self)
@@ -498,8 +498,8 @@ class Tensor:
     def abs(self): return ops.Abs.apply(self)
 
     def pow(self, exponent):
-        if isinstance(exponent, Tensor):  # x**y = exp(y ln x), for positive x
-            return (exponent * self.log()).exp()
+        if isinstance(exponent, Tensor):
+            return ops.Pow.apply(self, exponent)
         return ops.Pow.apply(self, exponent=exponent)
 
     def masked_fill(self, mask, value):
