@@ -1,6 +1,7 @@
 """The engine itself: accumulation, broadcasting, graph walking, freeing, no_grad, dtypes, errors, debugging aids."""
 import gc
 import sys
+import warnings
 import weakref
 
 import numpy as np
@@ -348,6 +349,30 @@ def test_tensor_powers_match_finite_differences():
     x = tp.tensor(np.array([0.7, 1.3, 2.0]), requires_grad=True)
     y = tp.tensor(np.array([-1.5, 0.5, 3.0]), requires_grad=True)
     assert tp.gradcheck(lambda a, b: a ** b, x, y)
+
+
+@pytest.mark.parametrize("case", ["mean over an empty dim", "var over an empty dim", "var of one element"])
+def test_reductions_with_nothing_to_reduce_match_pytorch(case, torch):
+    shape, reduce = {"mean over an empty dim": ((2, 0), lambda t: t.mean(1)),
+                     "var over an empty dim": ((2, 0), lambda t: t.var(1)),
+                     "var of one element": ((3, 1), lambda t: t.var(1))}[case]
+    x, t = tp.ones(*shape, dtype="float64", requires_grad=True), torch.ones(shape, dtype=torch.float64,
+                                                                             requires_grad=True)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")                # PyTorch and NumPy both warn about the empty mean
+        ours, theirs = reduce(x), reduce(t)
+        ours.sum().backward()
+        theirs.sum().backward()
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), equal_nan=True)
+    assert x.grad.shape == tuple(t.grad.shape)
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), equal_nan=True)
+
+
+def test_a_hook_that_changes_the_gradients_shape_is_an_error_at_once():
+    w = tp.Tensor(np.ones(3, dtype=np.float32), requires_grad=True, name="w")
+    w.register_hook(lambda g: g.sum())
+    with pytest.raises(ValueError, match=r"a hook on w of shape \(3,\) returned a gradient of shape \(\)"):
+        (w * 2).sum().backward()
 
 
 def test_manual_seed_reproduces():

@@ -309,7 +309,7 @@ class Mean(Function):
         xp = array_module(g)
         if not self.keepdim:
             g = xp.expand_dims(g, self.axes)
-        return xp.broadcast_to(g * (1 / self.count), self.in_shape)
+        return xp.broadcast_to(g * (1 / max(self.count, 1)), self.in_shape)  # no elements: an empty gradient
 
 
 class Max(Function):

@@ -425,6 +425,9 @@ class Tensor:
             replaced = hook(Tensor._wrap(g, False, None))
             if replaced is not None:
                 g = replaced.data if isinstance(replaced, Tensor) else replaced
+                if tuple(g.shape) != self.shape:
+                    raise ValueError(f"a hook on {self.name or 'a tensor'} of shape {self.shape} returned a gradient "
+                                     f"of shape {tuple(g.shape)}")
         if self._ctx is None or self._retains_grad:
             # Accumulate into a new array (never in place: `g` may be shared with another tensor).
             total = _as_array(g if self.grad is None else self.grad.data + g)
@@ -516,7 +519,8 @@ class Tensor:
         """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction)."""
         n = self.numel() if dim is None else math.prod(self.shape[d] for d in _dims_tuple(dim))
         centered = self - self.mean(dim=dim, keepdim=True)
-        return (centered * centered).sum(dim=dim, keepdim=keepdim) / max(n - correction, 0)
+        scale = 1 / (n - correction) if n > correction else math.nan  # no degrees of freedom left: nan, as PyTorch
+        return (centered * centered).sum(dim=dim, keepdim=keepdim) * scale
 
     def argmax(self, dim=None, keepdim=False):
         """Index of the largest value (no gradient)."""
