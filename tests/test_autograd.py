@@ -375,6 +375,13 @@ def test_a_hook_that_changes_the_gradients_shape_is_an_error_at_once():
         (w * 2).sum().backward()
 
 
+@pytest.mark.parametrize("value", [4, 2.5, True])
+def test_full_takes_its_dtype_from_the_value_as_pytorch(value, torch):
+    ours, theirs = tp.full((2,), value), torch.full((2,), value)
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "") and ours.tolist() == theirs.tolist()
+    assert tp.full((2,), 4, dtype="float32").dtype == np.float32
+
+
 def test_manual_seed_reproduces():
     tp.manual_seed(123)
     a = tp.randn(4).numpy()

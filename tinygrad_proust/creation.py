@@ -28,7 +28,10 @@ def ones(*shape, dtype=float32, device="cpu", requires_grad=False):
     return Tensor(module_for(device).ones(_shape(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
 
 
-def full(shape, fill_value, dtype=float32, device="cpu", requires_grad=False):
+def full(shape, fill_value, dtype=None, device="cpu", requires_grad=False):
+    """The dtype follows fill_value when not given, as in PyTorch: bool, int64 for an int, float32 for a float."""
+    if dtype is None:
+        dtype = np.bool_ if isinstance(fill_value, bool) else np.int64 if isinstance(fill_value, int) else float32
     return Tensor(module_for(device).full(_shape((shape,)), fill_value, dtype=to_dtype(dtype)),
                   requires_grad=requires_grad)
 
