@@ -213,3 +213,28 @@ def test_attention_dropout_fused_matches_reference_with_the_same_mask(T):
         results.append([out.numpy()] + [t.grad.numpy() for t in inputs])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_a_float_attention_mask_is_added_to_the_scores_and_gets_its_gradient(fused, is_causal, device, torch):
+    """PyTorch adds a float attn_mask to the scores (a bool one says where attention may look); the mask, (3, 3)
+    here, is broadcast over batch and heads, so its gradient sums over them. With is_causal as well (which PyTorch
+    refuses), the two add up: the causal -inf above the diagonal, the mask everywhere."""
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 2, 3, 4)) for _ in range(3))
+    mask = np.array([[0.0, -1e9, 2.0], [2.0, 0.0, -1e9], [0.5, 0.0, 0.0]])
+    with tp.use_fused(fused):
+        ours = [tp.tensor(a, requires_grad=True, device=device) for a in (q, k, v, mask)]
+        out = F.scaled_dot_product_attention(*ours[:3], attn_mask=ours[3], is_causal=is_causal)
+        (out * out).sum().backward()
+    theirs = [torch.tensor(a, requires_grad=True) for a in (q, k, v, mask)]
+    bias = theirs[3] + (torch.triu(torch.full((3, 3), float("-inf"), dtype=torch.float64), 1) if is_causal else 0)
+    expected = torch.nn.functional.scaled_dot_product_attention(*theirs[:3], attn_mask=bias)
+    (expected * expected).sum().backward()
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+    assert tp.gradcheck(lambda m: F.scaled_dot_product_attention(*(t.detach() for t in ours[:3]), attn_mask=m),
+                        tp.tensor(np.array([[0.1, -0.3, 0.2], [0.0, 0.4, -0.1], [0.5, 0.0, 0.3]]), device=device,
+                                  requires_grad=True))

@@ -188,7 +188,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                  training=True):
     """softmax(query keyᵀ · scale + mask) value, scale = 1/sqrt(head size) by default.
     query (..., T, d), key (..., S, d), value (..., S, dv) -> (..., T, dv).
-    attn_mask: booleans, True where attention is allowed. is_causal: key j only for query i >= j."""
+    attn_mask: booleans, True where attention is allowed, or floats added to the scores (a Tensor of them gets
+    a gradient). is_causal: key j only for query i >= j."""
     xp = query.xp
     mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
     if _fused:
@@ -196,9 +197,13 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         if dropout_p > 0 and training:
             shape = query.shape[:-1] + (key.shape[-2],)
             keep = _keep_mask(xp, shape, dropout_p, query.dtype)
+        if mask is not None and mask.dtype.kind == "f":  # additive: a fourth input, with its gradient
+            bias = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(mask, False, None)
+            return fused.ScaledDotProductAttention.apply(query, key, value, bias, is_causal=is_causal, scale=scale,
+                                                         dropout_keep=keep)
         return fused.ScaledDotProductAttention.apply(query, key, value, is_causal=is_causal, attn_mask=mask,
                                                      scale=scale, dropout_keep=keep)
-    weights = attention_weights(query, key, attn_mask=mask, is_causal=is_causal, scale=scale)
+    weights = attention_weights(query, key, attn_mask=attn_mask, is_causal=is_causal, scale=scale)
     return dropout(weights, dropout_p, training) @ value
 
 
@@ -215,8 +220,10 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
     allowed = fused.causal_mask(xp, query.shape[-2], key.shape[-2]) if is_causal else None
-    if attn_mask is not None:
-        mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    if mask is not None and mask.dtype.kind == "f":  # additive
+        scores = scores + (attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(mask, False, None))
+    elif mask is not None:
         allowed = mask if allowed is None else allowed & mask
     if allowed is not None:
         scores = scores.masked_fill(~allowed, -math.inf)

@@ -269,20 +269,22 @@ class ScaledDotProductAttention(Function):
     BLOCK = 32  # query rows per block for causal attention, at least; at most 8 blocks (measured: T = 1024 runs
                 # 1.4x faster in blocks of 128 than of 32, each block being a round of small GEMMs)
 
-    def forward(self, q, k, v, is_causal=False, attn_mask=None, scale=None, dropout_keep=None):
+    def forward(self, q, k, v, added=None, is_causal=False, attn_mask=None, scale=None, dropout_keep=None):
         xp = array_module(q)
         if not (q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2]):
             raise ValueError(f"ScaledDotProductAttention: q {q.shape}, k {k.shape}, v {v.shape} do not fit "
                              "(need q (..., T, d), k (..., S, d), v (..., S, dv))")
         T, S = q.shape[-2], k.shape[-2]
         self.scale = q.dtype.type(scale if scale is not None else 1 / np.sqrt(q.shape[-1]))
-        blocked = is_causal and attn_mask is None and T == S and not launch_bound(q)
+        blocked = is_causal and attn_mask is None and added is None and T == S and not launch_bound(q)
         rows = max(self.BLOCK, T // 8) if blocked else T
         # (first query row, end query row, end key) of each block
         self.blocks = [(r0, min(r0 + rows, T), min(r0 + rows, T) if blocked else S) for r0 in range(0, T, rows)]
         bias = causal_bias(xp, T, S, q.dtype) if is_causal else None  # + 0 where allowed, + -inf where not
         if attn_mask is not None:
             bias = xp.where(attn_mask, q.dtype.type(0), q.dtype.type(-np.inf)) + (0 if bias is None else bias)
+        if added is not None:  # a float mask, added to the scores (one block: its gradient is dS)
+            bias = added.astype(q.dtype, copy=False) + (0 if bias is None else bias)
         self.p, parts, qs = [], [], q * self.scale  # scale · Q: also dK = dSᵀ (scale · Q) in backward
         for r0, r1, kend in self.blocks:
             p = qs[..., r0:r1, :] @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
@@ -319,7 +321,7 @@ class ScaledDotProductAttention(Function):
                 dv[..., :kend, :] += dv_part
         dq = dq[0] if len(dq) == 1 else xp.concatenate(dq, axis=-2)
         dq *= self.scale
-        return dq, dk, dv
+        return (dq, dk, dv) if len(self.parents) == 3 else (dq, dk, dv, ds)
 
 
 def causal_mask(xp, t_query, t_key):
