@@ -382,6 +382,15 @@ def test_full_takes_its_dtype_from_the_value_as_pytorch(value, torch):
     assert tp.full((2,), 4, dtype="float32").dtype == np.float32
 
 
+def test_max_along_a_dim_gives_values_and_indices_as_pytorch(torch):
+    values = np.array([[3.0, 1.0, 3.0], [0.0, 2.0, -1.0]], dtype=np.float32)
+    ours, theirs = tp.tensor(values).max(dim=1), torch.tensor(values).max(dim=1)
+    assert ours.values.tolist() == theirs.values.tolist() and ours[0].tolist() == theirs[0].tolist()
+    assert ours.indices.tolist() == theirs.indices.tolist() == [0, 1]            # the first of tied maxima
+    assert tp.tensor(values).max(dim=0, keepdim=True).indices.shape == (1, 3)
+    assert tp.tensor(values).max().shape == ()                                    # over everything: a tensor
+
+
 def test_manual_seed_reproduces():
     tp.manual_seed(123)
     a = tp.randn(4).numpy()

@@ -69,9 +69,8 @@ CASES = [
     Case("mean_dim_keepdim", lambda m, a: a.mean(dim=0, keepdim=True), [(3, 4)]),
     Case("mean_dim", lambda m, a: a.mean(dim=-1), [(2, 3, 4)]),
     Case("max_all", lambda m, a: a.max(), [(3, 4)]),
-    Case("max_dim", lambda m, a: a.max(dim=1), [(2, 3, 4)], torch_fn=lambda m, a: a.max(dim=1).values),
-    Case("max_dim_keepdim", lambda m, a: a.max(dim=-1, keepdim=True), [(2, 3, 4)],
-         torch_fn=lambda m, a: a.max(dim=-1, keepdim=True).values),
+    Case("max_dim", lambda m, a: a.max(dim=1).values, [(2, 3, 4)]),
+    Case("max_dim_keepdim", lambda m, a: a.max(dim=-1, keepdim=True)[0], [(2, 3, 4)]),
     Case("var", lambda m, a: a.var(dim=-1), [(3, 5)]),
     Case("var_keepdim_biased", lambda m, a: a.var(dim=0, keepdim=True, correction=0), [(3, 5)]),
     # ---- movement ----

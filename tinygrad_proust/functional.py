@@ -65,14 +65,14 @@ def tanh(x):
 def softmax(x, dim=-1):
     if _fused:
         return fused.Softmax.apply(x, dim=dim)
-    e = (x - x.max(dim=dim, keepdim=True).detach()).exp()  # the shift is a constant: softmax ignores it
+    e = (x - x.max(dim=dim, keepdim=True).values.detach()).exp()  # the shift is a constant: softmax ignores it
     return e / e.sum(dim=dim, keepdim=True)
 
 
 def log_softmax(x, dim=-1):
     if _fused:
         return fused.LogSoftmax.apply(x, dim=dim)
-    shifted = x - x.max(dim=dim, keepdim=True).detach()
+    shifted = x - x.max(dim=dim, keepdim=True).values.detach()
     return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 

@@ -8,6 +8,7 @@ Every op is a `Function` subclass in ops.py (primitives) or fused.py (softmax, n
 with its forward and backward side by side. Backward works on raw NumPy/CuPy arrays, so a debugger
 shows numbers, not wrappers.
 """
+import collections
 import contextlib
 import math
 
@@ -22,6 +23,7 @@ _DTYPE_NAMES = {"float16": float16, "float32": float32, "float": float32, "float
                 "int32": int32, "int64": int64, "long": int64, "bool": bool_}
 
 _grad_enabled = True
+MaxResult = collections.namedtuple("max", ["values", "indices"])  # what Tensor.max(dim) returns, as PyTorch's
 _REPR_MAX_VALUES = 8  # a repr shows the values of tensors up to this size
 
 
@@ -513,7 +515,10 @@ class Tensor:
     # ---- reductions ----
     def sum(self, dim=None, keepdim=False): return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
     def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self, dim=dim, keepdim=keepdim)
-    def max(self, dim=None, keepdim=False): return ops.Max.apply(self, dim=dim, keepdim=keepdim)
+    def max(self, dim=None, keepdim=False):
+        """The largest value; along `dim`, (values, indices), as PyTorch's (so x.max(1)[0] is the values)."""
+        values = ops.Max.apply(self, dim=dim, keepdim=keepdim)
+        return values if dim is None else MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
 
     def var(self, dim=None, keepdim=False, correction=1):
         """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction)."""
