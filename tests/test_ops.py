@@ -237,3 +237,21 @@ def test_a_float_attention_mask_is_added_to_the_scores_and_gets_its_gradient(fus
     assert tp.gradcheck(lambda m: F.scaled_dot_product_attention(*(t.detach() for t in ours[:3]), attn_mask=m),
                         tp.tensor(np.array([[0.1, -0.3, 0.2], [0.0, 0.4, -0.1], [0.5, 0.0, 0.3]]), device=device,
                                   requires_grad=True))
+
+
+@pytest.mark.parametrize("index", [(0, slice(None), [0, 1]), (slice(None), 1, [0, 2]), (0, [1, 2]),
+                                   (0, Ellipsis, [0, 3]), ([0, 1], slice(None), 2), (1, None, slice(None), [0])],
+                         ids=["int-slice-tensor", "slice-int-tensor", "int-tensor", "int-ellipsis-tensor",
+                              "tensor-slice-int", "int-none-slice-tensor"])
+def test_integers_beside_index_tensors_follow_pytorch(index, device, torch):
+    """PyTorch applies integer indices first; NumPy, mixing them with index arrays, moves the broadcast dims to the
+    front when a slice separates them: x[0, :, t] is (3, 2) in PyTorch, (2, 3) in NumPy."""
+    values = np.arange(24.0).reshape(2, 3, 4)
+    x, t = tp.tensor(values, requires_grad=True, device=device), torch.tensor(values, requires_grad=True)
+    ours = x[tuple(tp.tensor(np.array(i), device=device) if isinstance(i, list) else i for i in index)]
+    theirs = t[tuple(torch.tensor(i) if isinstance(i, list) else i for i in index)]
+    (ours * ours).sum().backward()
+    (theirs * theirs).sum().backward()
+    assert ours.shape == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
