@@ -56,6 +56,16 @@ CASES = [
          torch_fn=lambda m, a: m.F.silu(a[..., :3]) * a[..., 3:]),
     Case("gelu_exact", lambda m, a: m.F.gelu(a), [(3, 4)]),
     Case("gelu_tanh", lambda m, a: m.F.gelu(a, approximate="tanh"), [(3, 4)]),
+    # ---- compositions: PyTorch's names over the primitives ----
+    Case("square", lambda m, a: a.square(), [(3, 4)]),
+    Case("methods_add_sub_mul_div", lambda m, a, b: a.add(b).mul(a).sub(b).div(b), [(3, 4), (4,)], positive=True),
+    Case("clamp", lambda m, a: a.clamp(-0.5, 0.5), [(3, 4)]),
+    Case("clamp_min_only", lambda m, a: a.clamp(min=0.2), [(3, 4)]),
+    Case("clip_max_only", lambda m, a: a.clip(max=-0.1), [(3, 4)]),
+    Case("std_dim", lambda m, a: a.std(dim=1), [(3, 4)]),
+    Case("std_all_keepdim_correction0", lambda m, a: a.std(dim=(0, 1), keepdim=True, correction=0), [(3, 4)]),
+    Case("logsumexp", lambda m, a: a.logsumexp(dim=1), [(3, 4)]),
+    Case("logsumexp_keepdim", lambda m, a: (a * 30).logsumexp(dim=-1, keepdim=True), [(2, 3, 4)]),
     Case("masked_fill", lambda m, a: a.masked_fill(m.const(MASK), -2.0), [(3, 4)]),
     Case("masked_fill_broadcast", lambda m, a: a.masked_fill(m.const(MASK[0]), 0.5), [(3, 4)]),
     Case("where", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (3, 4)]),
@@ -255,3 +265,20 @@ def test_integers_beside_index_tensors_follow_pytorch(index, device, torch):
     assert ours.shape == tuple(theirs.shape)
     np.testing.assert_array_equal(ours.numpy(), theirs.detach().numpy())
     np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+
+
+def test_clamp_passes_the_gradient_at_its_bounds_and_not_beyond(device, torch):
+    """A kink: finite differences cannot pin it, so by hand and against PyTorch: x at a bound is inside."""
+    values = np.array([-1.5, -1.0, 0.0, 2.0, 2.5])
+    x, t = tp.tensor(values, requires_grad=True, device=device), torch.tensor(values, requires_grad=True)
+    x.clamp(-1.0, 2.0).sum().backward()
+    t.clamp(-1.0, 2.0).sum().backward()
+    assert x.grad.tolist() == t.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_one_hot_matches_pytorch(device, torch):
+    indices = np.array([[0, 3], [2, 2]])
+    for classes in (-1, 5):
+        ours = F.one_hot(tp.tensor(indices, device=device), classes)
+        theirs = torch.nn.functional.one_hot(torch.tensor(indices), classes)
+        assert ours.dtype == np.int64 and ours.tolist() == theirs.tolist()

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import fused, ops, rng
-from .device import is_gpu_array, module_for
+from .device import device_of, is_gpu_array, module_for
 from .tensor import Tensor
 
 _fused = True
@@ -228,6 +228,13 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     if allowed is not None:
         scores = scores.masked_fill(~allowed, -math.inf)
     return softmax(scores, dim=-1)
+
+
+def one_hot(indices, num_classes=-1):
+    """(..., num_classes) int64, 1 at each index (no gradient); num_classes -1: the largest index + 1."""
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    n = int(idx.max()) + 1 if num_classes < 0 else num_classes
+    return Tensor._wrap((idx[..., None] == module_for(device_of(idx)).arange(n)).astype(np.int64), False, None)
 
 
 def where(condition, input, other):

@@ -535,6 +535,26 @@ class Tensor:
         scale = 1 / (n - correction) if n > correction else math.nan  # no degrees of freedom left: nan, as PyTorch
         return (centered * centered).sum(dim=dim, keepdim=keepdim) * scale
 
+    # compositions: their gradients come from their parts
+    def std(self, dim=None, keepdim=False, correction=1): return self.var(dim, keepdim, correction).sqrt()
+    def square(self): return self * self
+    def add(self, other): return self + other
+    def sub(self, other): return self - other
+    def mul(self, other): return self * other
+    def div(self, other): return self / other
+
+    def logsumexp(self, dim, keepdim=False):
+        """log Σ exp(x) over `dim`, shifted by the max (a constant: the sum's gradient is softmax(x))."""
+        shift = self.max(dim=dim, keepdim=True).values.detach()
+        out = (self - shift).exp().sum(dim=dim, keepdim=True).log() + shift
+        return out if keepdim else out.squeeze(dim)
+
+    def clamp(self, min=None, max=None):
+        """min <= x <= max; the gradient passes where x is inside, the bounds included (as PyTorch)."""
+        out = self if min is None else ops.Where.apply(self._operand(min), self, condition=self.data < min)
+        return out if max is None else ops.Where.apply(out._operand(max), out, condition=out.data > max)
+    clip = clamp
+
     def argmax(self, dim=None, keepdim=False):
         """Index of the largest value (no gradient)."""
         if dim is None:
