@@ -66,6 +66,12 @@ CASES = [
     Case("std_all_keepdim_correction0", lambda m, a: a.std(dim=(0, 1), keepdim=True, correction=0), [(3, 4)]),
     Case("logsumexp", lambda m, a: a.logsumexp(dim=1), [(3, 4)]),
     Case("logsumexp_keepdim", lambda m, a: (a * 30).logsumexp(dim=-1, keepdim=True), [(2, 3, 4)]),
+    Case("leaky_relu", lambda m, a: m.F.leaky_relu(a, 0.1), [(3, 4)]),
+    Case("softplus", lambda m, a: m.F.softplus(a, beta=2.0), [(3, 4)]),
+    Case("softplus_past_threshold", lambda m, a: m.F.softplus(a * 30, threshold=20.0), [(3, 4)]),
+    Case("flip", lambda m, a: a.flip(1), [(3, 4)]),
+    Case("flip_two_dims", lambda m, a: a.flip((0, -1)), [(2, 3, 4)]),
+    Case("unflatten", lambda m, a: a.unflatten(1, (2, 2)), [(3, 4)]),
     Case("masked_fill", lambda m, a: a.masked_fill(m.const(MASK), -2.0), [(3, 4)]),
     Case("masked_fill_broadcast", lambda m, a: a.masked_fill(m.const(MASK[0]), 0.5), [(3, 4)]),
     Case("where", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (3, 4)]),
@@ -282,3 +288,22 @@ def test_one_hot_matches_pytorch(device, torch):
         ours = F.one_hot(tp.tensor(indices, device=device), classes)
         theirs = torch.nn.functional.one_hot(torch.tensor(indices), classes)
         assert ours.dtype == np.int64 and ours.tolist() == theirs.tolist()
+
+
+def test_value_tests_and_creation_match_pytorch(device, torch):
+    values = np.array([1.0, np.nan, np.inf, -np.inf, 0.0])
+    x, t = tp.tensor(values, device=device), torch.tensor(values)
+    for name in ("isnan", "isinf", "isfinite"):
+        assert getattr(x, name)().tolist() == getattr(t, name)().tolist(), name
+    assert (~x.isnan()).tolist() == x.isnan().logical_not().tolist() == (~t.isnan()).tolist()
+    assert tp.eye(2, 3, device=device).tolist() == torch.eye(2, 3).tolist()
+    assert tp.full_like(x, 7).dtype == np.float64 and tp.full_like(x, 7).tolist() == torch.full_like(t, 7).tolist()
+    assert tp.empty(2, 3, device=device).shape == tuple(torch.empty(2, 3).shape) and tp.empty(1).dtype == np.float32
+
+
+def test_leaky_relu_at_zero_has_pytorchs_slope(torch):
+    """A kink, pinned by hand: at 0 the gradient is negative_slope, as PyTorch's."""
+    x, t = tp.tensor(np.zeros(2), requires_grad=True), torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    F.leaky_relu(x, 0.1).sum().backward()
+    torch.nn.functional.leaky_relu(t, 0.1).sum().backward()
+    assert x.grad.tolist() == t.grad.tolist() == [0.1, 0.1]

@@ -36,6 +36,19 @@ def full(shape, fill_value, dtype=None, device="cpu", requires_grad=False):
                   requires_grad=requires_grad)
 
 
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return Tensor(t.xp.full(t.shape, fill_value, dtype=to_dtype(dtype) or t.dtype), requires_grad=requires_grad)
+
+
+def empty(*shape, dtype=float32, device="cpu", requires_grad=False):
+    """Uninitialised values (whatever the memory held), as torch.empty."""
+    return Tensor(module_for(device).empty(_shape(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=float32, device="cpu", requires_grad=False):
+    return Tensor(module_for(device).eye(n, m, dtype=to_dtype(dtype)), requires_grad=requires_grad)
+
+
 def zeros_like(t, dtype=None, requires_grad=False):
     return Tensor(t.xp.zeros(t.shape, dtype=to_dtype(dtype) or t.dtype), requires_grad=requires_grad)
 

@@ -230,6 +230,15 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     return softmax(scores, dim=-1)
 
 
+def leaky_relu(x, negative_slope=0.01):
+    return where(x > 0, x, x * negative_slope)  # at 0 the slope is negative_slope's, as PyTorch's
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (as PyTorch: no overflow)."""
+    return where(x * beta > threshold, x, ((x * beta).clamp(max=threshold).exp() + 1).log() / beta)
+
+
 def one_hot(indices, num_classes=-1):
     """(..., num_classes) int64, 1 at each index (no gradient); num_classes -1: the largest index + 1."""
     idx = indices.data if isinstance(indices, Tensor) else indices

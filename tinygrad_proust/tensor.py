@@ -555,6 +555,21 @@ class Tensor:
         return out if max is None else ops.Where.apply(out._operand(max), out, condition=out.data > max)
     clip = clamp
 
+    def flip(self, dims):
+        dims = {d % self.ndim for d in _dims_tuple(dims)}
+        return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))]
+
+    def unflatten(self, dim, sizes):
+        dim = dim % self.ndim
+        return self.reshape(self.shape[:dim] + tuple(sizes) + self.shape[dim + 1:])
+
+    # tests of the values: bool tensors, no gradient
+    def isnan(self): return Tensor._wrap(self.xp.isnan(self.data), False, None)
+    def isinf(self): return Tensor._wrap(self.xp.isinf(self.data), False, None)
+    def isfinite(self): return Tensor._wrap(self.xp.isfinite(self.data), False, None)
+    def logical_not(self): return Tensor._wrap(self.xp.logical_not(self.data), False, None)
+    def __invert__(self): return Tensor._wrap(~self.data, False, None)
+
     def argmax(self, dim=None, keepdim=False):
         """Index of the largest value (no gradient)."""
         if dim is None:
