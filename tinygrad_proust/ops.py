@@ -151,6 +151,26 @@ class Sigmoid(Function):
         return g * self.y * (1 - self.y)
 
 
+class Sin(Function):
+    def forward(self, x):
+        self.x = x
+        return array_module(x).sin(x)
+
+    # d sin = cos
+    def backward(self, g):
+        return g * array_module(g).cos(self.x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.x = x
+        return array_module(x).cos(x)
+
+    # d cos = -sin
+    def backward(self, g):
+        return -g * array_module(g).sin(self.x)
+
+
 class Relu(Function):
     def forward(self, x):
         self.positive = x > 0
@@ -296,6 +316,17 @@ class Sum(Function):
         if not self.keepdim:
             g = xp.expand_dims(g, self.axes)
         return xp.broadcast_to(g, self.in_shape)
+
+
+class CumSum(Function):
+    def forward(self, x, dim):
+        self.dim = dim
+        return array_module(x).cumsum(x, axis=dim)
+
+    # y_i = Σ_{j<=i} x_j, so dx_j = Σ_{i>=j} g_i: a cumulative sum from the end
+    def backward(self, g):
+        backwards = (slice(None),) * (self.dim % g.ndim) + (slice(None, None, -1),)
+        return array_module(g).cumsum(g[backwards], axis=self.dim)[backwards]
 
 
 class Mean(Function):
