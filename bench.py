@@ -161,12 +161,11 @@ def print_counts(cases):
         print("|---" * (3 + len(KERNELS + OTHERS)) + "|")
         rows = [phase for phase in PHASES if phase in table] + [p for p in table if p not in PHASES]
         for phase in rows + ["step"]:
-            row = table.get(phase) or {k: [sum(table[p][k][i] for p in table) for i in (0, 1)]
-                                       for k in KERNELS + OTHERS}
-            kernels, traffic = sum(row[k][0] for k in KERNELS), sum(row[k][1] for k in KERNELS)
+            phases = None if phase == "step" else [phase]
             name = f"**{phase}**" if phase == "step" else phase
-            print(f"| {name} | {kernels:,} | {traffic / 1e9:.3f} | " + " | ".join(f"{row[k][0]:,}" for k in KERNELS
-                                                                                 + OTHERS) + " |")
+            print(f"| {name} | {standin.total(table, 'kernels', phases):,} | "
+                  f"{standin.total(table, 'bytes', phases) / 1e9:.3f} | "
+                  + " | ".join(f"{standin.total(table, k, phases):,}" for k in KERNELS + OTHERS) + " |")
 
 
 def torch_step(torch, model, opt, x, y):

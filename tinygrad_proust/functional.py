@@ -198,9 +198,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             shape = query.shape[:-1] + (key.shape[-2],)
             keep = _keep_mask(xp, shape, dropout_p, query.dtype)
         if mask is not None and mask.dtype.kind == "f":  # additive: a fourth input, with its gradient
-            bias = attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(mask, False, None)
-            return fused.ScaledDotProductAttention.apply(query, key, value, bias, is_causal=is_causal, scale=scale,
-                                                         dropout_keep=keep)
+            return fused.ScaledDotProductAttention.apply(query, key, value, query._operand(attn_mask),
+                                                         is_causal=is_causal, scale=scale, dropout_keep=keep)
         return fused.ScaledDotProductAttention.apply(query, key, value, is_causal=is_causal, attn_mask=mask,
                                                      scale=scale, dropout_keep=keep)
     weights = attention_weights(query, key, attn_mask=attn_mask, is_causal=is_causal, scale=scale)
@@ -222,7 +221,7 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     allowed = fused.causal_mask(xp, query.shape[-2], key.shape[-2]) if is_causal else None
     mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
     if mask is not None and mask.dtype.kind == "f":  # additive
-        scores = scores + (attn_mask if isinstance(attn_mask, Tensor) else Tensor._wrap(mask, False, None))
+        scores = scores + query._operand(attn_mask)
     elif mask is not None:
         allowed = mask if allowed is None else allowed & mask
     if allowed is not None:

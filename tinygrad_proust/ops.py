@@ -352,7 +352,7 @@ class Max(Function):
         self.in_shape, self.dim, self.keepdim = x.shape, dim, keepdim
         if dim is None:
             out = x.max()
-            self.share = (x == out) / (x == out).sum(dtype=x.dtype)  # 1/k at each of the k maxima, else 0
+            self.share = (ties := x == out) / ties.sum(dtype=x.dtype)  # 1/k at each of the k maxima, else 0
             return out.reshape((1,) * x.ndim) if keepdim else out
         self.index = xp.expand_dims(x.argmax(axis=dim), dim)
         out = xp.take_along_axis(x, self.index, axis=dim)

@@ -469,11 +469,11 @@ class Tensor:
     def __getitem__(self, index):
         index = _index_arrays(index)
         parts = index if isinstance(index, tuple) else (index,)
-        if ops._has_array(index) and any(isinstance(p, int) and not isinstance(p, bool) for p in parts):
-            # PyTorch applies integers first (NumPy would move the array dims to the front past a slice)
-            first = tuple(slice(None) if ops._has_array((p,)) else p for p in parts)
-            return self[first][tuple(p if ops._has_array((p,)) or p is Ellipsis else slice(None) for p in parts
-                                     if not (isinstance(p, int) and not isinstance(p, bool)))]
+        ints = [isinstance(p, int) and not isinstance(p, bool) for p in parts]
+        if ops._has_array(index) and any(ints):  # PyTorch applies integers first (NumPy would move the array dims
+            first = tuple(slice(None) if ops._has_array((p,)) else p for p in parts)   # to the front past a slice)
+            rest = (p if ops._has_array((p,)) or p is Ellipsis else slice(None) for p, i in zip(parts, ints) if not i)
+            return self[first][tuple(rest)]
         return ops.GetItem.apply(self, index=index)
     # comparisons give bool tensors with no gradient
     def __eq__(self, other): return self._compare(other, "equal")

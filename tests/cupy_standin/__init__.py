@@ -105,13 +105,18 @@ class count_kernels:
         entry[1] += int(nbytes)
 
     def total(self, what, phases=None):
-        """Kernels launched (what="kernels"), bytes they read and write ("bytes"), or the calls of one kind."""
-        rows = [row for phase, row in self.table.items() if phases is None or phase in phases]
-        if what == "kernels":
-            return sum(row[k][0] for row in rows for k in KERNELS)
-        if what == "bytes":
-            return sum(row[k][1] for row in rows for k in KERNELS)
-        return sum(row[what][0] for row in rows)
+        return total(self.table, what, phases)
+
+
+def total(table, what, phases=None):
+    """Of a count_kernels table: kernels launched (what="kernels"), bytes they read and write ("bytes"), or the
+    calls of one kind, over `phases` (all by default)."""
+    rows = [row for phase, row in table.items() if phases is None or phase in phases]
+    if what == "kernels":
+        return sum(row[k][0] for row in rows for k in KERNELS)
+    if what == "bytes":
+        return sum(row[k][1] for row in rows for k in KERNELS)
+    return sum(row[what][0] for row in rows)
 
 
 def _device_arrays(value):
