@@ -168,6 +168,72 @@ def print_counts(cases):
                   + " | ".join(f"{standin.total(table, k, phases):,}" for k in KERNELS + OTHERS) + " |")
 
 
+def count_on_gpu(preset, batch, block, overrides=None):
+    """What one training step (the third: AdamW's state exists, CuPy's kernels are compiled) asks of the real GPU,
+    counted by CUPTI through PyTorch's profiler, for ours and for PyTorch's twin with SDPA:
+    {"ours" | "sdpa": {"kernels", "memcpy", "memset"}}. The profiler sees every kernel of the process, CuPy's too.
+    Counts, not timings: the profiler's own cost does not enter them."""
+    import json
+    import tempfile
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from models.torch_gpt import TorchGPT, copy_weights
+    config = preset_config(preset, block_size=block, **(overrides or {}))
+    tp.manual_seed(0)
+    ours = GPT(config).to("gpu")
+    twin = copy_weights(ours, TorchGPT(config, use_sdpa=True)).to("cuda")
+    runs = {"ours": (ours, optim.AdamW(ours.parameters(), lr=3e-4, weight_decay=0.1)),
+            "sdpa": (twin, torch.optim.AdamW(twin.parameters(), lr=3e-4, weight_decay=0.1))}
+    data = np.random.default_rng(0).integers(0, config.vocab_size, (3, 2, batch, block))
+    counts = {}
+    for name, (model, opt) in runs.items():
+        for i, (x, y) in enumerate(data):
+            if name == "ours":
+                x, y = tp.tensor(x, device="gpu"), tp.tensor(y, device="gpu")
+                step = lambda: our_step(model, opt, x, y)  # noqa: E731
+            else:
+                x, y = torch.from_numpy(x).to("cuda"), torch.from_numpy(y).to("cuda")
+                step = lambda: torch_step(torch, model, opt, x, y)  # noqa: E731
+            torch.cuda.synchronize()
+            sync("gpu")
+            if i < len(data) - 1:
+                step()
+                continue
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                step()
+                sync("gpu")
+                torch.cuda.synchronize()
+        with tempfile.TemporaryDirectory() as folder:
+            prof.export_chrome_trace(f"{folder}/trace.json")
+            events = json.loads(Path(f"{folder}/trace.json").read_text())["traceEvents"]
+        categories = [e.get("cat") for e in events]
+        counts[name] = {kind: categories.count(cat) for kind, cat in
+                        (("kernels", "kernel"), ("memcpy", "gpu_memcpy"), ("memset", "gpu_memset"))}
+    return counts
+
+
+def print_gpu_counts(cases):
+    """Kernels per training step counted on the real GPU, ours against PyTorch's, beside the stand-in's model of
+    ours (bench.py --count, run in its own process: the stand-in replaces CuPy where it is installed)."""
+    import subprocess
+    print("| case | ours: kernels on the GPU | memcpy | memset | the stand-in's model: kernels | "
+          "PyTorch SDPA: kernels | memcpy | memset | ours / PyTorch (kernels) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for case in cases:
+        modelled = subprocess.run([sys.executable, __file__, "--count", "--cases", case], capture_output=True,
+                                  text=True, check=True).stdout
+        step_row = [line for line in modelled.splitlines() if line.startswith("| **step**")][0]
+        model_kernels = step_row.split("|")[2].strip()
+        preset, overrides, batch, block = parse_case(case)
+        counts = count_on_gpu(preset, batch, block, overrides)
+        ours, sdpa = counts["ours"], counts["sdpa"]
+        print(f"| {case} | {ours['kernels']:,} | {ours['memcpy']} | {ours['memset']} | {model_kernels} | "
+              f"{sdpa['kernels']:,} | {sdpa['memcpy']} | {sdpa['memset']} | "
+              f"{ours['kernels'] / max(sdpa['kernels'], 1):.2f} |", flush=True)
+
+
 def torch_step(torch, model, opt, x, y):
     _, loss = model(x, y)
     loss.backward()
@@ -577,8 +643,12 @@ def main(argv=None):
     p.add_argument("--train-steps", type=int, help="--train-race: fewer steps than the recipe's 2000")
     p.add_argument("--count", action="store_true",
                    help="kernels, bytes and syncs of a GPU training step per phase, counted through the CuPy stand-in "
-                        "(no GPU needed; --cases to choose)")
+                        "(no GPU needed; --cases to choose); with --device gpu, kernels counted on the real GPU "
+                        "(through PyTorch's profiler), ours against PyTorch's")
     args = p.parse_args(argv)
+    if args.count and args.device == "gpu":
+        print(f"machine: {machine(args.device)}\n")
+        return print_gpu_counts(args.cases or COUNT_CASES)
     if args.count:
         return print_counts(args.cases or COUNT_CASES)
     if not args.no_reuse_memory:

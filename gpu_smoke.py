@@ -15,6 +15,8 @@ does not stop the next:
   resume    the same run stopped halfway and resumed: its weights against the straight run's
   generate  generate.py --device gpu from that checkpoint, with and without the KV cache
   bench     bench.py --device gpu: ours against PyTorch with SDPA and with eager attention
+  launches  bench.py --count --device gpu: kernels of one training step counted on the GPU (CUPTI, through
+            PyTorch's profiler), ours against PyTorch's and against the stand-in's model of ours
   kernels   how many distinct GPU kernels CuPy compiled (the files in its kernel cache, a fresh one for this run)
 Everything the stages print goes to the log (--log); the screen gets the verdicts and the benchmark's table,
 which fit in the last 12,000 characters of the output. The exit status is 1 if any stage failed.
@@ -233,6 +235,15 @@ class Smoke:
         self.bench_table = table
         return f"{max(len(table) - 2, 0)} cases raced (table below)"
 
+    def launches(self, timeout):
+        # the stand-in has no GPU to count on: a dry run checks the plumbing with the stand-in's own count
+        device = [] if self.dry else ["--device", "gpu"]
+        cases = ["--cases", "raven:2x8"] if self.dry else []
+        output = self.run_ok(self.python("bench.py", "--count", *device, *cases), timeout)
+        table = [line for line in output.splitlines() if line.startswith("|")]
+        self.bench_table += [""] + table
+        return f"{max(len(table) - 2, 0)} rows counted (table below)"
+
     def kernels(self, timeout):
         cache = Path(self.env["CUPY_CACHE_DIR"])
         files = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
@@ -243,7 +254,7 @@ class Smoke:
     def main(self):
         self.bench_table = []
         timeouts = DRY_TIMEOUTS if self.dry else TIMEOUTS
-        for name in ("versions", "tests", "train", "resume", "generate", "bench", "kernels"):
+        for name in ("versions", "tests", "train", "resume", "generate", "bench", "launches", "kernels"):
             self.stage(name, timeouts[name] * self.args.timeout_scale, getattr(self, name))
         self.log.close()
         print(f"\n{machine_line(self.dry)}\n")
@@ -260,8 +271,11 @@ class Smoke:
 
 
 # seconds each stage may take: 6 minutes in all, cold kernel compilation included
-TIMEOUTS = {"versions": 20, "tests": 130, "train": 75, "resume": 60, "generate": 25, "bench": 45, "kernels": 5}
-DRY_TIMEOUTS = {"versions": 30, "tests": 120, "train": 120, "resume": 120, "generate": 60, "bench": 60, "kernels": 5}
+# about 2.5 times each stage's seconds on an H200 (2026-12-04: 9, 40, 10, 9, 6, 21 and 15 s)
+TIMEOUTS = {"versions": 20, "tests": 100, "train": 60, "resume": 50, "generate": 25, "bench": 45, "launches": 50,
+            "kernels": 5}
+DRY_TIMEOUTS = {"versions": 30, "tests": 120, "train": 120, "resume": 120, "generate": 60, "bench": 60,
+                "launches": 60, "kernels": 5}
 
 
 def last_validation(out_dir):

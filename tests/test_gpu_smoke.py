@@ -5,7 +5,7 @@ import json
 
 import gpu_smoke
 
-STAGES = ["versions", "tests", "train", "resume", "generate", "bench", "kernels"]
+STAGES = ["versions", "tests", "train", "resume", "generate", "bench", "launches", "kernels"]
 
 
 def table_rows(out):
@@ -20,7 +20,8 @@ def test_the_dry_run_passes_every_stage(tmp_path, capsys):
     assert list(rows) == STAGES
     assert "passed" in rows["tests"] and "CPU " in rows["train"] and "bitwise equal" in rows["resume"]
     assert "the same text" in rows["generate"] and "| raven:2x8 | 2 x 8 |" in out
-    assert "smoke: 7 of 7 stages passed" in out and len(out) < 12_000
+    assert "rows counted" in rows["launches"] and "| **step** |" in out
+    assert "smoke: 8 of 8 stages passed" in out and len(out) < 12_000
     log = (tmp_path / "smoke.log").read_text()
     assert "train.py" in log and "--resume" in log and "generate.py" in log and "bench.py" in log
 
@@ -31,7 +32,7 @@ def test_a_stage_that_times_out_is_reported_and_the_rest_still_run(tmp_path, cap
     out = capsys.readouterr().out
     rows = table_rows(out)
     assert list(rows) == STAGES and "FAILED: timed out after 0 s" in rows["tests"]
-    assert "bitwise equal" in rows["resume"] and "smoke: 6 of 7 stages passed; failed: tests" in out
+    assert "bitwise equal" in rows["resume"] and "smoke: 7 of 8 stages passed; failed: tests" in out
 
 
 def test_the_cpu_reference_matches_the_smokes_own_settings():
