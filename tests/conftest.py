@@ -6,6 +6,7 @@ so the GPU path is exercised on every machine, CI included. `--gpu=standin` forc
 needs a real GPU (the cases skip without one), `--gpu=none` skips them.
 """
 import os
+import shutil
 
 import pytest
 
@@ -95,6 +96,18 @@ def safetensors():
 def matplotlib():
     """matplotlib, the optional drawing extra (attention maps, loss curves)."""
     return optional("matplotlib", "pip install matplotlib")
+
+
+@pytest.fixture(scope="session")
+def nvcc():
+    """NVIDIA's CUDA compiler (the CUDA toolkit; no GPU needed), to compile the framework's kernels for GPUs the
+    suite has no access to."""
+    path = shutil.which("nvcc")
+    if path is None:
+        if REQUIRE_EXTRAS:
+            pytest.fail("nvcc is not installed, and this run must compile the GPU kernels: install the CUDA toolkit")
+        pytest.skip("needs nvcc: install the CUDA toolkit")
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ device is bitwise equal, on the stand-in and on a real GPU.
 """
 import ast
 import builtins
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -27,7 +28,7 @@ import train
 from models.gpt import GPT, GPTConfig, PRESETS
 from models.tokenizer import CharTokenizer
 from tinygrad_proust import device as device_module
-from tinygrad_proust import functional as F, optim
+from tinygrad_proust import functional as F, kernels, optim
 from tinygrad_proust.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,6 +104,64 @@ def test_cpu_and_gpu_draw_the_same_dropout_masks(gpu):
     on_gpu = F.dropout(tp.ones(3, 50, device="gpu"), 0.3).numpy()
     np.testing.assert_array_equal(on_cpu, on_gpu)
     assert 0.5 < (on_cpu > 0).mean() < 0.9
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_dropout_mask_is_the_plain_paths_bit_for_bit(gpu, monkeypatch, dtype):
+    """kernels.keep_mask (one launch) against functional._keep_mask's CuPy calls and the CPU's NumPy: integer hashing
+    and one comparison, so equal bit for bit; an odd size (the last word's high half unused), and the stream left
+    at the same position for the next mask."""
+    masks = {}
+    for where, compiled in (("cpu", False), ("gpu", False), ("gpu", True)):
+        monkeypatch.setattr(kernels, "enabled", compiled)
+        tp.manual_seed(11)
+        x = tp.ones(5, 7, 3, device=where, dtype=dtype)
+        masks[where, compiled] = [F.dropout(x, p).numpy() for p in (0.1, 0.5, 0.9)] + [F.dropout(x, 0.3).numpy()]
+    for key in (("gpu", False), ("gpu", True)):
+        for a, b in zip(masks["cpu", False], masks[key]):
+            assert a.dtype == b.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(a, b, err_msg=str(key))
+    kept = [(m > 0).mean() for m in masks["gpu", True][:3]]  # p = 0.1, 0.5, 0.9 of 105 elements
+    assert 0.8 < kept[0] < 1 and 0.35 < kept[1] < 0.65 and 0 < kept[2] < 0.2, kept
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "AdamW"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_adam_step_is_the_plain_update_bit_for_bit(gpu, optimizer, dtype):
+    """kernels.adam (one launch for a group) against optim.Adam.update's CuPy calls, three steps with weight decay
+    (L2 for Adam, decoupled for AdamW): the same operations in the same order, each rounded once (the kernel is
+    compiled without fused multiply-adds), so equal bit for bit, the moments too."""
+    rng = np.random.default_rng(0)
+    weights, grads = rng.standard_normal((2, 1000)).astype(dtype), rng.standard_normal((3, 2, 1000)).astype(dtype)
+    runs = []
+    for compiled in (True, False):
+        kernels.enabled = compiled
+        try:
+            params = [tp.tensor(w, device="gpu", requires_grad=True) for w in weights]
+            opt = getattr(optim, optimizer)([{"params": params, "weight_decay": 0.1}], lr=1e-2)
+            for step_grads in grads:
+                for p, g in zip(params, step_grads):
+                    p.grad = tp.tensor(g, device="gpu")
+                opt.step()
+        finally:
+            kernels.enabled = True
+        runs.append(([p.numpy() for p in params], [tp.tensor(s["exp_avg_sq"]).numpy() for s in opt.state]))
+    for a, b in zip(*(weights + moments for weights, moments in runs)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(runs[0][0][0], weights[0])
+
+
+@pytest.mark.parametrize("arch", ["sm_75", "sm_90"])  # a Colab T4; an H100/H200
+def test_the_kernels_compile_for_a_t4_and_for_hopper(nvcc, tmp_path, arch):
+    """kernels.SOURCE as CuPy compiles it (same options, both dtypes), by nvcc here: an edit that breaks the CUDA
+    fails on a machine without a GPU. (Whether it computes the right thing: the tests above, on a real GPU.)"""
+    source = tmp_path / "kernels.cu"
+    source.write_text(kernels.SOURCE)
+    for scalar in kernels.TYPES.values():
+        done = subprocess.run([nvcc, *kernels.OPTIONS, f"-Dscalar_t={scalar}", f"-arch={arch}", "--cubin", "-o",
+                               str(tmp_path / f"{scalar}.cubin"), str(source)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / f"{scalar}.cubin").stat().st_size > 1000
 
 
 def train_two_steps(device, dtype="float32"):

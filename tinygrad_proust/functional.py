@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import fused, ops, rng
+from . import fused, kernels, ops, rng
 from .device import device_of, is_gpu_array, module_for
 from .tensor import Tensor
 
@@ -175,10 +175,13 @@ def dropout(x, p=0.5, training=True):
 
 def _keep_mask(xp, shape, p, dtype):
     """1/(1-p) where an element is kept, 0 where it is dropped: kept when its 16 random bits are >= p · 2¹⁶
-    (so p counts in steps of 2⁻¹⁶)."""
+    (so p counts in steps of 2⁻¹⁶). On a GPU one compiled kernel does the same (kernels.keep_mask)."""
+    threshold, scale = min(round(p * 2**16), 2**16 - 1), dtype.type(1 / (1 - p))
+    if (mask := kernels.keep_mask(xp, shape, threshold, scale, dtype)) is not None:
+        return mask
     mask = xp.empty(shape, dtype=dtype)
-    xp.greater_equal(rng.random_uint16(xp, shape), xp.uint16(min(round(p * 2**16), 2**16 - 1)), out=mask)
-    mask *= dtype.type(1 / (1 - p))
+    xp.greater_equal(rng.random_uint16(xp, shape), xp.uint16(threshold), out=mask)
+    mask *= scale
     return mask
 
 

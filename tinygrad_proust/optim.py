@@ -15,6 +15,7 @@ whenever a group cannot be one vector (mixed dtypes; parameters whose step count
 import math
 from types import SimpleNamespace
 
+from . import kernels
 from .device import array_module, launch_bound
 from .tensor import Tensor
 
@@ -157,9 +158,15 @@ class Adam(Optimizer):
                                    cache.setdefault(key, {})))
         if any(v is None for v in vectors) or len({v.dtype for v in vectors}) != 1:
             return super().step_group(group, states)
-        flat = SimpleNamespace(data=vectors[0], xp=array_module(vectors[0]))
-        self.update(flat, vectors[1], {"step": states[0]["step"], "exp_avg": vectors[2], "exp_avg_sq": vectors[3]},
-                    group)
+        xp = array_module(vectors[0])
+        if kernels.available(xp, vectors[0].dtype):  # update's arithmetic in one launch
+            lr, (beta1, beta2), wd, t = group["lr"], group["betas"], group["weight_decay"], states[0]["step"] + 1
+            kernels.adam(xp, *vectors, beta1, beta2, group["eps"], lr, 1 - beta1 ** t, 1 - beta2 ** t,
+                         decoupled_decay=wd if self.decoupled else 0, l2=0 if self.decoupled else wd)
+        else:
+            flat = SimpleNamespace(data=vectors[0], xp=xp)
+            self.update(flat, vectors[1], {"step": states[0]["step"], "exp_avg": vectors[2],
+                                           "exp_avg_sq": vectors[3]}, group)
         for state in states:
             state["step"] += 1
 

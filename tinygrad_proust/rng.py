@@ -72,9 +72,8 @@ def _words(xp, start, count):
     from the seed and i // 2³² (a new key every 2³² words, so no counter repeats under one key)."""
     pieces = [xp.empty(0, dtype=xp.uint32)]
     while count:
-        epoch, offset = divmod(start, 2**32)
-        take, key = min(count, 2**32 - offset), _mix(_mix(_seed) ^ epoch)
-        first = (offset + key) & 0xFFFFFFFF  # counter + low key, wrapping as uint32 does
+        offset, key, first = _counter(start)
+        take = min(count, 2**32 - offset)
         if first + take <= 2**32:
             x = xp.arange(first, first + take, dtype=xp.uint32)
         else:  # the sum wraps inside this piece
@@ -83,6 +82,26 @@ def _words(xp, start, count):
         pieces.append(_hash32(x, key, xp))
         start, count = start + take, count - take
     return pieces[-1] if len(pieces) <= 2 else xp.concatenate(pieces[1:])
+
+
+def _counter(start):
+    """For word `start`: its offset under its key, the 64-bit key, and the first counter hashed (offset + low key,
+    wrapping as uint32 does)."""
+    epoch, offset = divmod(start, 2**32)
+    key = _mix(_mix(_seed) ^ epoch)
+    return offset, key, (offset + key) & 0xFFFFFFFF
+
+
+def claim_words(count):
+    """The next `count` words for a kernel that hashes them itself (kernels.keep_mask): (first counter, high half of
+    the key), the stream advanced as random_uint16 advances it; None, the stream untouched, when the words would
+    span two keys (once every 2³² words), which the plain path handles."""
+    global _position
+    offset, key, first = _counter(_position)
+    if offset + count > 2**32:
+        return None
+    _position += count
+    return first, key >> 32
 
 
 def get_state():

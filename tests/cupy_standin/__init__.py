@@ -10,7 +10,10 @@ What it enforces, as real CuPy does:
   file, written by snapshot.py from a real install): module functions, ndarray attributes, ufunc methods,
   cupy.random.Generator methods; anything else is an AttributeError;
 - a generator without state to save or restore (CuPy's has none);
-- reductions return 0-d arrays, not NumPy scalars.
+- reductions return 0-d arrays, not NumPy scalars;
+- `where`'s condition is an array (CuPy calls its `astype`; a Python bool is an AttributeError);
+- `RawModule` only for the framework's own kernels (tinygrad_proust/kernels.py), each run by a NumPy twin of its
+  CUDA and counted as one kernel; the CUDA itself runs only on a real GPU.
 
 What it counts: every device-to-host sync (`syncs`), so a test can assert that a training step does none; and,
 inside `count_kernels()`, what real CuPy would ask of the GPU for each call, per phase of a step: kernels (GEMMs,
@@ -432,6 +435,66 @@ def _asnumpy(array, stream=None, order="C", out=None, blocking=True):
     return array.get() if isinstance(array, ndarray) else np.asarray(array)
 
 
+def _where(condition, *values):
+    """CuPy calls `condition.astype(bool)`: a Python bool or number there is an AttributeError, as on a GPU."""
+    if not isinstance(condition, (ndarray, np.generic)):
+        raise AttributeError(f"'{type(condition).__name__}' object has no attribute 'astype'")
+    return _on_device(np.where, "where")(condition, *values)
+
+
+# ---- the framework's compiled kernels (tinygrad_proust/kernels.py), each run by a NumPy twin of its CUDA ----
+
+def _keep_mask_twin(mask, first, key_high, threshold, scale, n):
+    j = np.arange(n, dtype=np.int64)
+    x = np.uint32(first) + (j >> 1).astype(np.uint32)  # wraps as unsigned int does
+    for shift, factor in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x ^= x >> np.uint32(shift)
+        x *= np.uint32(factor)
+        if shift == 16:
+            x ^= np.uint32(key_high)
+    x ^= x >> np.uint32(16)
+    value = np.where(j & 1, x >> np.uint32(16), x & np.uint32(0xFFFF))
+    mask.reshape(-1)[:] = np.where(value >= threshold, scale, mask.dtype.type(0))
+
+
+def _adam_twin(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bias2, eps, step_size, decay,
+               l2, n):
+    param, grad = p.copy(), g.copy()
+    if decay != 1:
+        param *= decay
+    if l2 != 0:
+        grad = grad + l2 * param
+    m[:] = m * beta1 + grad * one_minus_beta1
+    v[:] = v * beta2 + (grad * grad) * one_minus_beta2
+    p[:] = param - (m / (np.sqrt(v) * inv_sqrt_bias2 + eps)) * step_size
+
+
+# name: (twin, the array arguments it reads, those it writes), by position
+KERNEL_TWINS = {"keep_mask": (_keep_mask_twin, (), (0,)), "adam": (_adam_twin, (0, 1, 2, 3), (0, 2, 3))}
+
+
+class _RawModule:
+    """CuPy's RawModule for the framework's own kernels: each launch runs the kernel's NumPy twin above (the CUDA
+    runs only on a real GPU: `gpu_smoke.py`'s tests) and counts as one elementwise kernel."""
+
+    def __init__(self, code, options=(), **kwargs):
+        if "extern \"C\" __global__" not in code:
+            raise ValueError("the stand-in's RawModule runs only the framework's kernels")
+
+    def get_function(self, name):
+        twin, reads, writes = KERNEL_TWINS[name]
+
+        def launch(grid, block, args, shared_mem=0):
+            if not all(isinstance(a, ndarray) and a._a.flags.c_contiguous or isinstance(a, np.generic)
+                       for a in args):
+                raise TypeError(f"{name}: a raw kernel takes C-contiguous device arrays and NumPy scalars")
+            values = [a._a if isinstance(a, ndarray) else a for a in args]
+            twin(*values)
+            if _counter is not None:
+                _counter.add("elementwise", sum(values[i].nbytes for i in (*reads, *writes)))
+        return launch
+
+
 def _special_module():
     special = types.ModuleType("cupyx.scipy.special")
 
@@ -457,7 +520,8 @@ def make_module():
     for name in NAMES["ufuncs"]:
         if hasattr(np, name):
             setattr(cupy, name, _Ufunc(name))
-    special = {"asarray": _to_device, "array": _to_device, "asnumpy": _asnumpy,
+    special = {"asarray": _to_device, "array": _to_device, "asnumpy": _asnumpy, "where": _where,
+               "RawModule": _RawModule,
                "get_array_module": lambda *arrays: cupy if any(isinstance(a, ndarray) for a in arrays) else np}
 
     def module_getattr(name):
