@@ -151,6 +151,59 @@ def test_the_compiled_adam_step_is_the_plain_update_bit_for_bit(gpu, optimizer, 
     assert not np.array_equal(runs[0][0][0], weights[0])
 
 
+def _with_and_without_kernels(run):
+    """run() with the compiled kernels, then with the plain path, on the same seed: the two results."""
+    results = []
+    for compiled in (True, False):
+        kernels.enabled = compiled
+        try:
+            tp.manual_seed(3)
+            results.append(run())
+        finally:
+            kernels.enabled = True
+    return results
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_gelu_is_the_plain_paths_bit_for_bit(gpu, dtype):
+    """GELU's tanh form and its gradient, one launch each, against ops.Gelu's plain lines: the same operations in
+    the same order, so equal bit for bit, far in both tails too (exp overflows to inf left of -10)."""
+    x = np.concatenate([np.linspace(-30, 30, 601), np.random.default_rng(0).standard_normal(400)]).astype(dtype)
+    g = np.random.default_rng(1).standard_normal(x.size).astype(dtype)
+
+    def run():
+        t = tp.tensor(x, device="gpu", requires_grad=True)
+        y = F.gelu(t, approximate="tanh")
+        y.backward(tp.tensor(g, device="gpu"))
+        return y.numpy(), t.grad.numpy()
+    (y_fast, dx_fast), (y_plain, dx_plain) = _with_and_without_kernels(run)
+    np.testing.assert_array_equal(y_fast, y_plain)
+    np.testing.assert_array_equal(dx_fast, dx_plain)
+    assert np.isfinite(dx_fast).all() and y_fast[0] == 0 and dx_fast[0] == 0
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float32", 1e-5), ("float64", 1e-13)])
+@pytest.mark.parametrize("case", ["causal", "full", "causal, dropout", "causal, 5 queries of 8 keys"])
+def test_the_compiled_attention_softmax_matches_the_plain_path(gpu, dtype, rtol, case):
+    """Attention's softmax (causal mask and dropout inside) and its backward, a row a warp, against the plain lines
+    of fused.ScaledDotProductAttention: each row's sum is taken in another order, so equal within the dtype's
+    rounding (a few units in the last place, more where dS cancels), not bit for bit; the same dropout mask."""
+    rng = np.random.default_rng(0)
+    T = 5 if "5 queries" in case else 8
+    q, k, v = (rng.standard_normal(shape).astype(dtype) for shape in ((2, 3, T, 4), (2, 3, 8, 4), (2, 3, 8, 4)))
+    g = rng.standard_normal((2, 3, T, 4)).astype(dtype)
+
+    def run():
+        ts = [tp.tensor(a, device="gpu", requires_grad=True) for a in (q, k, v)]
+        out = F.scaled_dot_product_attention(*ts, is_causal="causal" in case,
+                                             dropout_p=0.3 if "dropout" in case else 0.0)
+        out.backward(tp.tensor(g, device="gpu"))
+        return [out.numpy()] + [t.grad.numpy() for t in ts]
+    fast, plain = _with_and_without_kernels(run)
+    for name, a, b in zip(["out", "dq", "dk", "dv"], fast, plain):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol, err_msg=name)
+
+
 @pytest.mark.parametrize("arch", ["sm_75", "sm_90"])  # a Colab T4; an H100/H200
 def test_the_kernels_compile_for_a_t4_and_for_hopper(nvcc, tmp_path, arch):
     """kernels.SOURCE as CuPy compiles it (same options, both dtypes), by nvcc here: an edit that breaks the CUDA

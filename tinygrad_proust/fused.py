@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 
+from . import kernels
 from .device import array_module, launch_bound
 from .ops import sigmoid_array
 from .tensor import Function
@@ -280,22 +281,28 @@ class ScaledDotProductAttention(Function):
         rows = max(self.BLOCK, T // 8) if blocked else T
         # (first query row, end query row, end key) of each block
         self.blocks = [(r0, min(r0 + rows, T), min(r0 + rows, T) if blocked else S) for r0 in range(0, T, rows)]
+        only_causal = attn_mask is None and added is None
         bias = causal_bias(xp, T, S, q.dtype) if is_causal else None  # + 0 where allowed, + -inf where not
         if attn_mask is not None:
             bias = xp.where(attn_mask, q.dtype.type(0), q.dtype.type(-np.inf)) + (0 if bias is None else bias)
         if added is not None:  # a float mask, added to the scores (one block: its gradient is dS)
             bias = added.astype(q.dtype, copy=False) + (0 if bias is None else bias)
-        self.p, parts, qs = [], [], q * self.scale  # scale · Q: also dK = dSᵀ (scale · Q) in backward
+        self.p, self.dropped, parts, qs = [], [], [], q * self.scale  # scale · Q: also dK = dSᵀ (scale · Q)
         for r0, r1, kend in self.blocks:
             p = qs[..., r0:r1, :] @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
-            if bias is not None:
-                p += bias[..., r0:r1, :kend]
-            p -= p.max(axis=-1, keepdims=True)           # softmax over the keys, in place
-            xp.exp(p, out=p)
-            p /= p.sum(axis=-1, keepdims=True)
             block_keep = None if dropout_keep is None else dropout_keep[..., r0:r1, :kend]
-            parts.append((p if block_keep is None else p * block_keep) @ v[..., :kend, :])
+            # on a GPU one compiled kernel does the next six lines (kernels.attention_softmax)
+            dropped = kernels.attention_softmax(xp, p, block_keep, is_causal) if only_causal else None
+            if dropped is None:
+                if bias is not None:
+                    p += bias[..., r0:r1, :kend]
+                p -= p.max(axis=-1, keepdims=True)           # softmax over the keys, in place
+                xp.exp(p, out=p)
+                p /= p.sum(axis=-1, keepdims=True)
+                dropped = p if block_keep is None else p * block_keep
+            parts.append(dropped @ v[..., :kend, :])
             self.p.append(p)
+            self.dropped.append(dropped)
         self.qs, self.k, self.v, self.keep = qs, k, v, dropout_keep
         return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-2)
 
@@ -303,15 +310,16 @@ class ScaledDotProductAttention(Function):
         xp, g = array_module(g), array_module(g).ascontiguousarray(g)  # read by two products: copied once, not twice
         qs, k, v, keep = self.qs, self.k, self.v, self.keep
         dq, dk, dv = [], None, None
-        for (r0, r1, kend), p in reversed(list(zip(self.blocks, self.p))):  # the last block reaches every key:
-            g_rows = g[..., r0:r1, :]                                        # its dK and dV start the sums
+        for (r0, r1, kend), p, dropped in reversed(list(zip(self.blocks, self.p, self.dropped))):
+            g_rows = g[..., r0:r1, :]  # the last block reaches every key: its dK and dV start the sums
             block_keep = None if keep is None else keep[..., r0:r1, :kend]
-            dv_part = (p if block_keep is None else p * block_keep).swapaxes(-1, -2) @ g_rows
+            dv_part = dropped.swapaxes(-1, -2) @ g_rows
             ds = g_rows @ v[..., :kend, :].swapaxes(-1, -2)  # dP, turned into dS in place below
-            if block_keep is not None:
-                ds *= block_keep
-            ds -= (ds * p).sum(axis=-1, keepdims=True)
-            ds *= p
+            if not kernels.attention_softmax_backward(xp, ds, p, block_keep):  # on a GPU: these 4 lines
+                if block_keep is not None:
+                    ds *= block_keep
+                ds -= (ds * p).sum(axis=-1, keepdims=True)
+                ds *= p
             dq.insert(0, ds @ k[..., :kend, :])
             dk_part = ds.swapaxes(-1, -2) @ qs[..., r0:r1, :]
             if dk is None:

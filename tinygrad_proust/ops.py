@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from . import kernels
 from .device import array_module, cupy_module, device_of, to_device
 from .tensor import Function, Tensor, is_grad_enabled
 
@@ -203,10 +204,13 @@ class Gelu(Function):
             raise ValueError(f"Gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         xp = array_module(x)
         self.x, self.approximate = x, approximate
+        if approximate == "tanh" and (fast := kernels.gelu_tanh(xp, x, *_GELU_TANH[:2])) is not None:
+            self.cdf, y = fast                        # on a GPU, one compiled kernel for the lines below
+            return y
         if approximate == "tanh":  # in one reused buffer: each step of the formula is a pass, not a new array
             s = xp.multiply(x, x, out=xp.empty_like(x))  # an array, also for a 0-d x
-            s *= -2 * _SQRT_2_OVER_PI * 0.044715
-            s += -2 * _SQRT_2_OVER_PI
+            s *= _GELU_TANH[0]
+            s += _GELU_TANH[1]
             s *= x                                    # -2u = -2 sqrt(2/π) (x + 0.044715 x³)
             with np.errstate(over="ignore"):          # e^(-2u) = inf far left of 0 gives σ = 0, the right limit
                 xp.exp(s, out=s)
@@ -220,11 +224,14 @@ class Gelu(Function):
     # tanh:  d (x σ(2u)) = s + x · 2 s (1 - s) · u',  s = σ(2u), u' = sqrt(2/π) (1 + 3·0.044715 x²)
     def backward(self, g):
         x, xp = self.x, array_module(g)
+        if self.approximate == "tanh" and (fast := kernels.gelu_tanh_backward(xp, x, self.cdf, g,
+                                                                             *_GELU_TANH[2:])) is not None:
+            return fast                               # on a GPU, one compiled kernel for the lines below
         if self.approximate == "tanh":  # the same formula, built in two buffers
             s = self.cdf
             d = x * x
-            d *= 2 * _SQRT_2_OVER_PI * 3 * 0.044715
-            d += 2 * _SQRT_2_OVER_PI
+            d *= _GELU_TANH[2]
+            d += _GELU_TANH[3]
             d *= x                                    # 2 x u'
             tmp = 1 - s
             tmp *= s
@@ -504,6 +511,9 @@ class Matmul(Function):
 # ================================================================================================
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+# the tanh form's constants: -2u = (c1 x² + c2) x;  2 x u' = (c3 x² + c4) x
+_GELU_TANH = (-2 * _SQRT_2_OVER_PI * 0.044715, -2 * _SQRT_2_OVER_PI,
+              6 * _SQRT_2_OVER_PI * 0.044715, 2 * _SQRT_2_OVER_PI)
 
 
 def sigmoid_array(x):

@@ -469,8 +469,44 @@ def _adam_twin(p, g, m, v, beta1, one_minus_beta1, beta2, one_minus_beta2, inv_s
     p[:] = param - (m / (np.sqrt(v) * inv_sqrt_bias2 + eps)) * step_size
 
 
-# name: (twin, the array arguments it reads, those it writes), by position
-KERNEL_TWINS = {"keep_mask": (_keep_mask_twin, (), (0,)), "adam": (_adam_twin, (0, 1, 2, 3), (0, 2, 3))}
+def _attention_softmax_twin(p, dropped, keep, rows, n, t_query, causal):
+    x = p.reshape(rows, n)
+    if causal:
+        x[(np.arange(rows) % t_query)[:, None] < np.arange(n)] = -np.inf
+    x -= x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    if isinstance(keep, np.ndarray):
+        dropped[...] = p * keep
+
+
+def _attention_softmax_backward_twin(dp, p, keep, rows, n):
+    d = dp.reshape(rows, n)
+    if isinstance(keep, np.ndarray):
+        d *= keep.reshape(rows, n)
+    d -= (d * p.reshape(rows, n)).sum(axis=1, keepdims=True)
+    d *= p.reshape(rows, n)
+
+
+def _gelu_tanh_twin(x, cdf, y, c1, c2, n):
+    s = x * x
+    s = (s * c1 + c2) * x
+    with np.errstate(over="ignore"):  # inf far left of 0: cdf 0, as on a GPU
+        cdf[...] = x.dtype.type(1) / (np.exp(s) + x.dtype.type(1))
+    y[...] = x * cdf
+
+
+def _gelu_tanh_backward_twin(x, cdf, g, dx, c3, c4, n):
+    d = (x * x * c3 + c4) * x
+    dx[...] = (d * ((x.dtype.type(1) - cdf) * cdf) + cdf) * g
+
+
+# name: (twin, the array arguments it reads, those it writes), by position (a null pointer is read as nothing)
+KERNEL_TWINS = {"keep_mask": (_keep_mask_twin, (), (0,)), "adam": (_adam_twin, (0, 1, 2, 3), (0, 2, 3)),
+                "attention_softmax": (_attention_softmax_twin, (0, 2), (0, 1)),
+                "attention_softmax_backward": (_attention_softmax_backward_twin, (0, 1, 2), (0,)),
+                "gelu_tanh": (_gelu_tanh_twin, (0,), (1, 2)),
+                "gelu_tanh_backward": (_gelu_tanh_backward_twin, (0, 1, 2), (3,))}
 
 
 class _RawModule:
@@ -491,7 +527,9 @@ class _RawModule:
             values = [a._a if isinstance(a, ndarray) else a for a in args]
             twin(*values)
             if _counter is not None:
-                _counter.add("elementwise", sum(values[i].nbytes for i in (*reads, *writes)))
+                written = list({id(values[i]): values[i] for i in writes}.values())  # an output passed twice
+                arrays = [values[i] for i in reads] + written
+                _counter.add("elementwise", sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
         return launch
 
 
