@@ -15,6 +15,7 @@ from tinygrad_proust import functional as F
 REPEATED = np.array([0, 2, 0, 1, 2, 2])           # indices with repeats: backward must scatter-ADD
 TARGETS = np.array([1, 0, 3, 3, 2])
 TARGETS_IGNORE = np.array([1, -100, 3, -100, 2])
+WEIGHTS = np.array([0.5, 2.0, 1.0, 0.25])         # per-class weights of a loss
 MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
 
 
@@ -81,6 +82,20 @@ CASES = [
     Case("masked_fill_broadcast", lambda m, a: a.masked_fill(m.const(MASK[0]), 0.5), [(3, 4)]),
     Case("where", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (3, 4)]),
     Case("where_broadcast", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (4,)]),
+    Case("maximum", lambda m, a, b: a.maximum(b), [(3, 4), (3, 4)]),
+    Case("maximum_broadcast", lambda m, a, b: a.maximum(b), [(3, 4), (4,)]),
+    Case("minimum_broadcast", lambda m, a, b: a.minimum(b), [(2, 1, 4), (3, 4)]),
+    Case("erf", lambda m, a: a.erf(), [(3, 4)]),
+    Case("clone", lambda m, a: a.clone() * a, [(3, 4)]),
+    Case("repeat", lambda m, a: a.repeat(2, 1, 3), [(3, 4)]),
+    Case("repeat_interleave", lambda m, a: a.repeat_interleave(3, dim=1), [(2, 3, 2)]),
+    Case("repeat_interleave_flat", lambda m, a: a.repeat_interleave(2), [(3, 2)]),
+    Case("pad", lambda m, a: m.F.pad(a, (1, 2, 0, 1), value=0.5), [(2, 3, 4)]),
+    Case("pad_crop", lambda m, a: m.F.pad(a, (-1, 2, 1, -2)), [(2, 3, 4)]),
+    Case("einsum_attention_scores", lambda m, q, k: m.einsum("bhqd,bhkd->bhqk", q, k), [(2, 3, 4, 5), (2, 3, 6, 5)]),
+    Case("einsum_implicit_output", lambda m, a, b: m.einsum("ij,jk", a, b), [(3, 4), (4, 5)]),
+    Case("einsum_ellipsis", lambda m, a, b: m.einsum("...ij,...jk->...ik", a, b), [(2, 3, 4), (2, 4, 5)]),
+    Case("einsum_outer_and_sum", lambda m, a, b: m.einsum("i,jk->ij", a, b), [(3,), (4, 2)]),
     # ---- reductions ----
     Case("sum_all", lambda m, a: a.sum(), [(3, 4)]),
     Case("sum_dim", lambda m, a: a.sum(dim=1), [(2, 3, 4)]),
@@ -92,6 +107,8 @@ CASES = [
     Case("max_all", lambda m, a: a.max(), [(3, 4)]),
     Case("max_dim", lambda m, a: a.max(dim=1).values, [(2, 3, 4)]),
     Case("max_dim_keepdim", lambda m, a: a.max(dim=-1, keepdim=True)[0], [(2, 3, 4)]),
+    Case("min_all", lambda m, a: a.min(), [(3, 4)]),
+    Case("min_dim", lambda m, a: a.min(dim=1).values, [(2, 3, 4)]),
     Case("var", lambda m, a: a.var(dim=-1), [(3, 5)]),
     Case("var_keepdim_biased", lambda m, a: a.var(dim=0, keepdim=True, correction=0), [(3, 5)]),
     # ---- movement ----
@@ -104,6 +121,13 @@ CASES = [
     Case("unsqueeze_squeeze", lambda m, a: a.unsqueeze(1).tanh().squeeze(1), [(3, 4)]),
     Case("squeeze_dim", lambda m, a: a.squeeze(0).tanh(), [(1, 3, 4)]),
     Case("expand", lambda m, a: a.expand(2, 3, 4).tanh(), [(3, 1)]),
+    Case("gather", lambda m, a: a.gather(1, m.const(np.array([[0, 2, 2], [3, 0, 1], [1, 1, 1]]))), [(3, 4)]),
+    Case("gather_dim0_smaller_index", lambda m, a: a.gather(0, m.const(np.array([[2, 0], [2, 2]]))), [(3, 4)]),
+    Case("sort_values", lambda m, a: a.sort(dim=1).values * m.const(np.arange(4.0)), [(3, 4)]),
+    Case("sort_descending_dim0", lambda m, a: a.sort(dim=0, descending=True)[0] * m.const(np.arange(12.0).reshape(3, 4)),
+         [(3, 4)]),
+    Case("topk", lambda m, a: a.topk(2, dim=-1).values * m.const(np.array([1.0, 3.0])), [(2, 3, 4)]),
+    Case("topk_smallest", lambda m, a: a.topk(3, dim=0, largest=False)[0], [(4, 3)]),
     Case("getitem_slice", lambda m, a: a[1:, ::2], [(3, 4)]),
     Case("getitem_int", lambda m, a: a[1], [(3, 4)]),
     Case("getitem_negative_ellipsis", lambda m, a: a[..., -1], [(2, 3, 4)]),
@@ -135,6 +159,17 @@ CASES = [
     Case("tensor_softmax_method", lambda m, a: a.softmax(dim=1), [(3, 4)]),
     Case("cross_entropy", lambda m, a: m.F.cross_entropy(a, m.const(TARGETS)), [(5, 4)]),
     Case("cross_entropy_ignore_index", lambda m, a: m.F.cross_entropy(a, m.const(TARGETS_IGNORE)), [(5, 4)]),
+    Case("cross_entropy_sum_and_none", lambda m, a: m.F.cross_entropy(a, m.const(TARGETS_IGNORE), reduction="none")
+         * 2 + m.F.cross_entropy(a, m.const(TARGETS), reduction="sum"), [(5, 4)]),
+    Case("cross_entropy_label_smoothing_weight", lambda m, a: m.F.cross_entropy(
+        a, m.const(TARGETS_IGNORE), weight=m.const(WEIGHTS), label_smoothing=0.2), [(5, 4)]),
+    Case("cross_entropy_per_position", lambda m, a: m.F.cross_entropy(a, m.const(TARGETS[:4].reshape(2, 2))),
+         [(2, 4, 2)]),  # (N, C, d): the classes on dim 1
+    Case("cross_entropy_probabilities", lambda m, a, p: m.F.cross_entropy(a, m.F.softmax(p, dim=1),
+                                                                         label_smoothing=0.1), [(5, 4), (5, 4)]),
+    Case("nll_loss", lambda m, a: m.F.nll_loss(m.F.log_softmax(a, dim=1), m.const(TARGETS_IGNORE)), [(5, 4)]),
+    Case("nll_loss_weight_sum", lambda m, a: m.F.nll_loss(a, m.const(TARGETS), weight=m.const(WEIGHTS),
+                                                          reduction="sum"), [(5, 4)]),
     # ---- normalisation and layers, fused ----
     Case("layer_norm", lambda m, x, w, b: m.F.layer_norm(x, (5,), w, b), [(2, 3, 5), (5,), (5,)]),
     Case("layer_norm_no_bias", lambda m, x, w: m.F.layer_norm(x, (5,), w, eps=1e-3), [(3, 5), (5,)]),
@@ -155,16 +190,20 @@ CASES = [
          [(2, 3, 4), (2, 5, 4), (2, 5, 3)]),
     Case("sdpa_mask_and_scale", lambda m, q, k, v: m.F.scaled_dot_product_attention(
         q, k, v, attn_mask=m.const(MASK), scale=0.3), [(3, 2), (4, 2), (4, 3)]),
+    Case("sdpa_grouped_query", lambda m, q, k, v: m.F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                                                  enable_gqa=True),
+         [(1, 4, 5, 3), (1, 2, 5, 3), (1, 2, 5, 2)]),  # 4 query heads share 2 key/value heads
 ]
 
 
 def ours():
-    return SimpleNamespace(F=F, cat=tp.cat, stack=tp.stack, where=tp.where, const=tp.tensor)
+    return SimpleNamespace(F=F, cat=tp.cat, stack=tp.stack, where=tp.where, const=tp.tensor, einsum=tp.einsum,
+                           float64=tp.float64)
 
 
 def theirs(torch):
     return SimpleNamespace(F=torch.nn.functional, cat=torch.cat, stack=torch.stack, where=torch.where,
-                           const=torch.as_tensor)
+                           const=torch.as_tensor, einsum=torch.einsum, float64=torch.float64)
 
 
 def random_inputs(case, seed):
@@ -312,3 +351,79 @@ def test_leaky_relu_at_zero_has_pytorchs_slope(torch):
     F.leaky_relu(x, 0.1).sum().backward()
     torch.nn.functional.leaky_relu(t, 0.1).sum().backward()
     assert x.grad.tolist() == t.grad.tolist() == [0.1, 0.1]
+
+
+def test_ties_and_kinks_follow_pytorch(device, torch):
+    """Where finite differences cannot decide (a tie, a kink), pinned by hand and against PyTorch: maximum and
+    minimum split a tie's gradient in half, min() splits it evenly and min(dim) gives it to the first minimum,
+    abs and relu have gradient 0 at 0, a sort keeps tied values in their order (each gets its own slot's
+    gradient)."""
+    a_values, b_values = np.array([1.0, 2.0, 3.0, -1.0]), np.array([1.0, 0.0, 3.0, 5.0])
+    upstream = np.array([1.0, 2.0, 3.0, 4.0])
+    cases = [lambda m, a, b: a.maximum(b), lambda m, a, b: a.minimum(b), lambda m, a, b: (a * 0).abs() + a.min(),
+             lambda m, a, b: m.stack([a, b]).min(dim=0).values * 1.0 + a.sort(stable=True).values,
+             lambda m, a, b: m.stack([a, a]).sort(dim=-1, descending=True, stable=True).values.sum(0),
+             lambda m, a, b: m.F.relu(a - 1) + m.F.relu(b - 1) * 2]   # 0 at a relu's kink
+    for i, case in enumerate(cases):
+        a, b = (tp.tensor(v, requires_grad=True, device=device) for v in (a_values, b_values))
+        ta, tb = (torch.tensor(v, requires_grad=True) for v in (a_values, b_values))
+        case(ours(), a, b).backward(tp.tensor(upstream, device=device))
+        case(theirs(torch), ta, tb).backward(torch.tensor(upstream))
+        assert a.grad.tolist() == ta.grad.tolist(), (i, a.grad.tolist(), ta.grad.tolist())
+        assert (b.grad.tolist() if b.grad is not None else [0.0] * 4) == \
+            (tb.grad.tolist() if tb.grad is not None else [0.0] * 4), i
+    x = tp.tensor([[3.0, 1.0, 3.0, 2.0]], device=device)
+    assert x.topk(2).indices.tolist() == [[0, 2]] and x.argmin(dim=1).tolist() == [1]
+    assert x.sort(descending=True).indices.tolist() == torch.tensor([[3.0, 1.0, 3.0, 2.0]]).sort(
+        descending=True, stable=True).indices.tolist() == [[0, 2, 3, 1]]
+
+
+def test_dtypes_follow_pytorchs_promotion(device, torch):
+    """Integers with floats give the float's dtype (NumPy would give float64), float functions of integers give
+    float32, true division of integers too, and a gradient has its input's dtype whatever it met."""
+    i, ti = tp.tensor([1, 2], device=device), torch.tensor([1, 2])
+    f, tf = tp.tensor([0.5, 1.5], device=device), torch.tensor([0.5, 1.5])
+    pairs = [(i + 0.5, ti + 0.5), (i.exp(), ti.exp()), (i / 2, ti / 2), (2 / i, 2 / ti), (i * f, ti * tf),
+             (f - i, tf - ti), (i ** 0.5, ti ** 0.5), (i.sqrt(), ti.sqrt()), (i + 1, ti + 1), (i.sum(dtype=tp.float32),
+             ti.sum(dtype=torch.float32)), (f.sum(dtype=tp.float64), tf.sum(dtype=torch.float64)),
+             (tp.maximum(i, f), torch.maximum(ti, tf))]
+    for k, (ours_, theirs_) in enumerate(pairs):
+        assert str(ours_.dtype) == str(theirs_.dtype).replace("torch.", ""), (k, ours_.dtype, theirs_.dtype)
+        np.testing.assert_allclose(ours_.numpy(), theirs_.numpy(), rtol=1e-6)
+    p = tp.tensor([1.0, 2.0], requires_grad=True, device=device)
+    (tp.tensor(np.array([0.5, 0.25]), device=device) * p).sum().backward()   # a float64 constant
+    assert p.grad.dtype == np.float32 and p.grad.tolist() == [0.5, 0.25]
+
+
+def test_multinomial_draws_by_weight_and_refuses_what_torch_refuses(device):
+    tp.manual_seed(0)
+    weights = tp.tensor([[0.1, 0.0, 0.6, 0.3], [1.0, 1.0, 1.0, 1.0]], device=device)
+    draws = tp.multinomial(weights, 4000, replacement=True)
+    assert draws.shape == (2, 4000) and draws.dtype == np.int64 and draws.device == device
+    counts = np.stack([np.bincount(row, minlength=4) for row in draws.numpy()]) / 4000
+    np.testing.assert_allclose(counts, [[0.1, 0.0, 0.6, 0.3], [0.25] * 4], atol=0.03)  # sd at most 0.008
+    without = weights.multinomial(3)
+    assert [sorted(row) for row in without.tolist()][0] == [0, 2, 3] and len(set(without.tolist()[1])) == 3
+    tp.manual_seed(0)
+    assert tp.multinomial(weights, 4000, replacement=True).tolist() == draws.tolist()   # manual_seed repeats it
+    for bad, message in [(tp.tensor([0.5, -0.1]), "non-negative"), (tp.tensor([0.0, 0.0]), "positive sum"),
+                         (tp.tensor([1.0, 0.0]), "without replacement")]:
+        with pytest.raises(ValueError, match=message):
+            bad.multinomial(2)
+
+
+def test_new_ops_refuse_bad_input_in_one_line_naming_themselves():
+    x = tp.randn(2, 3)
+    for call, match in [(lambda: x.gather(1, tp.tensor([0, 1])), "gather: index must be integers with 2 dims"),
+                        (lambda: x.gather(1, tp.tensor([[0], [1], [0]])), "gather: index of shape"),
+                        (lambda: F.pad(x, (1,)), "pad: 1 amounts"), (lambda: F.pad(x, (1, 1), mode="reflect"),
+                                                                      "only mode 'constant'"),
+                        (lambda: tp.einsum("ii->i", tp.randn(2, 2)), "Einsum: subscripts 'ii'"),
+                        (lambda: tp.einsum("ij,jk->ik", x), "Einsum: 'ij,jk->ik' names 2 operands"),
+                        (lambda: x.repeat(2), "repeat: 1 sizes"), (lambda: x.topk(4), "topk: k = 4"),
+                        (lambda: F.cross_entropy(x, tp.tensor([0, 1]), reduction="avg"), "reduction must be"),
+                        (lambda: F.cross_entropy(x, tp.randn(2, 4)), "probability targets need"),
+                        (lambda: F.scaled_dot_product_attention(tp.randn(1, 3, 2, 4), tp.randn(1, 2, 2, 4),
+                                                                tp.randn(1, 2, 2, 4), enable_gqa=True), "3 query heads")]:
+        with pytest.raises(ValueError, match=match):
+            call()

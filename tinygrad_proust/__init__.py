@@ -1,21 +1,29 @@
 """tinygrad_proust: a small reverse-mode autograd over NumPy (CPU) and CuPy (GPU), and a GPT built on it."""
 from . import functional, rng
-from .creation import (arange, cat, empty, eye, full, full_like, ones, ones_like, rand, randint, randn, stack,
-                       tensor, zeros, zeros_like)
+from .creation import (arange, cat, empty, eye, full, full_like, multinomial, ones, ones_like, rand, randint, randn,
+                       stack, tensor, zeros, zeros_like)
 from .debug import AnomalyError, break_on, detect_anomaly
 from .device import DeviceError, gpu_available
 from .functional import use_fused, where
 from .gradcheck import GradcheckError, gradcheck
 from .graph import record_modules, render_graph
 from .tensor import (Function, Observer, Tensor, observe, bool_, float16, float32, float64, int32, int64, is_grad_enabled,
-                     no_grad)
+                     long, no_grad)
 
 manual_seed = rng.manual_seed
+einsum, pad = functional.einsum, functional.pad
+# torch.exp(x), torch.maximum(a, b), ...: the Tensor methods as functions, under PyTorch's names
+TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "sin", "cos", "erf", "square", "clamp",
+                    "clip", "maximum", "minimum", "sum", "mean", "max", "min", "var", "std", "logsumexp", "cumsum",
+                    "argmax", "argmin", "sort", "argsort", "topk", "gather", "matmul", "softmax",
+                    "log_softmax", "flip", "tril", "triu", "transpose", "permute", "reshape", "flatten",
+                    "unsqueeze", "squeeze", "clone", "isnan", "isinf", "isfinite", "logical_not", "repeat_interleave")
+globals().update({name: getattr(Tensor, name) for name in TENSOR_FUNCTIONS})
 
 __all__ = [
-    "Tensor", "Function", "Observer", "observe", "tensor", "zeros", "ones", "full", "full_like", "empty", "eye",
+    "Tensor", "Function", "Observer", "observe", "tensor", "multinomial", "zeros", "ones", "full", "full_like", "empty", "eye",
     "zeros_like", "ones_like", "randn", "rand", "randint",
     "arange", "cat", "stack", "where", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "GradcheckError",
-    "DeviceError", "gpu_available", "detect_anomaly", "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64",
-    "bool_",
+    "DeviceError", "gpu_available", "detect_anomaly", "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64", "long",
+    "bool_", "einsum", "pad", *TENSOR_FUNCTIONS,
 ]

@@ -100,3 +100,27 @@ def stack(tensors, dim=0):
     if len({t.shape for t in tensors}) != 1:
         raise ValueError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
+
+
+def multinomial(input, num_samples, replacement=False):
+    """Indices drawn from each row of non-negative weights (1-D or 2-D), as torch.multinomial, from the project's
+    host generator (manual_seed): with replacement by the inverse CDF, without by the Gumbel top-k trick. int64,
+    on input's device; no gradient."""
+    weights = np.asarray(to_device(input.data, "cpu"), dtype=np.float64)
+    rows = weights.reshape(-1, weights.shape[-1]) if weights.ndim in (1, 2) else None
+    if rows is None or not np.isfinite(rows).all() or (rows < 0).any() or (rows.sum(1) <= 0).any():
+        raise ValueError("multinomial: need 1-D or 2-D finite, non-negative weights with a positive sum per row, "
+                         f"got shape {input.shape}")
+    if not replacement and num_samples > (rows > 0).sum(1).min():
+        raise ValueError(f"multinomial: {num_samples} samples without replacement from a row with fewer non-zero "
+                         "weights")
+    draw = rng.generator()
+    if replacement:
+        cdf = np.cumsum(rows / rows.sum(1, keepdims=True), axis=1)
+        picked = (draw.random((len(rows), num_samples, 1)) >= cdf[:, None, :-1]).sum(-1)
+    else:  # the num_samples largest of log w + Gumbel noise are a draw without replacement
+        with np.errstate(divide="ignore"):
+            keys = np.log(rows) - np.log(-np.log(draw.random(rows.shape)))
+        picked = np.argsort(-keys, axis=1, kind="stable")[:, :num_samples]
+    picked = picked.reshape(weights.shape[:-1] + (num_samples,)).astype(np.int64)
+    return Tensor._wrap(to_device(picked, input.device), False, None)

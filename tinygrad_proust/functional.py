@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from . import fused, kernels, ops, rng
+from .creation import cat, full
 from .device import device_of, is_gpu_array, module_for
 from .tensor import Tensor
 
@@ -76,23 +77,72 @@ def log_softmax(x, dim=-1):
     return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 
-def cross_entropy(input, target, ignore_index=-100):
-    """Mean of -log softmax(input)[target] over rows whose target is not `ignore_index`.
-    input: (N, C) logits; target: (N,) integer classes (a Tensor or an array)."""
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """-log softmax(input)[target], as torch.nn.functional.cross_entropy.
+    input: (N, C) or (N, C, d1, ...) logits (classes on dim 1); target: class indices (N,) or (N, d1, ...), or
+    class probabilities shaped like input. weight: (C,) per-class weights; rows whose target is ignore_index
+    count for nothing; label_smoothing ε mixes the target with the uniform distribution, (1 - ε) onehot + ε / C;
+    reduction: "mean" (over the rows that count, by weight), "sum" or "none"."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if not 0 <= label_smoothing <= 1:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     target_data = target.data if isinstance(target, Tensor) else input.xp.asarray(target)
-    if input.ndim != 2 or target_data.shape != input.shape[:1]:
-        raise ValueError(f"cross_entropy: need input (N, C) and target (N,), got {input.shape} and "
-                         f"{tuple(target_data.shape)} (for (B, T, C) logits use input.view(-1, C), target.view(-1))")
+    if target_data.dtype.kind == "f":  # class probabilities
+        if target_data.shape != input.shape:
+            raise ValueError(f"cross_entropy: probability targets need the input's shape {input.shape}, "
+                             f"got {tuple(target_data.shape)}")
+        probs = input._operand(target) * (1 - label_smoothing) + label_smoothing / input.shape[1]
+        losses = -(log_softmax(input, dim=1) * probs * _class_dim(weight, input)).sum(dim=1)
+        return _reduce(losses, reduction, losses.numel())
+    if input.ndim < 2 or target_data.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"cross_entropy: need input (N, C) and target (N,), or (N, C, d...) and (N, d...), got "
+                         f"{input.shape} and {tuple(target_data.shape)} (for (B, T, C) logits use "
+                         "input.view(-1, C), target.view(-1))")
     if target_data.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: target must hold integer class indices, not {target_data.dtype}")
     check_ids("cross_entropy: target", target_data, input.shape[1], ignore_index)
-    if _fused:
+    if _fused and input.ndim == 2 and weight is None and reduction == "mean" and not label_smoothing:
         return fused.CrossEntropy.apply(input, target=target_data, ignore_index=ignore_index)
-    xp = input.xp
-    valid = target_data != ignore_index
-    picked = log_softmax(input, dim=1)[xp.arange(input.shape[0]), xp.where(valid, target_data, 0)]
-    valid_t = Tensor(valid.astype(input.dtype))
-    return -(picked * valid_t).sum() / valid_t.sum()
+    return _nll(log_softmax(input, dim=1), target_data, weight, ignore_index, reduction, label_smoothing)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """-input[n, target[n]] for log-probabilities input (N, C) or (N, C, d...), as torch.nn.functional.nll_loss:
+    each row weighted by weight[target], rows with target == ignore_index left out, then the mean (divided by the
+    weights of the rows that count), the sum, or none."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    target_data = target.data if isinstance(target, Tensor) else input.xp.asarray(target)
+    check_ids("nll_loss: target", target_data, input.shape[1], ignore_index)
+    return _nll(input, target_data, weight, ignore_index, reduction)
+
+
+def _nll(log_p, target, weight, ignore_index, reduction, label_smoothing=0.0):
+    xp = log_p.xp
+    valid = target != ignore_index
+    safe = xp.where(valid, target, 0)
+    w = valid if weight is None else _class_dim(weight, log_p).data.reshape(-1)[safe] * valid  # 0 where ignored
+    w = Tensor._wrap(w.astype(log_p.dtype, copy=False), False, None)
+    losses = -log_p.gather(1, xp.expand_dims(safe, 1)).squeeze(1) * w
+    if label_smoothing:  # PyTorch's: (1 - ε) nll + (ε / C) Σ_c weight[c] (-log p_c), over the same rows
+        counted = Tensor._wrap(valid.astype(log_p.dtype), False, None)
+        smooth = -(log_p * _class_dim(weight, log_p)).sum(dim=1) * counted
+        losses = losses * (1 - label_smoothing) + smooth * (label_smoothing / log_p.shape[1])
+    return _reduce(losses, reduction, w.sum())
+
+
+def _class_dim(weight, like):
+    """Per-class weights shaped to broadcast along dim 1 of `like` (1 where there are none)."""
+    if weight is None:
+        return like._operand(1.0)
+    return like._operand(weight).reshape((1, -1) + (1,) * (like.ndim - 2))
+
+
+def _reduce(losses, reduction, divisor):
+    if reduction == "none":
+        return losses
+    return losses.sum() / divisor if reduction == "mean" else losses.sum()
 
 
 # ---- normalisation ----
@@ -188,11 +238,18 @@ def _keep_mask(xp, shape, p, dtype):
 # ---- attention ----
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
-                                 training=True):
+                                 enable_gqa=False, training=True):
     """softmax(query keyᵀ · scale + mask) value, scale = 1/sqrt(head size) by default.
     query (..., T, d), key (..., S, d), value (..., S, dv) -> (..., T, dv).
     attn_mask: booleans, True where attention is allowed, or floats added to the scores (a Tensor of them gets
-    a gradient). is_causal: key j only for query i >= j."""
+    a gradient). is_causal: key j only for query i >= j. enable_gqa: key and value may have fewer heads (dim -3)
+    than query, each shared by a group of query heads (grouped-query attention)."""
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        if query.shape[-3] % key.shape[-3]:
+            raise ValueError(f"scaled_dot_product_attention: {query.shape[-3]} query heads do not split into "
+                             f"groups for {key.shape[-3]} key/value heads")
+        group = query.shape[-3] // key.shape[-3]
+        key, value = key.repeat_interleave(group, -3), value.repeat_interleave(group, -3)
     xp = query.xp
     mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
     if _fused:
@@ -230,6 +287,30 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     if allowed is not None:
         scores = scores.masked_fill(~allowed, -math.inf)
     return softmax(scores, dim=-1)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad the last len(pad) // 2 dims with `value`: pad = (left of the last dim, right of it, left of the one
+    before, ...), as torch.nn.functional.pad; a negative amount crops. Only mode "constant"."""
+    if mode != "constant":
+        raise ValueError(f"pad: only mode 'constant' is supported, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: {len(pad)} amounts for a tensor with {input.ndim} dims (two per dim, from the last)")
+    x = input
+    for i, (left, right) in enumerate(zip(pad[::2], pad[1::2])):
+        dim = input.ndim - 1 - i
+        x = x[(slice(None),) * dim + (slice(max(-left, 0), x.shape[dim] - max(-right, 0)),)]  # negative: crop
+
+        def side(n):
+            return [full(x.shape[:dim] + (n,) + x.shape[dim + 1:], value, x.dtype, x.device)] if n > 0 else []
+        x = cat(side(left) + [x] + side(right), dim=dim)
+    return x
+
+
+def einsum(equation, *operands):
+    """Einstein summation, as torch.einsum: einsum("bhqd,bhkd->bhqk", q, k); "..." for leading dims."""
+    operands = operands[0] if len(operands) == 1 and isinstance(operands[0], (list, tuple)) else operands
+    return ops.Einsum.apply(*operands, equation=equation)
 
 
 def leaky_relu(x, negative_slope=0.01):

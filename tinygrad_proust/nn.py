@@ -95,6 +95,13 @@ class Module:
         return _Handle(self._forward_hooks, hook)
 
     # ---- walking the tree ----
+    def apply(self, fn):
+        """fn(module) for every module below this one and this one, children first (as PyTorch's): weight init."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def named_modules(self, prefix=""):
         yield prefix, self
         for name, module in self._modules.items():
@@ -227,6 +234,42 @@ class ModuleList(Module):
 
     def __len__(self):
         return len(self._modules)
+
+
+class ModuleDict(Module):
+    """Modules by name, registered under those names (as nn.ModuleDict)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for name, module in (modules or {}).items():
+            setattr(self, name, module)
+
+    def __getitem__(self, name):
+        return self._modules[name]
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+
+class Sequential(ModuleList):
+    """Modules applied one after another."""
+
+    def __init__(self, *modules):
+        super().__init__(modules)
+
+    def forward(self, x):
+        for module in self:
+            x = module(x)
+        return x
 
 
 def normal_(param, std=0.02):
@@ -409,6 +452,11 @@ class ReLU(Module):
         return F.relu(x)
 
 
+class Tanh(Module):
+    def forward(self, x):
+        return x.tanh()
+
+
 class GELU(Module):
     """x Φ(x); approximate='tanh' is GPT-2's form."""
 
@@ -446,3 +494,24 @@ class ScaledDotProductAttention(Module):
 
     def extra_repr(self):
         return f"dropout={self.dropout}"
+
+
+
+class init:
+    """torch.nn.init's names for the common cases: in place, from the seeded generator."""
+
+    @staticmethod
+    def normal_(tensor, mean=0.0, std=1.0):
+        normal_(tensor, std)
+        tensor.data += tensor.dtype.type(mean)
+        return tensor
+
+    @staticmethod
+    def zeros_(tensor):
+        tensor.data = tensor.xp.zeros(tensor.shape, dtype=tensor.dtype)
+        return tensor
+
+    @staticmethod
+    def ones_(tensor):
+        tensor.data = tensor.xp.ones(tensor.shape, dtype=tensor.dtype)
+        return tensor

@@ -172,6 +172,30 @@ class Cos(Function):
         return -g * array_module(g).sin(self.x)
 
 
+class Erf(Function):
+    def forward(self, x):
+        self.x = x
+        return erf(x)
+
+    # d erf(x) = 2/sqrt(π) exp(-x²)
+    def backward(self, g):
+        return g * array_module(g).exp(-self.x * self.x) * (2 / math.sqrt(math.pi))
+
+
+class Maximum(Function):
+    """max(a, b) elementwise (NaN if either is NaN)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return array_module(a).maximum(a, b)
+
+    # the larger input gets g; where they are equal each gets g/2, as in PyTorch
+    def backward(self, g):
+        xp = array_module(g)
+        share = xp.where(self.a == self.b, g.dtype.type(0.5), (self.a > self.b).astype(g.dtype))
+        return g * share, g * (1 - share)
+
+
 class Relu(Function):
     def forward(self, x):
         self.positive = x > 0
@@ -443,6 +467,49 @@ class GetItem(Function):
         else:
             gx[self.index] = g
         return gx
+
+
+class Einsum(Function):
+    """xp.einsum(equation, *operands), e.g. "bhqd,bhkd->bhqk". Backward for operand i: the same contraction of g
+    with the other operands, written back to operand i's subscripts (broadcast along any letter only it has)."""
+
+    def forward(self, *operands, equation):
+        inputs, self.output = _einsum_subscripts(equation, operands)
+        self.inputs, self.operands = inputs, operands
+        return array_module(operands[0]).einsum(f"{','.join(inputs)}->{self.output}", *operands)
+
+    def backward(self, g):
+        xp, grads = array_module(g), []
+        for i, (subscripts, x) in enumerate(zip(self.inputs, self.operands)):
+            others = [s for j, s in enumerate(self.inputs) if j != i]
+            kept = "".join(c for c in subscripts if c in self.output or any(c in s for s in others))
+            terms = ",".join([self.output, *others])
+            grad = xp.einsum(f"{terms}->{kept}", g, *(o for j, o in enumerate(self.operands) if j != i))
+            grad = grad.reshape(tuple(n if c in kept else 1 for c, n in zip(subscripts, x.shape)))
+            grads.append(xp.broadcast_to(grad, x.shape))
+        return tuple(grads)
+
+
+def _einsum_subscripts(equation, operands):
+    """(one subscript string per operand, the output's), "..." spelt out as letters and the output made explicit
+    when the equation has no "->" (NumPy's implicit rule: the letters that appear once, in order)."""
+    equation = equation.replace(" ", "")
+    left, arrow, output = equation.partition("->")
+    inputs = left.split(",")
+    if len(inputs) != len(operands):
+        raise ValueError(f"Einsum: {equation!r} names {len(inputs)} operands, got {len(operands)}")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in equation]
+    width = max([x.ndim - len(s.replace("...", "")) for s, x in zip(inputs, operands) if "..." in s], default=0)
+    ellipsis = "".join(spare[:width])
+    inputs = [s.replace("...", ellipsis[len(ellipsis) - (x.ndim - len(s) + 3):] if "..." in s else "")
+              for s, x in zip(inputs, operands)]
+    output = output.replace("...", ellipsis) if arrow else ellipsis + "".join(
+        sorted(c for c in set("".join(inputs)) if "".join(inputs).count(c) == 1 and c not in ellipsis))
+    for s, x in zip(inputs, operands):
+        if len(s) != x.ndim or len(set(s)) != len(s):
+            raise ValueError(f"Einsum: subscripts {s!r} for an operand of shape {x.shape} (one letter per dim; a "
+                             "letter repeated within an operand, a diagonal, is not supported)")
+    return inputs, output
 
 
 class Cat(Function):

@@ -19,11 +19,13 @@ from .device import DeviceError, array_module, canonical_device, device_of, is_g
 # dtypes under PyTorch's names
 float16, float32, float64 = np.float16, np.float32, np.float64
 int32, int64, bool_ = np.int32, np.int64, np.bool_
+long = int64
 _DTYPE_NAMES = {"float16": float16, "float32": float32, "float": float32, "float64": float64, "double": float64,
                 "int32": int32, "int64": int64, "long": int64, "bool": bool_}
 
 _grad_enabled = True
 MaxResult = collections.namedtuple("max", ["values", "indices"])  # what Tensor.max(dim) returns, as PyTorch's
+SortResult = collections.namedtuple("sort", ["values", "indices"])  # sort and topk
 _REPR_MAX_VALUES = 8  # a repr shows the values of tensors up to this size
 
 
@@ -191,6 +193,8 @@ def _check_option_device(op_name, name, value, like):
 def _fit_to(parent, grad, ctx):
     """The gradient an op returned for `parent`, summed back to parent's shape if the op broadcast it."""
     grad = _as_array(grad)
+    if grad.dtype != parent.dtype and parent.dtype.kind == "f":  # a gradient has its input's dtype, as in PyTorch
+        grad = grad.astype(parent.dtype)
     if tuple(grad.shape) != parent.shape:
         grad = unbroadcast(grad, parent.shape)
         assert tuple(grad.shape) == parent.shape, \
@@ -453,16 +457,16 @@ class Tensor:
         return graph_dot(self, max_depth=max_depth, collapse=collapse)
 
     # ---- operators: each one line, delegating to a named op ----
-    def __add__(self, other): return ops.Add.apply(self, self._operand(other))
-    def __radd__(self, other): return ops.Add.apply(self._operand(other), self)
-    def __sub__(self, other): return ops.Sub.apply(self, self._operand(other))
-    def __rsub__(self, other): return ops.Sub.apply(self._operand(other), self)
-    def __mul__(self, other): return ops.Mul.apply(self, self._operand(other))
-    def __rmul__(self, other): return ops.Mul.apply(self._operand(other), self)
-    def __truediv__(self, other): return ops.Div.apply(self, self._operand(other))
-    def __rtruediv__(self, other): return ops.Div.apply(self._operand(other), self)
+    def __add__(self, other): return ops.Add.apply(*_promoted(self, self._operand(other)))
+    def __radd__(self, other): return ops.Add.apply(*_promoted(self._operand(other), self))
+    def __sub__(self, other): return ops.Sub.apply(*_promoted(self, self._operand(other)))
+    def __rsub__(self, other): return ops.Sub.apply(*_promoted(self._operand(other), self))
+    def __mul__(self, other): return ops.Mul.apply(*_promoted(self, self._operand(other)))
+    def __rmul__(self, other): return ops.Mul.apply(*_promoted(self._operand(other), self))
+    def __truediv__(self, other): return ops.Div.apply(*_promoted(self._float(), self._operand(other)))
+    def __rtruediv__(self, other): return ops.Div.apply(*_promoted(self._operand(other), self._float()))
     def __pow__(self, exponent): return self.pow(exponent)
-    def __rpow__(self, base): return ops.Pow.apply(self._operand(base), self)
+    def __rpow__(self, base): return ops.Pow.apply(*_promoted(self._operand(base), self))
     def __matmul__(self, other): return self.matmul(other)
     def __rmatmul__(self, other): return self._operand(other).matmul(self)
     def __neg__(self): return ops.Neg.apply(self)
@@ -475,6 +479,18 @@ class Tensor:
             rest = (p if ops._has_array((p,)) or p is Ellipsis else slice(None) for p, i in zip(parts, ints) if not i)
             return self[first][tuple(rest)]
         return ops.GetItem.apply(self, index=index)
+    def __setitem__(self, index, value):
+        """In-place assignment, for tensors no gradient flows through (sampling code under no_grad, say)."""
+        if self.requires_grad:
+            raise ValueError("tensor[...] = value: in-place assignment to a tensor that needs a gradient is not "
+                             "supported; build a new one with where() or masked_fill()")
+        parts = _index_arrays(index)
+        if ops._has_array(parts) and any(isinstance(p, int) for p in (parts if isinstance(parts, tuple) else ())):
+            raise IndexError("tensor[...] = value: integers beside index arrays are not supported here")
+        self.data[parts] = value.data if isinstance(value, Tensor) else value
+
+    def contiguous(self): return self  # every op here takes any memory layout
+
     # comparisons give bool tensors with no gradient
     def __eq__(self, other): return self._compare(other, "equal")
     def __ne__(self, other): return self._compare(other, "not_equal")
@@ -493,30 +509,41 @@ class Tensor:
             dtype = np.dtype(np.float32)
         return Tensor._wrap(self.xp.asarray(other, dtype=dtype), False, None)
 
+    def _float(self):
+        """Self in PyTorch's default float dtype if it holds integers or booleans (exp(tensor(2)) is float32)."""
+        return self if self.dtype.kind in "fc" else self.to(dtype=float32)
+
     def _compare(self, other, ufunc):
         other = other.data if isinstance(other, Tensor) else other
         return Tensor._wrap(getattr(self.xp, ufunc)(self.data, other), False, None)
 
     # ---- elementwise ----
     def neg(self): return ops.Neg.apply(self)
-    def exp(self): return ops.Exp.apply(self)
-    def log(self): return ops.Log.apply(self)
-    def sqrt(self): return ops.Sqrt.apply(self)
-    def rsqrt(self): return ops.Rsqrt.apply(self)
-    def tanh(self): return ops.Tanh.apply(self)
-    def sin(self): return ops.Sin.apply(self)
-    def cos(self): return ops.Cos.apply(self)
+    def exp(self): return ops.Exp.apply(self._float())
+    def log(self): return ops.Log.apply(self._float())
+    def sqrt(self): return ops.Sqrt.apply(self._float())
+    def rsqrt(self): return ops.Rsqrt.apply(self._float())
+    def tanh(self): return ops.Tanh.apply(self._float())
+    def sin(self): return ops.Sin.apply(self._float())
+    def cos(self): return ops.Cos.apply(self._float())
+    def erf(self): return ops.Erf.apply(self._float())
     def cumsum(self, dim): return ops.CumSum.apply(self, dim=dim)
-    def sigmoid(self): return ops.Sigmoid.apply(self)
+    def sigmoid(self): return ops.Sigmoid.apply(self._float())
     def relu(self): return ops.Relu.apply(self)
-    def silu(self): return ops.Silu.apply(self)
-    def gelu(self, approximate="none"): return ops.Gelu.apply(self, approximate=approximate)
+    def silu(self): return ops.Silu.apply(self._float())
+    def gelu(self, approximate="none"): return ops.Gelu.apply(self._float(), approximate=approximate)
     def abs(self): return ops.Abs.apply(self)
+    def clone(self): return ops.Cast.apply(self, dtype=self.dtype)  # a copy, with the identity as its gradient
 
     def pow(self, exponent):
         if isinstance(exponent, Tensor):
-            return ops.Pow.apply(self, exponent)
+            return ops.Pow.apply(*_promoted(self, exponent))
+        if self.dtype.kind in "biu" and isinstance(exponent, float):
+            return ops.Pow.apply(self._float(), exponent=exponent)
         return ops.Pow.apply(self, exponent=exponent)
+
+    def maximum(self, other): return ops.Maximum.apply(*_promoted(self, self._operand(other)))
+    def minimum(self, other): return -(-self).maximum(-self._operand(other))
 
     def masked_fill(self, mask, value):
         """Where `mask` is True, `value`; elsewhere self. No gradient flows to the filled places."""
@@ -524,12 +551,19 @@ class Tensor:
         return ops.MaskedFill.apply(self, mask=mask, value=value)
 
     # ---- reductions ----
-    def sum(self, dim=None, keepdim=False): return ops.Sum.apply(self, dim=dim, keepdim=keepdim)
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        return ops.Sum.apply(self if dtype is None else self.to(dtype=dtype), dim=dim, keepdim=keepdim)
+
     def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self, dim=dim, keepdim=keepdim)
     def max(self, dim=None, keepdim=False):
         """The largest value; along `dim`, (values, indices), as PyTorch's (so x.max(1)[0] is the values)."""
         values = ops.Max.apply(self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
+
+    def min(self, dim=None, keepdim=False):
+        """The smallest value; along `dim`, (values, indices) (ties: as max)."""
+        values = -ops.Max.apply(-self, dim=dim, keepdim=keepdim)
+        return values if dim is None else MaxResult(values, self.argmin(dim=dim, keepdim=keepdim))
 
     def var(self, dim=None, keepdim=False, correction=1):
         """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction)."""
@@ -562,6 +596,25 @@ class Tensor:
         dims = {d % self.ndim for d in _dims_tuple(dims)}
         return self[tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(self.ndim))]
 
+    def repeat(self, *sizes):
+        """Tile: copies along each dim (as torch.repeat, NumPy's tile); sizes may add leading dims."""
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: {len(sizes)} sizes for a tensor with {self.ndim} dims (give one per dim)")
+        x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+        pairs = [(1, n) for n in x.shape]                      # a copy axis before each axis
+        expanded = x.reshape(tuple(m for pair in pairs for m in pair))
+        expanded = expanded.expand(tuple(m for r, n in zip(sizes, x.shape) for m in (r, n)))
+        return expanded.reshape(tuple(r * n for r, n in zip(sizes, x.shape)))
+
+    def repeat_interleave(self, repeats, dim=None):
+        """Each element `repeats` times in a row along `dim` (flattened if None); repeats an int."""
+        if not isinstance(repeats, int):
+            raise TypeError("repeat_interleave: repeats must be an int here (per-element counts are not supported)")
+        x, dim = (self.reshape(-1), 0) if dim is None else (self, dim % self.ndim)
+        expanded = x.unsqueeze(dim + 1).expand(x.shape[:dim + 1] + (repeats,) + x.shape[dim + 1:])
+        return expanded.reshape(x.shape[:dim] + (x.shape[dim] * repeats,) + x.shape[dim + 1:])
+
     def unflatten(self, dim, sizes):
         dim = dim % self.ndim
         return self.reshape(self.shape[:dim] + tuple(sizes) + self.shape[dim + 1:])
@@ -574,11 +627,54 @@ class Tensor:
     def __invert__(self): return Tensor._wrap(~self.data, False, None)
 
     def argmax(self, dim=None, keepdim=False):
-        """Index of the largest value (no gradient)."""
+        """Index of the largest value, the first of ties (no gradient)."""
         if dim is None:
             return Tensor._wrap(self.xp.asarray(self.data.argmax()), False, None)
         return Tensor._wrap(self.data.argmax(axis=dim, keepdims=keepdim) if keepdim else self.data.argmax(axis=dim),
                             False, None)
+
+    def argmin(self, dim=None, keepdim=False): return (-self).argmax(dim, keepdim)
+
+    def multinomial(self, num_samples, replacement=False):
+        from .creation import multinomial
+        return multinomial(self, num_samples, replacement)
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """(values, indices) along `dim`; ties keep their order (a stable sort, whatever `stable` says). The values'
+        gradient goes back through gather."""
+        xp = self.xp
+        # stable: NumPy when asked (its default is not), CuPy always (and some versions take no `kind`)
+        argsort = (lambda a: np.argsort(a, axis=dim, kind="stable")) if xp is np else (lambda a: a.argsort(axis=dim))
+        if descending:  # sort the reversed row ascending, then reverse: largest first, ties still in their order
+            indices = self.shape[dim] - 1 - xp.flip(argsort(xp.flip(self.data, axis=dim)), axis=dim)
+        else:
+            indices = argsort(self.data)
+        return SortResult(self.gather(dim, indices), Tensor._wrap(indices, False, None))
+
+    def argsort(self, dim=-1, descending=False, stable=False): return self.sort(dim, descending).indices
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The k largest (or smallest) along `dim`, in order: (values, indices)."""
+        if not 0 <= k <= self.shape[dim]:
+            raise ValueError(f"topk: k = {k} is out of range for dim {dim} of size {self.shape[dim]}")
+        values, indices = self.sort(dim, descending=largest)
+        index = (slice(None),) * (dim % self.ndim) + (slice(0, k),)
+        return SortResult(values[index], indices[index])
+
+    def gather(self, dim, index):
+        """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (and so on), as torch.gather: index has self's
+        number of dims, and its other sizes at most self's. The gradient is scattered back (added where repeated)."""
+        index = index.data if isinstance(index, Tensor) else self.xp.asarray(index)
+        if index.ndim != self.ndim or index.dtype.kind not in "iu":
+            raise ValueError(f"gather: index must be integers with {self.ndim} dims like the input, got "
+                             f"{index.dtype} of shape {tuple(index.shape)}")
+        dim = dim % self.ndim
+        if any(i > n for d, (i, n) in enumerate(zip(index.shape, self.shape)) if d != dim):
+            raise ValueError(f"gather: index of shape {tuple(index.shape)} is larger than the input {self.shape} "
+                             f"outside dim {dim}")
+        def coordinates(d):  # each position's own coordinate along dim d, broadcast over the others
+            return self.xp.arange(index.shape[d]).reshape(tuple(-1 if e == d else 1 for e in range(self.ndim)))
+        return self[tuple(index if d == dim else coordinates(d) for d in range(self.ndim))]
 
     def any(self, dim=None, keepdim=False):
         return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=keepdim)), False, None)
@@ -661,6 +757,16 @@ class Tensor:
         if other.ndim == 1:
             out = out.squeeze(-1)
         return out
+
+
+def _promoted(a, b):
+    """PyTorch's rule where NumPy's differs: integers (or booleans) with floats give the float's dtype (NumPy makes
+    int64 with float32 float64)."""
+    if a.dtype.kind in "biu" and b.dtype.kind == "f":
+        return a.to(dtype=b.dtype), b
+    if b.dtype.kind in "biu" and a.dtype.kind == "f":
+        return a, b.to(dtype=a.dtype)
+    return a, b
 
 
 def topological_order(root, follow=lambda parent: True):

@@ -1,0 +1,169 @@
+"""PyTorch code ported by changing one import: a GPT written the way nanoGPT's model.py writes it (its layer norm
+with an optional bias, causal attention both through SDPA and by hand with a registered tril buffer, weight tying,
+`self.apply(init)`, `ModuleDict`, `@no_grad()` top-k sampling that assigns -inf in place) is defined once, as a
+function of the library it is given, and built with `torch` and with `tinygrad_proust`. The same weights give the
+same logits, loss and gradients (float64, to 1e-9), and the same greedy continuation."""
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_proust as tp
+
+CONFIG = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=True)
+
+
+def define_gpt(torch, nn, F):
+    """The model, written against `torch`, `nn` and `F` exactly as PyTorch code is."""
+
+    class LayerNorm(nn.Module):
+        def __init__(self, ndim, bias):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(ndim))
+            self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+        def forward(self, x):
+            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+    class CausalSelfAttention(nn.Module):
+        def __init__(self, n_embd, n_head, block_size, bias, flash):
+            super().__init__()
+            self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+            self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+            self.n_head, self.n_embd, self.flash = n_head, n_embd, flash
+            mask = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)
+            self.register_buffer("bias", mask)
+
+        def forward(self, x):
+            B, T, C = x.size()
+            q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+            q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            if self.flash:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=True)
+            else:
+                att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+                att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+                att = F.softmax(att, dim=-1)
+                y = att @ v
+            y = y.transpose(1, 2).contiguous().view(B, T, C)
+            return self.c_proj(y)
+
+    class MLP(nn.Module):
+        def __init__(self, n_embd, bias, dropout):
+            super().__init__()
+            self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
+            self.gelu = nn.GELU()
+            self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x):
+            return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+    class Block(nn.Module):
+        def __init__(self, config, flash):
+            super().__init__()
+            self.ln_1 = LayerNorm(config["n_embd"], bias=config["bias"])
+            self.attn = CausalSelfAttention(config["n_embd"], config["n_head"], config["block_size"],
+                                            config["bias"], flash)
+            self.ln_2 = LayerNorm(config["n_embd"], bias=config["bias"])
+            self.mlp = MLP(config["n_embd"], config["bias"], config["dropout"])
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT(nn.Module):
+        def __init__(self, config, flash=True):
+            super().__init__()
+            self.block_size = config["block_size"]
+            self.transformer = nn.ModuleDict(dict(
+                wte=nn.Embedding(config["vocab_size"], config["n_embd"]),
+                wpe=nn.Embedding(config["block_size"], config["n_embd"]),
+                drop=nn.Dropout(config["dropout"]),
+                h=nn.ModuleList([Block(config, flash) for _ in range(config["n_layer"])]),
+                ln_f=LayerNorm(config["n_embd"], bias=config["bias"]),
+            ))
+            self.lm_head = nn.Linear(config["n_embd"], config["vocab_size"], bias=False)
+            self.transformer.wte.weight = self.lm_head.weight  # tied
+            self.apply(self._init_weights)
+
+        def _init_weights(self, module):
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+        def forward(self, idx, targets=None):
+            b, t = idx.size()
+            pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+            x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+            for block in self.transformer.h:
+                x = block(x)
+            logits = self.lm_head(self.transformer.ln_f(x))
+            loss = None
+            if targets is not None:
+                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            return logits, loss
+
+        @torch.no_grad()
+        def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+            for _ in range(max_new_tokens):
+                idx_cond = idx if idx.size(1) <= self.block_size else idx[:, -self.block_size:]
+                logits, _ = self(idx_cond)
+                logits = logits[:, -1, :] / temperature
+                if top_k is not None:
+                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                    logits[logits < v[:, [-1]]] = -float("Inf")
+                probs = F.softmax(logits, dim=-1)
+                idx_next = torch.multinomial(probs, num_samples=1)
+                idx = torch.cat((idx, idx_next), dim=1)
+            return idx
+
+    return GPT
+
+
+def both_models(torch, flash):
+    torch.manual_seed(0)
+    theirs = define_gpt(torch, torch.nn, torch.nn.functional)(CONFIG, flash).double()
+    ours = define_gpt(tp, tp.nn, tp.functional)(CONFIG, flash).double()
+    assert all(float(p.std()) < 0.03 for n, p in ours.named_parameters() if n.endswith("c_fc.weight"))  # init ran
+    with torch.no_grad():  # weights far from the init's near-uniform logits, so the greedy path is not trivial
+        for p in theirs.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+    weights = {name: value.detach().numpy() for name, value in theirs.state_dict().items()}
+    ours.load_state_dict({name: weights[name] for name in ours.state_dict()})
+    return ours, theirs
+
+
+@pytest.mark.parametrize("flash", [True, False])
+def test_a_nanogpt_style_model_ports_by_changing_the_import(torch, flash):
+    ours, theirs = both_models(torch, flash)
+    assert ours.transformer.wte.weight is ours.lm_head.weight                     # tied, as written
+    assert sorted(n for n, _ in ours.named_parameters()) == sorted(n for n, _ in theirs.named_parameters())
+    rng = np.random.default_rng(0)
+    idx, targets = rng.integers(0, CONFIG["vocab_size"], (2, 2, CONFIG["block_size"]))
+    targets[0, :3] = -1                                                           # ignored positions
+    logits, loss = ours(tp.tensor(idx), tp.tensor(targets))
+    ref_logits, ref_loss = theirs(torch.tensor(idx), torch.tensor(targets))
+    np.testing.assert_allclose(logits.numpy(), ref_logits.detach().numpy(), rtol=1e-9, atol=1e-12)
+    assert abs(loss.item() - ref_loss.item()) <= 1e-12 * abs(ref_loss.item())
+    loss.backward()
+    ref_loss.backward()
+    theirs_grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), theirs_grads[name].grad.numpy(), rtol=1e-8, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_its_top_k_sampling_runs_and_greedy_continues_as_pytorch(torch):
+    ours, theirs = both_models(torch, flash=True)
+    prompt = np.array([[1, 2, 3], [7, 5, 9]])
+    mine = ours.generate(tp.tensor(prompt), 10, top_k=1)                          # top-1: the argmax each step
+    ref = theirs.generate(torch.tensor(prompt), 10, top_k=1)                      # past the context of 8 too
+    assert mine.tolist() == ref.tolist() and mine.shape == (2, 13) and len(set(mine[:, 3:].numpy().ravel())) > 2
+    sampled = ours.generate(tp.tensor(prompt), 6, temperature=0.8, top_k=4)
+    assert sampled.shape == (2, 9) and 0 <= sampled.numpy().min() and sampled.numpy().max() < CONFIG["vocab_size"]
