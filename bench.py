@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 
 import tinygrad_proust as tp  # noqa: E402
 from models.gpt import GPT, preset_config  # noqa: E402
+from models.loading import load_model  # noqa: E402
 from tinygrad_proust import optim  # noqa: E402
 
 DEFAULT_CASES = {"cpu": ["nanogpt-cpu", "baby-gpt:8x128", "byte-gpt:16x128", "proust:8x256", "char-small:32x64"],
@@ -407,7 +408,7 @@ def sonnets_apart(text):
 def val_loss(checkpoint, data, batches=40, batch_size=32, seed=0):
     """Mean validation loss (nats per token) of a checkpoint on the last tenth of a text file, fixed batches."""
     from models.corpus import TokenDataset, split_point
-    model, tokenizer, _ = GPT.from_checkpoint(checkpoint)
+    model, tokenizer, _ = load_model(checkpoint)
     raw = open(data, "rb").read()
     at = split_point(raw, 0.1)
     dataset = TokenDataset(tokenizer.encode_corpus(raw[:at], data), model.config.block_size,
@@ -434,7 +435,7 @@ def finetune_experiment(pretrain_minutes, steps, targets="attn", full=True, root
           f"(val loss on them {val_loss(base, f'{root}/plays.txt'):.3f}); the Sonnets: {len(sonnets):,} characters\n")
     print("| adaptation | trainable parameters | optimizer memory | ms/step | Sonnets val loss (nats/char) |")
     print("|---|---|---|---|---|")
-    model = GPT.from_checkpoint(base)[0]
+    model = load_model(base)[0]
     print(f"| none | 0 | 0 | - | {val_loss(base, f'{root}/sonnets.txt'):.3f} |", flush=True)
     common = ["--init-from", base, "--data", f"{root}/sonnets.txt", "--steps", str(steps), "--eval-interval",
               str(steps // 4), "--warmup", "20", "--lr", "1e-3"]
@@ -455,7 +456,7 @@ def quantization_table(root="out/finetune"):
     """The pre-trained model of finetune_experiment in float32, int8 and int4: file, loss on the plays, speed."""
     from models.quantize import quantize_checkpoint
     from tinygrad_proust.checkpoint import save_checkpoint
-    model, tokenizer, _ = GPT.from_checkpoint(f"{root}/base/best.npz")
+    model, tokenizer, _ = load_model(f"{root}/base/best.npz")
     base = str(save_checkpoint(f"{root}/base-float32.npz", model, config=model.config.to_dict(),
                                tokenizer=tokenizer.to_dict()))            # weights only, as the quantised files
     print("| weights | file | plays val loss (nats/char) | change | generation (tok/s) |")
@@ -464,7 +465,7 @@ def quantization_table(root="out/finetune"):
     for bits in (None, 8, 4):
         path = base if bits is None else str(quantize_checkpoint(base, f"{root}/base-int{bits}.npz", bits, 32))
         loss = val_loss(path, f"{root}/plays.txt")
-        generator = GPT.from_checkpoint(path)[0]
+        generator = load_model(path)[0]
         prompt = np.zeros((1, 32), dtype=np.int64)
         generator.generate(prompt, 30, temperature=0.8, rng=np.random.default_rng(0))  # warm-up
         start = time.perf_counter()
@@ -527,7 +528,7 @@ def tokenizer_race(minutes, out_root="out/tokenizers"):
                   "--out-dir", out, show_progress=True)
         metrics = [json.loads(line) for line in open(f"{out}/metrics.jsonl")]
         best = min(metrics, key=lambda r: r["val_loss"])
-        model, tokenizer, _ = GPT.from_checkpoint(f"{out}/best.npz")
+        model, tokenizer, _ = load_model(f"{out}/best.npz")
         prompt = tokenizer.encode("\n")[None]
         text = tokenizer.decode(model.generate(prompt, 600, temperature=0.8, top_k=40,
                                                rng=np.random.default_rng(0))[0])
@@ -544,7 +545,7 @@ def train_race(steps=None, out_root="out/train-race"):
     evaluations (and a checkpoint on each new best). Prints both wall-clock times and validation losses."""
     import torch
     import train
-    from models.cli import read_metrics
+    from models.metrics import read_metrics
     from models.torch_gpt import TorchGPT, copy_weights
     flags = NANOGPT_RECIPE + (["--steps", str(steps), "--lr-decay-steps", str(steps)] if steps else [])
     ours_dir = os.path.join(out_root, "ours")

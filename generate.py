@@ -5,7 +5,7 @@
     python generate.py --prompt "The" --greedy               # always the most likely next token
 
 The checkpoint carries the model configuration and the tokenizer: no corpus is needed.
-From Python: model, tokenizer, _ = GPT.from_checkpoint(path); model.generate(ids, 100, temperature=0.8, top_k=40)
+From Python: model, tokenizer, _ = models.loading.load_model(path); model.generate(ids, 100, temperature=0.8, top_k=40)
 A closed pipe (`python generate.py | head`) ends it quietly.
 """
 import sys

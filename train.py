@@ -9,7 +9,6 @@ Every --eval-interval steps: train and validation loss, a text sample, a row in 
 checkpoints out/last.npz (always) and out/best.npz (on a new best validation loss). Ctrl-C saves and exits.
 """
 import argparse
-import os
 import json
 import math
 import signal
@@ -27,7 +26,10 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict, trained_bpe
 from models import adapters
-from models.cli import Parser, console, fail, integer, non_empty, one_character, read_metrics, real, write_metrics
+from models.cli import Parser, console, fail, integer, non_empty, one_character, real
+from models.export import ExportError
+from models.loading import load_lora_base, load_model
+from models.metrics import read_metrics, write_metrics
 from tinygrad_proust import nn, optim, rng as tp_rng
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -170,7 +172,7 @@ def resume_settings(parser, argv, args):
     init = None
     if "base" in checkpoint[0]:                        # a LoRA run: its frozen base, checked by digest
         try:
-            init = (adapters.load_base(checkpoint[0]["base"], GPT.load_any), None)
+            init = (load_lora_base(checkpoint[0]["base"]), None)
         except CheckpointError as err:
             fail(f"--resume {args.resume}: {err}")
     return args, checkpoint, init
@@ -178,21 +180,14 @@ def resume_settings(parser, argv, args):
 
 def load_init_source(source):
     """(model, tokenizer) to start a run from: a checkpoint of ours, or a Transformers directory."""
-    if not Path(source).is_dir():
-        try:
-            model, tokenizer, meta = GPT.from_checkpoint(source)
-        except CheckpointError as err:
-            fail(f"--init-from {source}: {err}")
-        if "quantization" in meta:
-            fail(f"--init-from {source}: a quantised checkpoint cannot be trained (start from the float one)")
-        return model, tokenizer
-    from models.export import ExportError, load_pretrained
     try:
-        model, tokenizer = load_pretrained(source)
-    except ExportError as err:
+        model, tokenizer, meta = load_model(source)
+    except (CheckpointError, ExportError) as err:
         fail(f"--init-from {source}: {err}")
     except ImportError as err:
         fail(f"--init-from a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+    if "quantization" in meta:
+        fail(f"--init-from {source}: a quantised checkpoint cannot be trained (start from the float one)")
     if tokenizer is None:
         fail(f"--init-from {source}: the directory has no tokenizer.json to encode the text with")
     return model, tokenizer

@@ -3,21 +3,16 @@ loading base + adapter, and merging them into one plain checkpoint.
 
     python train.py --init-from out/best.npz --data sonnets.txt --lora-rank 8      # adapter-only checkpoints
     python generate.py --checkpoint out/last.npz                                     # base + adapter, merged
-    python -m models.adapters merge out-lora/best.npz merged.npz                     # one plain checkpoint
+    python adapters.py merge out-lora/best.npz merged.npz                            # one plain checkpoint
 
 An adapter checkpoint stores only the lora_A/lora_B weights, the LoRA settings, and its base: the path and a
 SHA-256 of the base's weights, so it refuses any other base.
 """
 import hashlib
-import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: import from the repository root
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from models.cli import Parser, console, fail
 from tinygrad_proust import nn
-from tinygrad_proust.checkpoint import CheckpointError, save_checkpoint
+from tinygrad_proust.checkpoint import CheckpointError
 
 TARGETS = {"attn": "*.attn.c_*", "mlp": "*.mlp.c_*", "head": "lm_head"}  # names for --lora-targets
 
@@ -73,29 +68,3 @@ def merge_all(model):
         if isinstance(module, nn.LoRALinear):
             module.merge()
     return model
-
-
-@console
-def main(argv=None):
-    from models.gpt import GPT  # here: models.gpt imports this module
-    p = Parser(description=__doc__)
-    commands = p.add_subparsers(dest="command", required=True)
-    merge = commands.add_parser("merge", help="write base + adapter as one plain checkpoint")
-    merge.add_argument("adapter")
-    merge.add_argument("out")
-    args = p.parse_args(argv)
-    try:
-        model, tokenizer, meta = GPT.from_checkpoint(args.adapter)
-    except CheckpointError as err:
-        fail(err)
-    if "lora" not in meta:
-        fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")
-    plain = GPT(model.config)
-    plain.load_state_dict({name: t for name, t in model.state_dict().items() if ".lora_" not in name})
-    path = save_checkpoint(args.out, plain, step=meta.get("step", 0), config=model.config.to_dict(),
-                           tokenizer=tokenizer.to_dict())
-    print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

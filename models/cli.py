@@ -1,4 +1,5 @@
-"""What the scripts (train.py, generate.py, python -m models.inspection) share on the command line:
+"""What the scripts (train.py, generate.py, quantize.py, export.py, adapters.py, inspection.py) share on the
+command line, above every library in models/:
 
 - a parser whose every error is one line, `error: argument --flag: ...`, with exit status 2, and which takes no
   abbreviations (`--step` is not silently `--steps`);
@@ -6,14 +7,19 @@
   declared: integer(1), integer(0, 2**32 - 1), real(0, 1, high_open=True), ...;
 - fail(): a bad input found later ends the run the same way, with one line;
 - console(): output that survives any console encoding, and a closed pipe (`| head`) that ends the script quietly;
-- loading a checkpoint with a prompt, and reading and writing a run's metrics.jsonl.
+- loading a checkpoint with a prompt.
 """
 import argparse
-import json
 import math
 import os
 import sys
-from pathlib import Path
+
+from models.corpus import DataError
+from models.export import ExportError
+from models.loading import load_model
+from models.tokenizer import UnknownCharacters, encode_prompt
+from tinygrad_proust import DeviceError
+from tinygrad_proust.checkpoint import CheckpointError
 
 
 class Parser(argparse.ArgumentParser):
@@ -104,37 +110,12 @@ def console(main):
 def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
     """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
     checkpoint, the prompt or the device ends the script with one line."""
-    from models.corpus import DataError  # imported here: models.gpt imports models.adapters, which imports this
-    from models.gpt import GPT
-    from models.tokenizer import UnknownCharacters, encode_prompt
-    from tinygrad_proust import DeviceError
-    from tinygrad_proust.checkpoint import CheckpointError
     try:
-        model, tokenizer, _ = GPT.from_checkpoint(checkpoint, device=device)
+        model, tokenizer, _ = load_model(checkpoint, device=device)
         return model, tokenizer, encode_prompt(tokenizer, prompt, drop_unknown)
     except UnknownCharacters as err:
         fail(f"{err} (pass --drop-unknown to leave them out)")
-    except (CheckpointError, DataError, DeviceError) as err:
+    except (CheckpointError, DataError, DeviceError, ExportError) as err:
         fail(err)
-
-
-# ---- the metrics of a training run (metrics.jsonl: one JSON row per evaluation) ----
-
-def read_metrics(path):
-    """The rows of a metrics.jsonl that parse (a line cut short by a kill is left out)."""
-    rows = []
-    if Path(path).is_file():
-        for line in Path(path).read_text(errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int):
-                rows.append(row)
-    return rows
-
-
-def write_metrics(path, rows):
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(tmp, path)
+    except ImportError as err:
+        fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")

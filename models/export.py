@@ -1,7 +1,7 @@
 """Take a model to Hugging Face Transformers and back: a model directory (config.json, model.safetensors,
 tokenizer.json) that `AutoModelForCausalLM.from_pretrained` and `AutoTokenizer.from_pretrained` load.
 
-    python -m models.export out/best.npz hf/my-model       # or: export_pretrained(model, tokenizer, "hf/my-model")
+    python export.py out/best.npz hf/my-model       # or: export_pretrained(model, tokenizer, "hf/my-model")
     model, tokenizer = load_pretrained("hf/my-model")       # a GPT-2 or LLaMA directory into our GPT
 
 Which Transformers class expresses which of our models:
@@ -19,16 +19,11 @@ Needs the extras: pip install safetensors tokenizers (and transformers to load t
 import json
 import math
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: import from the repository root
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
 import numpy as np
 
-from models.cli import Parser, console, fail
 from models.gpt import GPT, GPTConfig
 from models.tokenizer import SPLIT_PATTERNS, BPETokenizer, ByteTokenizer, CharTokenizer
 
@@ -338,24 +333,3 @@ def _config_from_llama(spec):
                      ffn_hidden=spec["intermediate_size"], ffn_bias=False, attn_bias=False, positions="rope",
                      rope_base=rope.get("rope_theta", spec.get("rope_theta", 10000.0)),
                      tie_weights=spec.get("tie_word_embeddings", False), dropout=0.0)
-
-
-@console
-def main(argv=None):
-    p = Parser(description=__doc__)
-    p.add_argument("checkpoint", help="a checkpoint written by train.py")
-    p.add_argument("out_dir", help="the Transformers directory to create (must not exist, or be empty)")
-    args = p.parse_args(argv)
-    from models.cli import load_model_and_prompt
-    model, tokenizer, _ = load_model_and_prompt(args.checkpoint, "")
-    try:
-        print(f"wrote {export_pretrained(model, tokenizer, args.out_dir)} "
-              f"({transformers_family(model.config)}: load it with transformers.AutoModelForCausalLM)")
-    except ExportError as err:
-        fail(err)
-    except ImportError as err:
-        fail(f"exporting needs {err.name}: pip install safetensors tokenizers")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,17 +11,12 @@ reads the same for all of them. PRESETS names the designs this project trains.
 """
 import math
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import numpy as np
 
 import tinygrad_proust as tp
-from models import adapters
-from models.quantize import dequantize_weights
-from models.tokenizer import tokenizer_from_dict
 from tinygrad_proust import functional as F
 from tinygrad_proust import nn
-from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
 
 
 @dataclass
@@ -261,42 +256,6 @@ class GPT(nn.Module):
     def from_preset(cls, name, **overrides):
         """GPT.from_preset("proust", vocab_size=len(tokenizer)): a preset, with any config field overridden."""
         return cls(preset_config(name, **overrides))
-
-    @classmethod
-    def from_checkpoint(cls, path, device="cpu", merge=True):
-        """(model in eval mode, tokenizer, checkpoint metadata) from a train.py checkpoint; no corpus needed.
-        A LoRA adapter loads its base (checked against the digest it stores) with the adapters merged in, unless
-        merge=False; a quantised checkpoint is dequantised as it loads."""
-        meta, weights, _ = load_checkpoint(path)
-        try:
-            if "quantization" in meta:
-                weights = dequantize_weights(meta, weights)
-            model = cls(GPTConfig.from_dict(meta["config"]))
-            if "lora" in meta:
-                model.load_state_dict(adapters.load_base(meta["base"], cls.load_any).state_dict())
-                adapters.attach(model, meta["lora"], weights)
-                if merge:
-                    adapters.merge_all(model)
-            else:
-                model.load_state_dict(weights)
-            tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise CheckpointError(f"checkpoint {path}: its model or tokenizer description is damaged ({err})") from None
-        if not all(np.isfinite(p.data).all() for p in model.parameters()):
-            raise CheckpointError(f"checkpoint {path}: its weights hold NaN or Inf (the run that wrote it diverged)")
-        return model.to(device).eval(), tokenizer, meta
-
-    @classmethod
-    def load_any(cls, source):
-        """The model of a checkpoint file or of a Transformers directory."""
-        return cls.from_pretrained(source)[0] if Path(source).is_dir() else cls.from_checkpoint(source)[0]
-
-    @classmethod
-    def from_pretrained(cls, directory):
-        """(model in eval mode, tokenizer or None) from a Hugging Face Transformers directory of the GPT-2 or LLaMA
-        family (see models/export.py; needs safetensors and tokenizers)."""
-        from models.export import load_pretrained
-        return load_pretrained(directory)
 
     @property
     def device(self):

@@ -7,21 +7,15 @@
 Every Linear weight and the token embedding (which is also the head when tied) are quantised; norms, biases and
 position tables stay float32. w ≈ q · s, with |w - q · s| ≤ s / 2 for every element.
 
-    python -m models.quantize out/best.npz out/best-int8.npz --bits 8
-    python -m models.quantize out/best.npz out/best-int4.npz --bits 4 --group-size 32
+    python quantize.py out/best.npz out/best-int8.npz --bits 8
+    python quantize.py out/best.npz out/best-int4.npz --bits 4 --group-size 32
 
-generate.py and models.inspection load a quantised checkpoint and dequantise it once, as it loads: the file is
+generate.py and inspection.py load a quantised checkpoint and dequantise it once, as it loads: the file is
 4x (int8) or about 7x (int4 with float32 scales) smaller, and the model then runs in float32 at its usual speed.
 """
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: import from the repository root
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import numpy as np
 
-from models.cli import Parser, console, fail, integer
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_arrays
 
 
@@ -76,7 +70,7 @@ def quantize_checkpoint(source, target, bits, group_size=32):
     if "quantization" in meta:
         raise CheckpointError(f"{source} is quantised already")
     if "lora" in meta:
-        raise CheckpointError(f"{source} is a LoRA adapter: merge it first (python -m models.adapters merge)")
+        raise CheckpointError(f"{source} is a LoRA adapter: merge it first (python adapters.py merge)")
     arrays, before, after, chosen = {}, 0, 0, set(quantized_names(weights))
     for name, w in weights.items():
         if name in chosen:
@@ -98,25 +92,3 @@ def dequantize_weights(meta, weights):
         out[name] = dequantize(weights[f"{name}:q"], weights[f"{name}:scale"], settings["bits"],
                                settings["group_size"])
     return out
-
-
-@console
-def main(argv=None):
-    p = Parser(description=__doc__)
-    p.add_argument("checkpoint")
-    p.add_argument("out")
-    p.add_argument("--bits", type=int, choices=[8, 4], required=True)
-    p.add_argument("--group-size", type=integer(2, 1 << 16), default=32,
-                   help="int4: inputs per scale (even, and dividing every layer's input size)")
-    args = p.parse_args(argv)
-    try:
-        path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size)
-    except (CheckpointError, ValueError) as err:
-        fail(err)
-    ratio = load_checkpoint(path)[0]["quantization"]["weights_ratio"]
-    print(f"wrote {path} ({path.stat().st_size:,} bytes): the quantised weights take {ratio:.3f} of their "
-          "float32 size (scales included)")
-
-
-if __name__ == "__main__":
-    main()

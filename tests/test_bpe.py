@@ -129,7 +129,7 @@ import json  # noqa: E402
 
 import generate  # noqa: E402
 import train  # noqa: E402
-from models import inspection  # noqa: E402
+from inspection import main as inspection_main  # noqa: E402
 from models.corpus import split_point  # noqa: E402
 from models.gpt import GPT  # noqa: E402
 from tinygrad_proust.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
@@ -170,7 +170,7 @@ def test_train_generate_and_inspect_with_bpe(corpus, tmp_path, capsys, monkeypat
     assert len(seen) == 1 and "training a BPE tokenizer" not in capsys.readouterr().out
     generate.main(["--checkpoint", str(out / "best.npz"), "--prompt", "ROMEO. Café", "--max-new-tokens", "12"])
     assert capsys.readouterr().out.startswith("ROMEO. Café")
-    inspection.main(["logit-lens", "--checkpoint", str(out / "best.npz"), "--prompt", "What say", "--top", "1"])
+    inspection_main(["logit-lens", "--checkpoint", str(out / "best.npz"), "--prompt", "What say", "--top", "1"])
     assert "after" in capsys.readouterr().out
 
 

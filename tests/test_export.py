@@ -10,7 +10,8 @@ import pytest
 import generate
 import tinygrad_proust as tp
 import train
-from models.export import ExportError, export_pretrained, load_pretrained, main as export_main
+from export import main as export_main
+from models.export import ExportError, export_pretrained, load_pretrained
 from models.gpt import GPT, GPTConfig, preset_config
 from models.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint

@@ -16,7 +16,7 @@ import pytest
 
 import generate
 import train
-from models import inspection
+from inspection import main as inspection_main, make_parser as make_inspection_parser
 from models.gpt import GPT, GPTConfig
 from models.tokenizer import CharTokenizer
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -70,7 +70,7 @@ def option_strings(parser):
 def test_the_lists_cover_every_flag_of_every_script():
     assert option_strings(train.make_parser()) == set(TRAIN_FLAGS)
     assert option_strings(generate_parser()) == set(GENERATE_FLAGS)
-    subcommands = inspection.make_parser()._subparsers._group_actions[0].choices
+    subcommands = make_inspection_parser()._subparsers._group_actions[0].choices
     assert {name: option_strings(sub) for name, sub in subcommands.items()} == \
         {name: set(flags) for name, flags in INSPECTION_FLAGS.items()}
 
@@ -160,7 +160,7 @@ def cases():
 
 
 CASES = cases()
-MAINS = {"train": train.main, "generate": generate.main, "inspection": inspection.main}
+MAINS = {"train": train.main, "generate": generate.main, "inspection": inspection_main}
 
 
 def test_the_fuzz_tries_hundreds_of_bad_values():
@@ -209,13 +209,13 @@ def test_bad_paths_are_one_line(tmp_path, checkpoint, capsys, kind):
     corpus.write_text("to be or not to be\n" * 50)
     attempts = [(train.main, ["--resume", path]), (train.main, ["--init-from", path]),
                 (generate.main, ["--checkpoint", path]),
-                (inspection.main, ["logit-lens", "--checkpoint", path, "--prompt", "to"]),
-                (inspection.main, ["loss-curve", "--metrics", path, "--out", str(tmp_path / "l.png")])]
+                (inspection_main, ["logit-lens", "--checkpoint", path, "--prompt", "to"]),
+                (inspection_main, ["loss-curve", "--metrics", path, "--out", str(tmp_path / "l.png")])]
     if kind in ("missing", "folder", "empty"):
         attempts.append((train.main, ["--data", path]))
     if kind == "under-a-file":
         attempts += [(train.main, ["--data", str(corpus), "--out-dir", path, "--block-size", "8"]),
-                     (inspection.main, ["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to", "--save", path])]
+                     (inspection_main, ["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to", "--save", path])]
     for main, argv in attempts:
         code, err = run_main(main, argv, capsys)
         assert code == 2 and one_error_line(err), (argv, err)

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import tinygrad_proust as tp
+from inspection import main as inspection_main
 from models import inspection
+from models.loading import load_model
 from models.gpt import GPT, GPTConfig
 from tinygrad_proust import graph
 from tinygrad_proust.checkpoint import save_checkpoint
@@ -120,7 +122,7 @@ def test_logit_lens_last_stage_is_the_models_own_logits():
 
 
 def test_attention_maps_are_causal_distributions(checkpoint):
-    model, tokenizer, _ = GPT.from_checkpoint(checkpoint)
+    model, tokenizer, _ = load_model(checkpoint)
     maps = inspection.attention_maps(model, tokenizer.encode("to be or"))
     assert len(maps) == 2 and maps[0].shape == (2, 8, 8)
     for weights in maps:
@@ -129,7 +131,7 @@ def test_attention_maps_are_causal_distributions(checkpoint):
 
 
 def test_logit_lens_table(checkpoint, capsys, tmp_path):
-    inspection.main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be", "--top", "2",
+    inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be", "--top", "2",
                   "--save", str(tmp_path / "lens.txt")])
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 + 3 * 5                      # header + (embeddings, block 0, block 1) x 5 positions
@@ -138,12 +140,12 @@ def test_logit_lens_table(checkpoint, capsys, tmp_path):
 
 
 def test_pictures_are_written(checkpoint, tmp_path, matplotlib):
-    inspection.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be or", "--out",
+    inspection_main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be or", "--out",
                   str(tmp_path / "attention.png")])
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("\n".join(json.dumps({"step": s, "train_loss": 3 - s / 100, "val_loss": 3.1 - s / 100})
                                  for s in (10, 20, 30)))
-    inspection.main(["loss-curve", "--metrics", str(metrics), "--out", str(tmp_path / "loss.png")])
+    inspection_main(["loss-curve", "--metrics", str(metrics), "--out", str(tmp_path / "loss.png")])
     for name in ("attention.png", "loss.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -159,6 +161,6 @@ def test_drawing_without_matplotlib_is_a_clear_error(checkpoint, tmp_path, monke
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(SystemExit):
-        inspection.main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be", "--out",
+        inspection_main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be", "--out",
                       str(tmp_path / "a.png")])
     assert "pip install matplotlib" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["train.py", "generate.py", "bench.py", "models/inspection.py"]
+SCRIPTS = ["train.py", "generate.py", "bench.py", "quantize.py", "export.py", "adapters.py", "inspection.py"]
 
 
 def python_files():
@@ -28,7 +28,7 @@ def test_no_file_or_folder_shadows_a_standard_library_module():
 @pytest.mark.parametrize("module", ["tinygrad_proust." + p.stem for p in sorted((ROOT / "tinygrad_proust").glob("*.py"))
                                     if p.stem != "__init__"]
                          + ["models." + p.stem for p in sorted((ROOT / "models").glob("*.py")) if p.stem != "__init__"]
-                         + ["train", "generate", "bench"])
+                         + [script.removesuffix(".py") for script in SCRIPTS])
 def test_every_module_imports(module, request):
     if module == "models.torch_gpt":                       # the PyTorch twin of the parity tests needs PyTorch
         request.getfixturevalue("torch")
@@ -60,3 +60,45 @@ def test_pip_installs_only_the_framework(tmp_path):
     wheel, = (tmp_path / "dist").glob("*.whl")
     top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {name for name in top_level if not name.endswith(".dist-info")} == {"tinygrad_proust"}
+
+
+def application_imports(path):
+    """(the application's modules imported at the top of `path`, those imported inside a function)."""
+    top, inner = set(), set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        found = {n for n in names if n.startswith("models.") and (ROOT / (n.replace(".", "/") + ".py")).exists()}
+        found |= {n for n in names if (ROOT / f"{n}.py").exists() and n in {s.removesuffix(".py") for s in SCRIPTS}}
+        (top if node.col_offset == 0 else inner).update(found)
+    return top, inner
+
+
+def test_every_import_arrow_of_the_application_points_down():
+    """No circle among models/ and the scripts, no library in models/ importing another inside a function (the
+    way to dodge a circle), and the model file imports only NumPy, the standard library and the framework."""
+    modules = {f"models.{p.stem}": p for p in (ROOT / "models").glob("*.py") if p.stem != "__init__"}
+    modules.update({s.removesuffix(".py"): ROOT / s for s in SCRIPTS})
+    graph = {name: application_imports(path)[0] for name, path in modules.items()}
+    hidden = {name: sorted(application_imports(path)[1]) for name, path in modules.items()
+              if name.startswith("models.") and application_imports(path)[1]}
+    assert not hidden, f"library modules importing each other inside functions: {hidden}"
+
+    def circle_from(name, path):
+        for target in sorted(graph.get(name, ())):
+            if target in path:
+                return path[path.index(target):] + [target]
+            found = circle_from(target, path + [target])
+            if found:
+                return found
+        return None
+    circles = [c for name in sorted(graph) if (c := circle_from(name, [name]))]
+    assert not circles, f"import circles: {circles[0]}"
+    gpt = ast.parse((ROOT / "models" / "gpt.py").read_text())
+    roots = {(n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
+             for n in ast.walk(gpt) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    assert roots - set(sys.stdlib_module_names) == {"numpy", "tinygrad_proust"}, roots

@@ -8,8 +8,10 @@ import generate
 import tinygrad_proust as tp
 import train
 from models import adapters
+from models.loading import load_model
 from models.gpt import GPT, GPTConfig
-from models.quantize import (dequantize, main as quantize_main, pack_int4, quantize_checkpoint, quantize_int4,
+from quantize import main as quantize_main
+from models.quantize import (dequantize, pack_int4, quantize_checkpoint, quantize_int4,
                              quantize_int8, unpack_int4)
 from models.tokenizer import ByteTokenizer
 from tinygrad_proust import nn
@@ -97,9 +99,9 @@ def test_lora_trains_only_the_adapters_and_keeps_the_base_bitwise(base, tmp_path
     assert f"LoRA: rank 4 on 8 layers: training {2 * 4 * (64 + 32 + 48 + 48):,} of" in printed
     meta, weights, _ = load_checkpoint(tmp_path / "lora" / "last.npz")
     assert all(".lora_" in name for name in weights) and len(weights) == 16          # adapters only
-    assert meta["base"]["sha256"] == adapters.base_digest(GPT.from_checkpoint(base_path)[0])
-    model = GPT.from_checkpoint(tmp_path / "lora" / "last.npz", merge=False)[0]
-    base_model = GPT.from_checkpoint(base_path)[0]
+    assert meta["base"]["sha256"] == adapters.base_digest(load_model(base_path)[0])
+    model = load_model(tmp_path / "lora" / "last.npz", merge=False)[0]
+    base_model = load_model(base_path)[0]
     for name, tensor in base_model.state_dict().items():
         np.testing.assert_array_equal(model.state_dict()[name].numpy(), tensor.numpy())   # bitwise the base
     assert not all(np.all(w == 0) for name, w in weights.items() if "lora_B" in name)  # the adapters trained
@@ -122,13 +124,13 @@ def test_an_adapter_refuses_another_base_and_merges_into_one_checkpoint(base, tm
     base_path, sonnets = base
     lora_run(base_path, sonnets, tmp_path / "lora", 2)
     adapter = tmp_path / "lora" / "last.npz"
-    from models.adapters import main as adapters_main
+    from adapters import main as adapters_main
     adapters_main(["merge", str(adapter), str(tmp_path / "merged.npz")])
-    merged = GPT.from_checkpoint(tmp_path / "merged.npz")[0]
-    with_adapter = GPT.from_checkpoint(adapter)[0]
+    merged = load_model(tmp_path / "merged.npz")[0]
+    with_adapter = load_model(adapter)[0]
     idx = np.arange(8)[None] % 5
     np.testing.assert_allclose(merged(idx)[0].numpy(), with_adapter(idx)[0].numpy(), rtol=1e-5, atol=1e-6)
-    model, tokenizer, meta = GPT.from_checkpoint(base_path)
+    model, tokenizer, meta = load_model(base_path)
     model.wte.weight.data = model.wte.weight.data + 1e-3                                     # another base
     save_checkpoint(base_path, model, step=0, config=model.config.to_dict(), tokenizer=tokenizer.to_dict())
     capsys.readouterr()
@@ -202,7 +204,7 @@ def test_a_quantised_model_predicts_close_to_the_float_one(tmp_path, bits, max_c
     expected /= floats
     assert f"take {expected:.3f} of their float32 size" in capsys.readouterr().out
     idx = np.random.default_rng(0).integers(0, 256, (2, 32))
-    change = np.abs(GPT.from_checkpoint(tmp_path / "q.npz")[0](idx)[0].log_softmax(-1).numpy()
+    change = np.abs(load_model(tmp_path / "q.npz")[0](idx)[0].log_softmax(-1).numpy()
                     - model.eval()(idx)[0].log_softmax(-1).numpy())
     assert change.max() <= max_change and change.mean() <= mean_change
     generate.main(["--checkpoint", str(tmp_path / "q.npz"), "--prompt", "ab", "--max-new-tokens", "5"])

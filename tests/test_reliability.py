@@ -15,8 +15,9 @@ import pytest
 import generate
 import tinygrad_proust as tp
 import train
-from models import inspection
+from inspection import main as inspection_main
 from models.corpus import NotUTF8Error, decode_utf8, read_corpus
+from models.loading import load_model
 from models.gpt import GPT, GPTConfig, filter_logits, sample_next
 from tinygrad_proust import functional as F, nn
 from tinygrad_proust.checkpoint import load_checkpoint
@@ -166,7 +167,7 @@ def test_divergence_stops_before_the_weights_change_and_names_the_op(tmp_path, c
                               "--lr", 10, "--grad-clip", 0, "--optimizer", "sgd", "--warmup", 0], capsys)
     assert code == 1 and one_line_error(err), err
     assert "training diverged at step" in err and "produced" in err and "Lower --lr" in err
-    model, _, meta = GPT.from_checkpoint(out / "last.npz")               # refused if it held NaN or Inf
+    model, _, meta = load_model(out / "last.npz")               # refused if it held NaN or Inf
     assert all(np.isfinite(p.numpy()).all() for p in model.parameters())
     diverged_at = int(err.split("training diverged at step ")[1].split(" ")[0])
     assert meta["step"] < diverged_at                                     # the checkpoint predates the divergence
@@ -299,7 +300,7 @@ def test_inspection_refuses_a_prompt_outside_the_vocabulary(tmp_path, capsys):
                            tokenizer=tokenizer.to_dict())
     for command in ("logit-lens", "attention"):
         with pytest.raises(SystemExit) as exit_info:
-            inspection.main([command, "--checkpoint", str(path), "--prompt", "Привет", "--out", str(tmp_path / "a.png")]
+            inspection_main([command, "--checkpoint", str(path), "--prompt", "Привет", "--out", str(tmp_path / "a.png")]
                             if command == "attention" else [command, "--checkpoint", str(path), "--prompt", "Привет"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and one_line_error(err) and "not in the model's vocabulary" in err
@@ -313,6 +314,6 @@ def test_loss_curve_on_a_bad_metrics_file_is_one_line(tmp_path, capsys, content)
     elif content is not None:
         path.write_bytes(content)
     with pytest.raises(SystemExit) as exit_info:
-        inspection.main(["loss-curve", "--metrics", str(path), "--out", str(tmp_path / "loss.png")])
+        inspection_main(["loss-curve", "--metrics", str(path), "--out", str(tmp_path / "loss.png")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and one_line_error(err) and str(path) in err

@@ -1,0 +1,35 @@
+"""LoRA adapters on the command line: merge an adapter checkpoint and its base into one plain checkpoint.
+
+    python adapters.py merge out-lora/best.npz merged.npz
+
+(Training an adapter: python train.py --init-from out/best.npz --data sonnets.txt --lora-rank 8.)
+"""
+from models.cli import Parser, console, fail
+from models.gpt import GPT
+from models.loading import load_model
+from tinygrad_proust.checkpoint import CheckpointError, save_checkpoint
+
+
+@console
+def main(argv=None):
+    p = Parser(description=__doc__)
+    commands = p.add_subparsers(dest="command", required=True)
+    merge = commands.add_parser("merge", help="write base + adapter as one plain checkpoint")
+    merge.add_argument("adapter")
+    merge.add_argument("out")
+    args = p.parse_args(argv)
+    try:
+        model, tokenizer, meta = load_model(args.adapter)
+    except CheckpointError as err:
+        fail(err)
+    if "lora" not in meta:
+        fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")
+    plain = GPT(model.config)
+    plain.load_state_dict({name: t for name, t in model.state_dict().items() if ".lora_" not in name})
+    path = save_checkpoint(args.out, plain, step=meta.get("step", 0), config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Export a trained checkpoint as a Hugging Face Transformers directory (config.json, model.safetensors,
+tokenizer.json) that AutoModelForCausalLM and AutoTokenizer load (models/export.py says which models go):
+
+    python export.py out/best.npz hf/my-model
+
+Needs the extras: pip install safetensors tokenizers (and transformers to load the result).
+"""
+from models.cli import Parser, console, fail, load_model_and_prompt
+from models.export import ExportError, export_pretrained, transformers_family
+
+
+@console
+def main(argv=None):
+    p = Parser(description=__doc__)
+    p.add_argument("checkpoint", help="a checkpoint written by train.py")
+    p.add_argument("out_dir", help="the Transformers directory to create (must not exist, or be empty)")
+    args = p.parse_args(argv)
+    model, tokenizer, _ = load_model_and_prompt(args.checkpoint, "")
+    try:
+        print(f"wrote {export_pretrained(model, tokenizer, args.out_dir)} "
+              f"({transformers_family(model.config)}: load it with transformers.AutoModelForCausalLM)")
+    except ExportError as err:
+        fail(err)
+    except ImportError as err:
+        fail(f"exporting needs {err.name}: pip install safetensors tokenizers")
+
+
+if __name__ == "__main__":
+    main()

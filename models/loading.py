@@ -1,0 +1,50 @@
+"""Loading a trained model from wherever it is: a train.py checkpoint (a whole model, a LoRA adapter on its base,
+or quantised weights) or a Hugging Face Transformers directory. The one place scripts and tools load from; the
+model file (gpt.py) knows only the framework.
+
+    model, tokenizer, meta = load_model("out/best.npz", device="gpu")
+"""
+from pathlib import Path
+
+import numpy as np
+
+from models import adapters
+from models.export import load_pretrained
+from models.gpt import GPT, GPTConfig
+from models.quantize import dequantize_weights
+from models.tokenizer import tokenizer_from_dict
+from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
+
+
+def load_model(source, device="cpu", merge=True):
+    """(model in eval mode, tokenizer, metadata) from a train.py checkpoint, or (model, tokenizer or None, {}) from
+    a Transformers directory of the GPT-2 or LLaMA family (needs safetensors and tokenizers); no corpus needed.
+    A LoRA adapter loads its base (checked against the digest it stores) with the adapters merged in, unless
+    merge=False; a quantised checkpoint is dequantised as it loads."""
+    if Path(source).is_dir():
+        model, tokenizer = load_pretrained(source)
+        return model.to(device), tokenizer, {}
+    meta, weights, _ = load_checkpoint(source)
+    try:
+        if "quantization" in meta:
+            weights = dequantize_weights(meta, weights)
+        model = GPT(GPTConfig.from_dict(meta["config"]))
+        if "lora" in meta:
+            model.load_state_dict(load_lora_base(meta["base"]).state_dict())
+            adapters.attach(model, meta["lora"], weights)
+            if merge:
+                adapters.merge_all(model)
+        else:
+            model.load_state_dict(weights)
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {source}: its model or tokenizer description is damaged ({err})") from None
+    if not all(np.isfinite(p.data).all() for p in model.parameters()):
+        raise CheckpointError(f"checkpoint {source}: its weights hold NaN or Inf (the run that wrote it diverged)")
+    return model.to(device).eval(), tokenizer, meta
+
+
+
+def load_lora_base(record):
+    """The base model a LoRA adapter was trained on, from the record it stores (checked against its digest)."""
+    return adapters.load_base(record, lambda source: load_model(source)[0])

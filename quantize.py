@@ -1,0 +1,32 @@
+"""Quantise a trained checkpoint's weights to int8 or int4, for a smaller file (models/quantize.py says how):
+
+    python quantize.py out/best.npz out/best-int8.npz --bits 8
+    python quantize.py out/best.npz out/best-int4.npz --bits 4 --group-size 32
+
+generate.py and inspection.py load the result and dequantise it once, as it loads.
+"""
+from models.cli import Parser, console, fail, integer
+from models.quantize import quantize_checkpoint
+from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
+
+
+@console
+def main(argv=None):
+    p = Parser(description=__doc__)
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+    p.add_argument("--bits", type=int, choices=[8, 4], required=True)
+    p.add_argument("--group-size", type=integer(2, 1 << 16), default=32,
+                   help="int4: inputs per scale (even, and dividing every layer's input size)")
+    args = p.parse_args(argv)
+    try:
+        path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size)
+    except (CheckpointError, ValueError) as err:
+        fail(err)
+    ratio = load_checkpoint(path)[0]["quantization"]["weights_ratio"]
+    print(f"wrote {path} ({path.stat().st_size:,} bytes): the quantised weights take {ratio:.3f} of their "
+          "float32 size (scales included)")
+
+
+if __name__ == "__main__":
+    main()
