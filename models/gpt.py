@@ -174,12 +174,12 @@ class CausalSelfAttention(nn.Module):
         if self.rotary is not None:
             q, k = self.rotary(q, start), self.rotary(k, start)
         if cache is None:
-            y = self.attend(q, k, v, None, True)                     # (B, nh, T, hs)
+            y = self.attend(q, k, v, is_causal=True)                 # (B, nh, T, hs)
         else:
             k, v = cache.append(k, v, start)                         # (B, nh, start+T, hs) each
             # the T queries are the last T positions; one new query may see every cached key (no mask)
-            mask = F.causal_mask(T, start + T, device=x.device) if T > 1 else None
-            y = self.attend(q, k, v, mask, False)
+            mask = F.causal_mask(T, start + T, offset=start, device=x.device) if T > 1 else None
+            y = self.attend(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).reshape(B, T, C)                       # (B, T, C): heads side by side
         return self.resid_dropout(self.c_proj(y))
 

@@ -43,9 +43,10 @@ def token_labels(tokenizer, ids):
 
 
 @contextlib.contextmanager
-def forward_hooks(modules, hook):
-    """hook(module, args, output) on each module's forward, inside this block only."""
-    handles = [module.register_forward_hook(hook) for module in modules]
+def forward_hooks(modules, hook, with_kwargs=False):
+    """hook(module, args, output) (or (module, args, kwargs, output)) on each module's forward, inside this block
+    only."""
+    handles = [module.register_forward_hook(hook, with_kwargs=with_kwargs) for module in modules]
     try:
         yield
     finally:
@@ -59,11 +60,12 @@ def attention_maps(model, ids):
     ids = np.asarray(ids[-model.config.block_size:])
     maps = []
 
-    def keep_weights(module, args, output):
-        q, k, _, mask, is_causal = args
-        maps.append(F.attention_weights(q, k, attn_mask=mask, is_causal=is_causal).numpy()[0])
+    def keep_weights(module, args, kwargs, output):
+        q, k, _ = args
+        maps.append(F.attention_weights(q, k, attn_mask=kwargs.get("attn_mask"),
+                                        is_causal=kwargs.get("is_causal", False)).numpy()[0])
 
-    with forward_hooks([block.attn.attend for block in model.blocks], keep_weights), tp.no_grad():
+    with forward_hooks([block.attn.attend for block in model.blocks], keep_weights, with_kwargs=True), tp.no_grad():
         model(ids[None, :])
     return maps
 

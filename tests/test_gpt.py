@@ -292,8 +292,9 @@ def test_attention_weights_are_causal_distributions():
     model = GPT(GPTConfig(**TINY)).eval()
     idx, _ = tiny_batch(model.config)
     attentions = []
-    hook = lambda module, args, output: attentions.append(F.attention_weights(*args[:2], args[3], args[4]))
-    handles = [block.attn.attend.register_forward_hook(hook) for block in model.blocks]
+    def hook(module, args, kwargs, output):  # the mask and causality by name, not by position
+        attentions.append(F.attention_weights(*args[:2], kwargs.get("attn_mask"), kwargs.get("is_causal", False)))
+    handles = [block.attn.attend.register_forward_hook(hook, with_kwargs=True) for block in model.blocks]
     logits, _ = model(idx)
     for handle in handles:
         handle.remove()

@@ -427,3 +427,53 @@ def test_new_ops_refuse_bad_input_in_one_line_naming_themselves():
                                                                 tp.randn(1, 2, 2, 4), enable_gqa=True), "3 query heads")]:
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_edges_a_port_meets_follow_pytorch(device, torch):
+    """Each of these was once silently different from PyTorch: booleans with integers, float arrays meeting
+    integer tensors, integer min/argmin/minimum (which must not negate: unsigned and lowest values wrap), the
+    gradient of a NaN maximum, every target ignored (NaN loss, zero gradients), torch.max(a, b), integer casts
+    (no gradient), einsum over a broadcast operand, and a copy where PyTorch copies."""
+    t = lambda values, **kw: tp.tensor(values, device=device, **kw)  # noqa: E731
+    assert (t([True, False]) + 2).tolist() == (torch.tensor([True, False]) + 2).tolist() == [3, 2]
+    assert (t([1, 2]) + np.array([0.5, 0.5])).tolist() == [1.5, 2.5]
+    unsigned = np.array([[0, 1, 2], [3, 0, 1]], np.uint8)
+    u, tu = t(unsigned), torch.tensor(unsigned)
+    assert u.min().item() == tu.min().item() and u.argmin(1).tolist() == tu.argmin(1).tolist() == [0, 1]
+    assert u.minimum(t(np.array([1], np.uint8))).tolist() == tu.minimum(torch.tensor([1], dtype=torch.uint8)).tolist()
+    lowest = np.array([np.iinfo(np.int64).min, 0, 5])
+    assert t(lowest).argmin().item() == 0 and t(lowest).min().item() == lowest[0]
+    x, tx = t([1.0, np.nan, 2.0], requires_grad=True), torch.tensor([1.0, np.nan, 2.0], requires_grad=True)
+    x.max().backward()
+    tx.max().backward()
+    assert x.grad.tolist() == tx.grad.tolist() == [0.0, 1.0, 0.0]
+    for fused in (True, False):
+        logits, tlogits = t([[1.0, 2.0]], requires_grad=True), torch.tensor([[1.0, 2.0]], requires_grad=True)
+        with tp.use_fused(fused):
+            loss = F.cross_entropy(logits, t([-100]))
+        tloss = torch.nn.functional.cross_entropy(tlogits, torch.tensor([-100]))
+        loss.backward()
+        tloss.backward()
+        assert np.isnan(loss.item()) and np.isnan(tloss.item())
+        assert np.abs(logits.grad.numpy()).tolist() == tlogits.grad.abs().tolist() == [[0.0, 0.0]]
+    assert tp.max(t([1.0, 5.0]), t([3.0, 2.0])).tolist() == torch.max(torch.tensor([1.0, 5.0]),
+                                                                          torch.tensor([3.0, 2.0])).tolist()
+    assert not t([1.5], requires_grad=True).long().requires_grad
+    a, b = (np.random.default_rng(0).standard_normal(s) for s in ((2, 3, 4), (1, 4, 5)))
+    ours_in, their_in = [t(v, requires_grad=True) for v in (a, b)], [torch.tensor(v, requires_grad=True) for v in (a, b)]
+    tp.einsum("bij,bjk->bik", *ours_in).sum().backward()
+    torch.einsum("bij,bjk->bik", *their_in).sum().backward()
+    np.testing.assert_allclose(ours_in[1].grad.numpy(), their_in[1].grad.numpy(), rtol=1e-12)
+    array = np.ones(3)
+    copied = tp.tensor(array)
+    array[0] = 50.0
+    assert copied.tolist() == [1.0, 1.0, 1.0]                       # torch.tensor copies; tp.from_numpy shares
+    w, saved = t([1.0, 2.0, 3.0], requires_grad=True), t([1.0, 2.0, 3.0])
+    y = (w * saved).sum()
+    view = saved.flip(0)
+    view[0] = 100.0                                                 # written into a copy: nothing else changes
+    saved[0] = 100.0
+    y.backward()
+    assert w.grad.tolist() == [1.0, 2.0, 3.0] and view.tolist() == [100.0, 2.0, 1.0]
+    with pytest.raises(IndexError):
+        t([[1.0, 2.0]]).gather(2, t([[0]]))

@@ -17,13 +17,16 @@ TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "si
                     "clip", "maximum", "minimum", "sum", "mean", "max", "min", "var", "std", "logsumexp", "cumsum",
                     "argmax", "argmin", "sort", "argsort", "topk", "gather", "matmul", "softmax",
                     "log_softmax", "flip", "tril", "triu", "transpose", "permute", "reshape", "flatten",
-                    "unsqueeze", "squeeze", "clone", "isnan", "isinf", "isfinite", "logical_not", "repeat_interleave")
+                    "unsqueeze", "squeeze", "clone", "isnan", "isinf", "isfinite", "logical_not", "repeat_interleave",
+                    "add", "sub", "mul", "div", "relu", "split", "chunk")
 globals().update({name: getattr(Tensor, name) for name in TENSOR_FUNCTIONS})
+globals().update({"float": float32, "double": float64, "bool": bool_})  # torch.float, torch.double, torch.bool
+from_numpy = Tensor  # shares the array's memory, as torch.from_numpy does
 
 __all__ = [
     "Tensor", "Function", "Observer", "observe", "tensor", "multinomial", "zeros", "ones", "full", "full_like", "empty", "eye",
     "zeros_like", "ones_like", "randn", "rand", "randint",
     "arange", "cat", "stack", "where", "no_grad", "is_grad_enabled", "manual_seed", "gradcheck", "GradcheckError",
     "DeviceError", "gpu_available", "detect_anomaly", "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64", "int32", "int64", "long",
-    "bool_", "einsum", "pad", *TENSOR_FUNCTIONS,
+    "bool_", "einsum", "pad", "from_numpy", "double", *TENSOR_FUNCTIONS,
 ]

@@ -16,8 +16,12 @@ def _make(array, device, requires_grad):
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A leaf tensor from a number, a (nested) list or an array; Python floats become float32. Without `device`
-    it stays where its data is (a CuPy array on the GPU, anything else on the CPU), as in PyTorch."""
-    return Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
+    it stays where its data is (a CuPy array on the GPU, anything else on the CPU), as in PyTorch. Always a copy
+    (torch.tensor's rule): changing the array later does not change the tensor."""
+    t = Tensor(data, requires_grad=requires_grad, device=device, dtype=dtype)
+    if isinstance(data, Tensor) or t.data is data or getattr(t.data, "base", None) is not None:
+        t.data = t.data.copy()
+    return t
 
 
 def zeros(*shape, dtype=float32, device="cpu", requires_grad=False):
@@ -106,6 +110,8 @@ def multinomial(input, num_samples, replacement=False):
     """Indices drawn from each row of non-negative weights (1-D or 2-D), as torch.multinomial, from the project's
     host generator (manual_seed): with replacement by the inverse CDF, without by the Gumbel top-k trick. int64,
     on input's device; no gradient."""
+    if not isinstance(num_samples, int) or num_samples < 1 or input.dtype.kind != "f":
+        raise ValueError(f"multinomial: need float weights and num_samples >= 1, got {input.dtype} and {num_samples!r}")
     weights = np.asarray(to_device(input.data, "cpu"), dtype=np.float64)
     rows = weights.reshape(-1, weights.shape[-1]) if weights.ndim in (1, 2) else None
     if rows is None or not np.isfinite(rows).all() or (rows < 0).any() or (rows.sum(1) <= 0).any():

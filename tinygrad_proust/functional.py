@@ -114,6 +114,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"nll_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     target_data = target.data if isinstance(target, Tensor) else input.xp.asarray(target)
+    if input.ndim < 2 or target_data.shape != input.shape[:1] + input.shape[2:]:
+        raise ValueError(f"nll_loss: need input (N, C) and target (N,), or (N, C, d...) and (N, d...), got "
+                         f"{input.shape} and {tuple(target_data.shape)}")
     check_ids("nll_loss: target", target_data, input.shape[1], ignore_index)
     return _nll(input, target_data, weight, ignore_index, reduction)
 
@@ -136,13 +139,22 @@ def _class_dim(weight, like):
     """Per-class weights shaped to broadcast along dim 1 of `like` (1 where there are none)."""
     if weight is None:
         return like._operand(1.0)
-    return like._operand(weight).reshape((1, -1) + (1,) * (like.ndim - 2))
+    weight = like._operand(weight)
+    if weight.shape != (like.shape[1],):
+        raise ValueError(f"cross_entropy/nll_loss: weight of shape {weight.shape} for {like.shape[1]} classes")
+    return weight.reshape((1, -1) + (1,) * (like.ndim - 2))
 
 
 def _reduce(losses, reduction, divisor):
     if reduction == "none":
         return losses
-    return losses.sum() / divisor if reduction == "mean" else losses.sum()
+    if reduction == "sum":
+        return losses.sum()
+    if not isinstance(divisor, Tensor):
+        return losses.sum() / divisor
+    # nothing counts (every target ignored): the loss is NaN, as PyTorch's, and the gradients 0, not NaN
+    nan_if_empty = Tensor._wrap(losses.xp.where(divisor.data == 0, np.nan, 0).astype(losses.dtype), False, None)
+    return losses.sum() / divisor.maximum(1e-30) + nan_if_empty
 
 
 # ---- normalisation ----
@@ -266,11 +278,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return dropout(weights, dropout_p, training) @ value
 
 
-def causal_mask(t_query, t_key, device="cpu"):
-    """(T, S) booleans, True where query i may attend key j, for T queries that are the last T of S positions:
-    query i sits at position S - T + i and sees keys 0 .. S - T + i (T == S: is_causal's lower triangle)."""
-    xp = module_for(device)
-    return Tensor._wrap(xp.tril(xp.ones((t_query, t_key), dtype=bool), k=t_key - t_query), False, None)
+def causal_mask(t_query, t_key, offset=0, device="cpu"):
+    """(T, S) booleans, True where query i may attend key j: j <= i + offset. offset 0 is is_causal's lower
+    triangle (aligned top-left, as PyTorch's); T new queries after `offset` cached positions see them all."""
+    return Tensor._wrap(fused.causal_mask(module_for(device), t_query, t_key, offset), False, None)
 
 
 def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
@@ -299,6 +310,8 @@ def pad(input, pad, mode="constant", value=0.0):
     x = input
     for i, (left, right) in enumerate(zip(pad[::2], pad[1::2])):
         dim = input.ndim - 1 - i
+        if x.shape[dim] + min(left, 0) + min(right, 0) < 0:
+            raise ValueError(f"pad: cropping {-min(left, 0)} and {-min(right, 0)} from dim {dim} of size {x.shape[dim]}")
         x = x[(slice(None),) * dim + (slice(max(-left, 0), x.shape[dim] - max(-right, 0)),)]  # negative: crop
 
         def side(n):

@@ -74,13 +74,14 @@ class CrossEntropy(Function):
         self.count = self.valid.sum(dtype=logits.dtype)  # stays on the device: no host sync
         # -log softmax at the targets only: log Σ exp(shifted) - shifted[t]
         nll = xp.log(sum_exp[:, 0]) - xp.take_along_axis(shifted, self.target[:, None], axis=1)[:, 0]
-        return (nll * self.valid).sum() / self.count
+        with np.errstate(invalid="ignore"):  # no row counts: NaN, as PyTorch's, without a warning
+            return (nll * self.valid).sum() / self.count
 
     def backward(self, g):
         xp = array_module(g)
         grad = self.probs.copy()
         grad[xp.arange(grad.shape[0]), self.target] -= 1
-        return grad * (self.valid * (g / self.count))[:, None]
+        return grad * (self.valid * (g / xp.maximum(self.count, 1)))[:, None]  # no row counts: 0, not NaN
 
 
 # ================================================================================================
@@ -332,9 +333,10 @@ class ScaledDotProductAttention(Function):
         return (dq, dk, dv) if len(self.parents) == 3 else (dq, dk, dv, ds)
 
 
-def causal_mask(xp, t_query, t_key):
-    """(T, S) booleans, True where query i may attend key j: j <= i (aligned top-left, as PyTorch's is_causal)."""
-    return xp.tril(xp.ones((t_query, t_key), dtype=bool))
+def causal_mask(xp, t_query, t_key, offset=0):
+    """(T, S) booleans, True where query i may attend key j: j <= i + offset (offset 0: aligned top-left, as
+    PyTorch's is_causal)."""
+    return xp.tril(xp.ones((t_query, t_key), dtype=bool), k=offset)
 
 
 @functools.lru_cache(maxsize=16)  # the same for every layer and step: made once, never written to

@@ -84,15 +84,19 @@ class Module:
         for hook in list(_global_hooks["pre"].values()):
             hook(self, args)
         output = self.forward(*args, **kwargs)
-        for hook in list(_global_hooks["post"].values()) + list(self._forward_hooks.values()):
+        for hook in list(_global_hooks["post"].values()):
             replaced = hook(self, args, output)
+            output = output if replaced is None else replaced
+        for hook, with_kwargs in list(self._forward_hooks.values()):
+            replaced = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
             output = output if replaced is None else replaced
         return output
 
-    def register_forward_hook(self, hook):
-        """Call hook(module, args, output) after every forward of this module; a non-None return replaces the
-        output. Returns a handle whose .remove() detaches it (as in PyTorch)."""
-        return _Handle(self._forward_hooks, hook)
+    def register_forward_hook(self, hook, *, with_kwargs=False):
+        """Call hook(module, args, output) after every forward of this module, or hook(module, args, kwargs,
+        output) with with_kwargs=True (the keyword arguments by name); a non-None return replaces the output.
+        Returns a handle whose .remove() detaches it (as in PyTorch)."""
+        return _Handle(self._forward_hooks, (hook, with_kwargs))
 
     # ---- walking the tree ----
     def apply(self, fn):
@@ -241,8 +245,16 @@ class ModuleDict(Module):
 
     def __init__(self, modules=None):
         super().__init__()
-        for name, module in (modules or {}).items():
+        for name, module in dict(modules or {}).items():
+            if not isinstance(module, Module):
+                raise TypeError(f"ModuleDict: {name!r} is a {type(module).__name__}, not a Module")
             setattr(self, name, module)
+
+    def __setitem__(self, name, module):
+        setattr(self, name, module)
+
+    def values(self):
+        return self._modules.values()
 
     def __getitem__(self, name):
         return self._modules[name]
@@ -261,10 +273,15 @@ class ModuleDict(Module):
 
 
 class Sequential(ModuleList):
-    """Modules applied one after another."""
+    """Modules applied one after another: Sequential(a, b, c), or Sequential(OrderedDict(name=module, ...))."""
 
     def __init__(self, *modules):
-        super().__init__(modules)
+        super().__init__()
+        named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], dict) else enumerate(modules)
+        for name, module in named:
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: {type(module).__name__} is not a Module")
+            setattr(self, str(name), module)
 
     def forward(self, x):
         for module in self:
@@ -480,8 +497,8 @@ class SwiGLU(Module):
 
 class ScaledDotProductAttention(Module):
     """softmax(q kᵀ / sqrt(d) + mask) v with dropout on the weights in training: F.scaled_dot_product_attention
-    as a module, so that a forward hook sees its inputs (q, k, v, attn_mask, is_causal) and can recompute the
-    attention weights (models/inspection.py draws attention maps this way)."""
+    as a module, so that a forward hook sees its inputs (q, k, v, and with_kwargs=True attn_mask and is_causal by
+    name) and can recompute the attention weights (models/inspection.py draws attention maps this way)."""
 
     def __init__(self, dropout=0.0):
         super().__init__()

@@ -324,13 +324,6 @@ class ToDevice(Function):
     def backward(self, g):
         return to_device(g, self.in_device)
 
-    @classmethod
-    def apply(cls, x, device):  # the one op whose input and output devices differ
-        ctx = cls((x,))
-        data = ctx.forward(x.data, device=device)
-        requires_grad = is_grad_enabled() and x.requires_grad
-        return Tensor._wrap(data, requires_grad, ctx if requires_grad else None)
-
 
 # ================================================================================================
 # reductions
@@ -383,7 +376,8 @@ class Max(Function):
         self.in_shape, self.dim, self.keepdim = x.shape, dim, keepdim
         if dim is None:
             out = x.max()
-            self.share = (ties := x == out) / ties.sum(dtype=x.dtype)  # 1/k at each of the k maxima, else 0
+            ties = (x == out) | (xp.isnan(x) & xp.isnan(out))  # a NaN maximum: the NaNs share it
+            self.share = ties / ties.sum(dtype=x.dtype)            # 1/k at each of the k maxima, else 0
             return out.reshape((1,) * x.ndim) if keepdim else out
         self.index = xp.expand_dims(x.argmax(axis=dim), dim)
         out = xp.take_along_axis(x, self.index, axis=dim)
@@ -485,6 +479,8 @@ class Einsum(Function):
             kept = "".join(c for c in subscripts if c in self.output or any(c in s for s in others))
             terms = ",".join([self.output, *others])
             grad = xp.einsum(f"{terms}->{kept}", g, *(o for j, o in enumerate(self.operands) if j != i))
+            broadcast = tuple(a for a, c in enumerate(kept) if x.shape[subscripts.index(c)] == 1 < grad.shape[a])
+            grad = grad.sum(axis=broadcast, keepdims=True) if broadcast else grad
             grad = grad.reshape(tuple(n if c in kept else 1 for c, n in zip(subscripts, x.shape)))
             grads.append(xp.broadcast_to(grad, x.shape))
         return tuple(grads)

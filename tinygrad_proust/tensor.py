@@ -11,6 +11,7 @@ shows numbers, not wrappers.
 import collections
 import contextlib
 import math
+import numbers
 
 import numpy as np
 
@@ -340,7 +341,7 @@ class Tensor:
             device, dtype = None, device
         out = self
         if dtype is not None and to_dtype(dtype) != self.dtype:
-            out = ops.Cast.apply(out, dtype=to_dtype(dtype))
+            out = ops.Cast.apply(out if to_dtype(dtype).kind == "f" else out.detach(), dtype=to_dtype(dtype))
         if device is not None and canonical_device(device) != self.device:
             out = ops.ToDevice.apply(out, device=canonical_device(device))
         return out
@@ -481,15 +482,17 @@ class Tensor:
         return ops.GetItem.apply(self, index=index)
     def __setitem__(self, index, value):
         """In-place assignment, for tensors no gradient flows through (sampling code under no_grad, say)."""
-        if self.requires_grad:
-            raise ValueError("tensor[...] = value: in-place assignment to a tensor that needs a gradient is not "
-                             "supported; build a new one with where() or masked_fill()")
+        if self.requires_grad and (_grad_enabled or not self.is_leaf) or \
+                isinstance(value, Tensor) and value.requires_grad and _grad_enabled:
+            raise ValueError("tensor[...] = value: in-place assignment where a gradient flows is not supported; "
+                             "build a new tensor with where(), masked_fill() or cat() (or assign under no_grad)")
         parts = _index_arrays(index)
-        if ops._has_array(parts) and any(isinstance(p, int) for p in (parts if isinstance(parts, tuple) else ())):
-            raise IndexError("tensor[...] = value: integers beside index arrays are not supported here")
-        self.data[parts] = value.data if isinstance(value, Tensor) else value
+        data = self.data.copy()  # a new array: a view it shared, or an op that saved the old one, keeps its values
+        data[parts] = value.data if isinstance(value, Tensor) else value
+        self.data = data
 
     def contiguous(self): return self  # every op here takes any memory layout
+    def dim(self): return self.ndim
 
     # comparisons give bool tensors with no gradient
     def __eq__(self, other): return self._compare(other, "equal")
@@ -507,6 +510,10 @@ class Tensor:
         dtype = self.dtype
         if dtype.kind in "iub" and isinstance(other, float):
             dtype = np.dtype(np.float32)
+        elif dtype.kind == "b" and isinstance(other, int) and not isinstance(other, bool):
+            dtype = np.dtype(np.int64)                  # True + 2 is 3, as PyTorch's
+        elif hasattr(other, "dtype") and other.dtype.kind == "f" and dtype.kind in "iub":
+            dtype = other.dtype                         # an array of floats is never truncated to integers
         return Tensor._wrap(self.xp.asarray(other, dtype=dtype), False, None)
 
     def _float(self):
@@ -543,7 +550,11 @@ class Tensor:
         return ops.Pow.apply(self, exponent=exponent)
 
     def maximum(self, other): return ops.Maximum.apply(*_promoted(self, self._operand(other)))
-    def minimum(self, other): return -(-self).maximum(-self._operand(other))
+    def minimum(self, other):
+        a, b = _promoted(self, self._operand(other))
+        if a.dtype.kind != "f":  # integers: no gradient, and no negation to wrap
+            return Tensor._wrap(self.xp.minimum(a.data, b.data), False, None)
+        return -(-a).maximum(-b)
 
     def masked_fill(self, mask, value):
         """Where `mask` is True, `value`; elsewhere self. No gradient flows to the filled places."""
@@ -556,13 +567,21 @@ class Tensor:
 
     def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self, dim=dim, keepdim=keepdim)
     def max(self, dim=None, keepdim=False):
-        """The largest value; along `dim`, (values, indices), as PyTorch's (so x.max(1)[0] is the values)."""
+        """The largest value; along `dim`, (values, indices), as PyTorch's (so x.max(1)[0] is the values); given a
+        tensor instead of a dim, the elementwise maximum (torch.max(a, b))."""
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
         values = ops.Max.apply(self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
 
     def min(self, dim=None, keepdim=False):
-        """The smallest value; along `dim`, (values, indices) (ties: as max)."""
-        values = -ops.Max.apply(-self, dim=dim, keepdim=keepdim)
+        """The smallest value; along `dim`, (values, indices) (ties: as max); given a tensor, torch.min(a, b)."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if self.dtype.kind != "f":  # no gradient to route, and negating would wrap unsigned or the lowest integer
+            values = Tensor._wrap(_as_array(self.data.min(axis=dim, keepdims=keepdim)), False, None)
+        else:
+            values = -ops.Max.apply(-self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmin(dim=dim, keepdim=keepdim))
 
     def var(self, dim=None, keepdim=False, correction=1):
@@ -609,9 +628,11 @@ class Tensor:
 
     def repeat_interleave(self, repeats, dim=None):
         """Each element `repeats` times in a row along `dim` (flattened if None); repeats an int."""
-        if not isinstance(repeats, int):
-            raise TypeError("repeat_interleave: repeats must be an int here (per-element counts are not supported)")
-        x, dim = (self.reshape(-1), 0) if dim is None else (self, dim % self.ndim)
+        if not isinstance(repeats, numbers.Integral) or repeats < 0:
+            raise TypeError(f"repeat_interleave: repeats must be a count (an int >= 0), got {repeats!r} "
+                            "(per-element counts are not supported)")
+        repeats = int(repeats)
+        x, dim = (self.reshape(-1), 0) if dim is None else (self, ops._axes(dim, self.ndim)[0])
         expanded = x.unsqueeze(dim + 1).expand(x.shape[:dim + 1] + (repeats,) + x.shape[dim + 1:])
         return expanded.reshape(x.shape[:dim] + (x.shape[dim] * repeats,) + x.shape[dim + 1:])
 
@@ -633,7 +654,12 @@ class Tensor:
         return Tensor._wrap(self.data.argmax(axis=dim, keepdims=keepdim) if keepdim else self.data.argmax(axis=dim),
                             False, None)
 
-    def argmin(self, dim=None, keepdim=False): return (-self).argmax(dim, keepdim)
+    def argmin(self, dim=None, keepdim=False):
+        """Index of the smallest value, the first of ties (no gradient)."""
+        if dim is None:
+            return Tensor._wrap(self.xp.asarray(self.data.argmin()), False, None)
+        return Tensor._wrap(self.data.argmin(axis=dim, keepdims=keepdim) if keepdim else self.data.argmin(axis=dim),
+                            False, None)
 
     def multinomial(self, num_samples, replacement=False):
         from .creation import multinomial
@@ -668,7 +694,7 @@ class Tensor:
         if index.ndim != self.ndim or index.dtype.kind not in "iu":
             raise ValueError(f"gather: index must be integers with {self.ndim} dims like the input, got "
                              f"{index.dtype} of shape {tuple(index.shape)}")
-        dim = dim % self.ndim
+        (dim,) = ops._axes(dim, self.ndim)
         if any(i > n for d, (i, n) in enumerate(zip(index.shape, self.shape)) if d != dim):
             raise ValueError(f"gather: index of shape {tuple(index.shape)} is larger than the input {self.shape} "
                              f"outside dim {dim}")
