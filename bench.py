@@ -125,7 +125,7 @@ def count_step(preset, batch, block, overrides=None, extrapolate=True):
     for b in ((1, 2) if extrapolate else (batch, batch)):
         tp.manual_seed(0)
         model = GPT(preset_config(preset, block_size=block, **(overrides or {}))).to("gpu")
-        opt = optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+        opt = optim.AdamW(model.optimizer_groups(0.1), lr=3e-4)  # as train.py makes it
         data = np.random.default_rng(0).integers(0, model.config.vocab_size, (2, 2, b, block))
         for x, y in data:
             with standin.count_kernels() as counts:
@@ -560,7 +560,8 @@ def train_race(steps=None, out_root="out/train-race"):
     _, tokenizer, parts, _ = train.load_data(args, None)
     run = train.build_run(args, tokenizer, parts, "cpu", None)
     twin = copy_weights(run.model, TorchGPT(run.config, use_sdpa=True))
-    no_decay = {name for name, p in run.model.named_parameters() if p.ndim < 2 or getattr(p, "no_weight_decay", False)}
+    kept = {id(p) for p in run.model.optimizer_groups(args.weight_decay)[1]["params"]}
+    no_decay = {name for name, p in run.model.named_parameters() if id(p) in kept}
     named = dict(twin.named_parameters())
     opt = torch.optim.AdamW([{"params": [p for n, p in named.items() if n not in no_decay]},
                              {"params": [p for n, p in named.items() if n in no_decay], "weight_decay": 0.0}],

@@ -293,7 +293,7 @@ def build_optimizer(args, model):
         return optim.SGD(params, lr=args.lr, momentum=args.momentum)
     if args.optimizer == "adam":
         return optim.Adam(params, lr=args.lr, betas=(args.beta1, args.beta2))
-    return optim.AdamW(params, lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
+    return optim.AdamW(model.optimizer_groups(args.weight_decay), lr=args.lr, betas=(args.beta1, args.beta2))
 
 
 def lora_settings(args):

@@ -232,7 +232,6 @@ class GPT(nn.Module):
         self.wte = embedding(config.vocab_size, config.n_embd)
         if config.positions == "learned":
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
-            self.wpe.weight.no_weight_decay = True  # AdamW leaves position tables alone
         elif config.positions == "sinusoidal":
             self.wpe = SinusoidalPositions(config.block_size, config.n_embd)
         else:
@@ -256,6 +255,14 @@ class GPT(nn.Module):
     def from_preset(cls, name, **overrides):
         """GPT.from_preset("proust", vocab_size=len(tokenizer)): a preset, with any config field overridden."""
         return cls(preset_config(name, **overrides))
+
+    def optimizer_groups(self, weight_decay):
+        """AdamW's parameter groups over the parameters that train, as nanoGPT's configure_optimizers makes them:
+        the weight matrices (the token embedding too) decay; gains, biases and the position table do not."""
+        trained = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+        decays = {name: p.ndim >= 2 and name != "wpe.weight" for name, p in trained}
+        return [{"params": [p for name, p in trained if decays[name]], "weight_decay": weight_decay},
+                {"params": [p for name, p in trained if not decays[name]], "weight_decay": 0.0}]
 
     @property
     def device(self):

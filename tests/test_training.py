@@ -168,13 +168,30 @@ def test_optimizer_matches_pytorch(kind, torch):
                                                       lr=0.01, betas=(0.9, 0.99), weight_decay=0.1))
 
 
-def test_adamw_by_default_decays_matrices_but_not_gains_biases_or_positions():
+def test_the_gpts_groups_decay_matrices_but_not_gains_biases_or_positions():
     model = GPT(GPTConfig(vocab_size=7, block_size=4, n_layer=1, n_head=1, n_embd=8, ffn_hidden=8))
-    opt = optim.AdamW(model.parameters(), weight_decay=0.1)
+    model.blocks[0].attn.c_proj.weight.requires_grad = False              # frozen: in no group
+    opt = optim.AdamW(model.optimizer_groups(0.1))
     decayed = {p.name for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    kept = {p.name for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
     assert "wte.weight" in decayed and "blocks.0.mlp.c_fc.weight" in decayed
-    assert "wpe.weight" not in decayed and "blocks.0.ln_1.weight" not in decayed
-    assert not any(name.endswith("bias") for name in decayed)
+    assert "wpe.weight" in kept and "blocks.0.ln_1.weight" in kept and not any(n.endswith("bias") for n in decayed)
+    assert decayed | kept == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "blocks.0.attn.c_proj.weight" not in decayed | kept
+
+
+def test_adamw_decays_every_parameter_it_is_given_as_pytorchs_does(torch):
+    """Given a plain list, a bias and a gain are decayed too (PyTorch's rule; groups are the model's choice)."""
+    values = [np.array([1.0, -2.0]), np.array([[0.5, 1.5], [2.0, -1.0]])]
+    ours = [tp.tensor(v, requires_grad=True) for v in values]
+    theirs = [torch.tensor(v, requires_grad=True) for v in values]
+    opt, topt = optim.AdamW(ours, lr=0.1, weight_decay=0.5), torch.optim.AdamW(theirs, lr=0.1, weight_decay=0.5)
+    for p, t in zip(ours, theirs):
+        p.grad, t.grad = tp.tensor(np.ones_like(p.numpy())), torch.ones_like(t)
+    opt.step()
+    topt.step()
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-12)
 
 
 def test_clip_grad_norm_matches_pytorch(torch):

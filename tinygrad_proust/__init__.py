@@ -6,7 +6,8 @@ from .debug import AnomalyError, break_on, detect_anomaly
 from .device import DeviceError, gpu_available
 from .functional import use_fused, where
 from .gradcheck import GradcheckError, gradcheck
-from .graph import record_modules, render_graph
+from .graph import render_graph
+from .nn import record_modules
 from .tensor import (Function, Observer, Tensor, observe, bool_, float16, float32, float64, int32, int64, is_grad_enabled,
                      long, no_grad)
 

@@ -6,50 +6,13 @@ Keep the graph after backward with loss.backward(retain_graph=True) to look at i
 
 Large graphs (a GPT's loss has hundreds of nodes) stay legible two ways: `max_depth` keeps only the nodes
 within that many edges of the root, and `collapse` draws every module's ops as one labelled box. For the
-latter, run the forward pass inside `with record_modules(model):` so each op remembers its module.
+latter, run the forward pass inside `with tp.record_modules(model):` (nn.py) so each op remembers its module.
 """
-import contextlib
 import shutil
 import subprocess
 from pathlib import Path
 
-from .nn import register_module_forward_hook, register_module_forward_pre_hook
-from .tensor import Observer, observe, topological_order
-
-
-class _ModuleRecorder(Observer):
-    """Keeps the stack of the model's modules whose forward is running; every op notes the innermost (ctx.module)."""
-
-    def __init__(self, names):
-        self.names, self.stack = names, []
-
-    def enter(self, module, args):
-        if id(module) in self.names:
-            self.stack.append(self.names[id(module)])
-
-    def leave(self, module, args, output):
-        if id(module) in self.names:
-            self.stack.pop()
-
-    def before(self, ctx, phase):
-        if phase == "forward":
-            ctx.module = self.stack[-1] if self.stack else ""
-
-
-@contextlib.contextmanager
-def record_modules(model):
-    """Inside this block, every op run by one of model's modules remembers the module's dotted name
-    (and parameters without a name are named by their path, so drawings label them)."""
-    for name, param in model.named_parameters():
-        param.name = param.name or name
-    recorder = _ModuleRecorder({id(m): name for name, m in model.named_modules() if name})
-    handles = [register_module_forward_pre_hook(recorder.enter), register_module_forward_hook(recorder.leave)]
-    try:
-        with observe(recorder):
-            yield
-    finally:
-        for handle in handles:
-            handle.remove()
+from .tensor import topological_order
 
 
 def _grad_norm(t):

@@ -4,6 +4,7 @@ A Module registers every Parameter and sub-Module assigned to it as an attribute
 assigned, so `named_parameters()` yields dotted names ("blocks.0.attn.c_attn.weight") in definition
 order. A Parameter shared by two modules (a tied weight) is one object and is listed once.
 """
+import contextlib
 import math
 from collections import OrderedDict
 
@@ -12,7 +13,7 @@ import numpy as np
 from . import functional as F, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
-from .tensor import Tensor, to_dtype
+from .tensor import Observer, Tensor, observe, to_dtype
 
 
 class Parameter(Tensor):
@@ -46,6 +47,41 @@ def register_module_forward_pre_hook(hook):
 def register_module_forward_hook(hook):
     """Call hook(module, args, output) after the forward of every module; a non-None return replaces the output."""
     return _Handle(_global_hooks["post"], hook)
+
+
+class _ModuleRecorder(Observer):
+    """Keeps the stack of the model's modules whose forward is running; every op notes the innermost (ctx.module)."""
+
+    def __init__(self, names):
+        self.names, self.stack = names, []
+
+    def enter(self, module, args):
+        if id(module) in self.names:
+            self.stack.append(self.names[id(module)])
+
+    def leave(self, module, args, output):
+        if id(module) in self.names:
+            self.stack.pop()
+
+    def before(self, ctx, phase):
+        if phase == "forward":
+            ctx.module = self.stack[-1] if self.stack else ""
+
+
+@contextlib.contextmanager
+def record_modules(model):
+    """Inside this block, every op run by one of model's modules remembers the module's dotted name
+    (and parameters without a name are named by their path, so drawings label them)."""
+    for name, param in model.named_parameters():
+        param.name = param.name or name
+    recorder = _ModuleRecorder({id(m): name for name, m in model.named_modules() if name})
+    handles = [register_module_forward_pre_hook(recorder.enter), register_module_forward_hook(recorder.leave)]
+    try:
+        with observe(recorder):
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class Module:

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import kernels
 from .device import array_module, cupy_module, device_of, to_device
-from .tensor import Function, Tensor, is_grad_enabled
+from .tensor import Function
 
 
 # ================================================================================================

@@ -202,19 +202,13 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): p ← p (1 - lr·wd) before the Adam step.
 
-    Given a plain list of parameters, decay applies only to matrices (ndim ≥ 2) that are not marked
-    `no_weight_decay` (the GPT marks its position table): gains, biases and position tables are not
-    decayed. Given param groups, each group's weight_decay is used as it is, as in PyTorch.
+    It decays what it is given, as PyTorch's does; to leave gains, biases and position tables alone, give it
+    parameter groups (a model's choice: GPT.optimizer_groups, as nanoGPT's configure_optimizers).
     """
 
     decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        params = list(params)
-        if params and not isinstance(params[0], dict):
-            decay = [p for p in params if p.ndim >= 2 and not getattr(p, "no_weight_decay", False)]
-            keep = [p for p in params if not (p.ndim >= 2 and not getattr(p, "no_weight_decay", False))]
-            params = [{"params": decay}, {"params": keep, "weight_decay": 0.0}]
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
