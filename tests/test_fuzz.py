@@ -7,7 +7,6 @@ empty) must end the script with exit status 2 and exactly one line on stderr, `e
 Paths that do not exist or are the wrong kind get the same treatment. Then damaged checkpoints (random byte
 flips, truncations) must be refused with one clear error, or load to exactly the original.
 """
-import io
 import math
 import zipfile
 

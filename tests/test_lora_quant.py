@@ -11,7 +11,7 @@ from models import adapters
 from models.loading import load_model
 from models.gpt import GPT, GPTConfig
 from quantize import main as quantize_main
-from models.quantize import (dequantize, pack_int4, quantize_checkpoint, quantize_int4,
+from models.quantize import (dequantize, pack_int4, quantize_int4,
                              quantize_int8, unpack_int4)
 from models.tokenizer import ByteTokenizer
 from tinygrad_proust import nn

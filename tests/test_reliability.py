@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import generate
 import tinygrad_proust as tp
 import train
 from inspection import main as inspection_main
