@@ -447,8 +447,10 @@ def finetune_experiment(pretrain_minutes, steps, targets="attn", full=True, root
         run_train(*common, *flags, "--out-dir", out)
         seconds = time.perf_counter() - started
         trained = sum(w.size for w in load_checkpoint(f"{out}/last.npz")[1].values())  # adapters only, or all
-        print(f"| {name} | {trained:,} ({100 * trained / model.num_parameters():.1f}%) | {2 * 4 * trained / 2**20:.2f} MiB "
-              f"| {1000 * seconds / steps:.0f} (whole run / steps) | {val_loss(f'{out}/best.npz', f'{root}/sonnets.txt'):.3f} |",
+        print(f"| {name} | {trained:,} ({100 * trained / model.num_parameters():.1f}%) | "
+              f"{2 * 4 * trained / 2**20:.2f} MiB "
+              f"| {1000 * seconds / steps:.0f} (whole run / steps) | "
+              f"{val_loss(f'{out}/best.npz', f'{root}/sonnets.txt'):.3f} |",
               flush=True)
 
 
@@ -495,7 +497,8 @@ def bpe_speed(vocab_size=4096, slice_bytes=30_000, slice_merges=200):
         ids = tokenizer.encode(text)
         encoded = time.perf_counter() - start
         assert tokenizer.decode(ids) == text
-        print(f"| {pattern or 'none'} | {tokenizer.vocab_size:,} | {trained:.1f} s | {len(data) / encoded / 1e6:.2f} MB/s | "
+        print(f"| {pattern or 'none'} | {tokenizer.vocab_size:,} | {trained:.1f} s | "
+              f"{len(data) / encoded / 1e6:.2f} MB/s | "
               f"{len(data) / len(ids):.2f} |", flush=True)
     start = time.perf_counter()
     BPETokenizer.train(data[:1_000_000], 256 + 1000)
@@ -507,7 +510,8 @@ def bpe_speed(vocab_size=4096, slice_bytes=30_000, slice_merges=200):
     start = time.perf_counter()
     reference = reference_merges([piece], slice_merges)[0]
     slow = time.perf_counter() - start
-    print(f"{slice_merges} merges on the first {slice_bytes:,} bytes: ours {fast:.2f} s, the slow reference {slow:.1f} s "
+    print(f"{slice_merges} merges on the first {slice_bytes:,} bytes: ours {fast:.2f} s, "
+          f"the slow reference {slow:.1f} s "
           f"({slow / fast:.0f}x); merges identical: {ours == reference}")
 
 
@@ -557,8 +561,8 @@ def train_race(steps=None, out_root="out/train-race"):
     # the twin: train.py's own setup gives the data, the initial weights and the batch generator
     start = time.perf_counter()
     args = train.parse_args(flags + ["--out-dir", os.path.join(out_root, "twin"), "--overwrite"])[0]
-    _, tokenizer, parts, _ = train.load_data(args, None)
-    run = train.build_run(args, tokenizer, parts, "cpu", None)
+    _, tokenizer, parts, _ = train.load_data(args, train.Start())
+    run = train.build_run(args, tokenizer, parts, "cpu", train.Start())
     twin = copy_weights(run.model, TorchGPT(run.config, use_sdpa=True))
     kept = {id(p) for p in run.model.optimizer_groups(args.weight_decay)[1]["params"]}
     no_decay = {name for name, p in run.model.named_parameters() if id(p) in kept}
@@ -718,7 +722,8 @@ def main(argv=None):
     if args.device == "cpu" and not args.no_numerical:
         numerical, autograd, n = numerical_gradient_step()
         print(f"\nnumerical-gradient step, byte-gpt, 1 x 32 tokens, {n:,} parameters: "
-              f"{numerical:,.1f} s/step (extrapolated from 64 parameters); our autograd step: {autograd * 1000:.1f} ms; "
+              f"{numerical:,.1f} s/step (extrapolated from 64 parameters); "
+              f"our autograd step: {autograd * 1000:.1f} ms; "
               f"ratio {numerical / autograd:,.0f}x")
 
 

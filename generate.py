@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-import tinygrad_proust as tp
-from models.cli import Parser, console, fail, integer, load_model_and_prompt, real
+from models.cli import Parser, console, fail, integer, load_model_and_prompt, pick_device, real
 
 
 def parse_args(argv):
@@ -69,7 +68,7 @@ def main(argv=None):
             fail(f"no checkpoint given and none found under {args.out_dir}/: train one with `python train.py` "
                  "(or pass --checkpoint PATH)")
         print(f"using {path}", file=sys.stderr)
-    device = "gpu" if args.device == "auto" and tp.gpu_available() else args.device.replace("auto", "cpu")
+    device = pick_device(args.device)
     model, tokenizer, prompt_ids = load_model_and_prompt(path, args.prompt, args.drop_unknown, device)
     temperature = 0.0 if args.greedy else args.temperature
     rng = np.random.default_rng(args.seed)

@@ -26,7 +26,7 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict, trained_bpe
 from models import adapters
-from models.cli import Parser, console, fail, integer, non_empty, one_character, real
+from models.cli import Parser, console, fail, integer, non_empty, one_character, pick_device, real
 from models.export import ExportError
 from models.loading import load_lora_base, load_model
 from models.metrics import read_metrics, write_metrics
@@ -56,7 +56,8 @@ def make_parser():
                         "GPT-2 do (merges never cross them; gpt4, the default), or learn merges over the whole "
                         "byte stream")
     g.add_argument("--chars", type=non_empty, help="char tokenizer: only these characters form the vocabulary; the "
-                                                   "corpus's other characters are dropped, or replaced by --replace-unknown")
+                                                   "corpus's other characters are dropped, or replaced by "
+                                                   "--replace-unknown")
     g.add_argument("--replace-unknown", metavar="CHAR", type=one_character,
                    help="with --chars: put CHAR in place of other characters")
     g.add_argument("--val-fraction", type=real(0, 1, low_open=True, high_open=True), default=0.1,
@@ -86,7 +87,8 @@ def make_parser():
                    help="steps between progress-bar updates (reads the loss)")
     g.add_argument("--time-limit", type=real(0, 10**7, low_open=True), metavar="MINUTES",
                    help="stop (evaluate and save, as after Ctrl-C) once the run has trained this long")
-    g.add_argument("--out-dir", help="where checkpoints and metrics go (default: out, or the resumed checkpoint's folder)")
+    g.add_argument("--out-dir",
+                   help="where checkpoints and metrics go (default: out, or the resumed checkpoint's folder)")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --out-dir")
     g.add_argument("--format", choices=["npz", "safetensors"], default="npz",
                    help="checkpoint files: NumPy's .npz, or .safetensors (pip install safetensors)")
@@ -117,24 +119,35 @@ LORA_SETTINGS = ["lora_rank", "lora_alpha", "lora_targets"]  # an adapter's shap
 NOT_SAVED = ("resume", "out_dir", "overwrite")
 
 
+@dataclass
+class Start:
+    """Where a run starts, resolved once from the flags (parse_args): a new run (all None); a resumed one
+    (`resumed`: the checkpoint's meta, weights and optimizer state); or one that begins from trained weights
+    (`model`: --init-from's model, or a resumed LoRA run's frozen base; `tokenizer`: the one that came with it)."""
+    resumed: object = None
+    model: GPT = None
+    tokenizer: object = None
+
+
 def parse_args(argv):
-    """(settings, the checkpoint being resumed or None, the (model, tokenizer) a run starts from or None)."""
+    """(the settings, where the run starts: a Start). With --resume the checkpoint's saved settings are the
+    defaults, so it is read here."""
     parser = make_parser()
     args = parser.parse_args(argv)
-    checkpoint = init = None
+    start = Start()
     if args.resume:
-        args, checkpoint, init = resume_settings(parser, argv, args)
+        args, start = resume_settings(parser, argv, args)
     if args.lora_rank is None and any(getattr(args, k) is not None for k in ("lora_alpha", "lora_targets",
                                                                              "lora_dropout")):
         fail("--lora-alpha, --lora-targets and --lora-dropout shape LoRA adapters: give --lora-rank too")
-    if args.lora_rank and not args.init_from and checkpoint is None:
+    if args.lora_rank and not args.init_from and start.resumed is None:
         fail("--lora-rank: LoRA adapts a trained model; name it with --init-from CHECKPOINT")
-    if args.init_from and checkpoint is None:
+    if args.init_from and start.resumed is None:
         given = [key for key in FIXED_FOR_A_RUN if getattr(args, key) is not None]
         if given:
             fail(f"--{given[0].replace('_', '-')}: --init-from {args.init_from} brings its own model and tokenizer")
-        init = load_init_source(args.init_from)
-    elif checkpoint is None:  # a new run: the defaults of the model and tokenizer flags
+        start.model, start.tokenizer = load_init_source(args.init_from)
+    elif start.resumed is None:  # a new run: the defaults of the model and tokenizer flags
         args.preset, args.tokenizer = args.preset or "char-small", args.tokenizer or "char"
         args.vocab_size, args.bpe_pattern = args.vocab_size or 2048, args.bpe_pattern or "gpt4"
     args.out_dir = args.out_dir or "out"
@@ -142,7 +155,7 @@ def parse_args(argv):
         fail("--replace-unknown needs --chars (the characters to keep)")
     if args.min_lr is not None and args.min_lr > args.lr:
         fail(f"--min-lr {args.min_lr} is above --lr {args.lr}")
-    return args, checkpoint, init
+    return args, start
 
 
 def resume_settings(parser, argv, args):
@@ -152,30 +165,30 @@ def resume_settings(parser, argv, args):
         checkpoint = load_checkpoint(args.resume)
     except CheckpointError as err:
         fail(err)
-    saved = {k: v for k, v in checkpoint[0].get("args", {}).items() if k in vars(args) and k not in NOT_SAVED}
+    saved = {k: v for k, v in checkpoint.meta.get("args", {}).items() if k in vars(args) and k not in NOT_SAVED}
     if args.init_from and args.init_from != saved.get("init_from"):
         fail("--init-from starts a new run and --resume continues one: give one of them")
     parser.set_defaults(**saved)
     args = parser.parse_args(argv)
-    if "quantization" in checkpoint[0]:
+    if "quantization" in checkpoint.meta:
         fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
     for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
         if key in saved and getattr(args, key) != saved[key]:
             flag = "--" + key.replace("_", "-")
             fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
                  "the architecture and vocabulary of a run cannot change (start a new run instead)")
-    if args.steps <= checkpoint[0]["step"]:
-        fail(f"--steps {args.steps}: the checkpoint is already at step {checkpoint[0]['step']}; "
+    if args.steps <= checkpoint.meta["step"]:
+        fail(f"--steps {args.steps}: the checkpoint is already at step {checkpoint.meta['step']}; "
              "give a larger --steps to train on")
     if args.out_dir is None:
         args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
-    init = None
-    if "base" in checkpoint[0]:                        # a LoRA run: its frozen base, checked by digest
+    start = Start(resumed=checkpoint)
+    if "base" in checkpoint.meta:                      # a LoRA run: its frozen base, checked by digest
         try:
-            init = (load_lora_base(checkpoint[0]["base"]), None)
+            start.model = load_lora_base(checkpoint.meta["base"])
         except CheckpointError as err:
             fail(f"--resume {args.resume}: {err}")
-    return args, checkpoint, init
+    return args, start
 
 
 def load_init_source(source):
@@ -197,18 +210,7 @@ def load_init_source(source):
 # the phases of a run, in the order main() calls them
 # ------------------------------------------------------------------------------------------------
 
-def pick_device(name):
-    """'cpu' or 'gpu'; 'auto' takes the GPU when CuPy sees one. A GPU that cannot be used is one clear line."""
-    if name == "auto":
-        name = "gpu" if tp.gpu_available() else "cpu"
-    try:
-        tp.zeros(1, device=name)
-    except tp.DeviceError as err:
-        fail(err)
-    return "gpu" if name in ("gpu", "cuda") else "cpu"
-
-
-def load_data(args, checkpoint, init=None):
+def load_data(args, start):
     """(where the text came from, the tokenizer, the training and validation token ids, their sizes in bytes).
     The corpus is split at a byte (the last --val-fraction), then each part is encoded: a BPE tokenizer is
     trained on the training part only. The tokenizer is the checkpoint's when resuming."""
@@ -223,10 +225,10 @@ def load_data(args, checkpoint, init=None):
              f"{err}; pass --data PATH to train on your own UTF-8 text")
     split = split_point(raw, args.val_fraction)
     try:
-        if checkpoint is not None:
-            tokenizer = tokenizer_from_dict(checkpoint[0]["tokenizer"])
+        if start.resumed is not None:
+            tokenizer = tokenizer_from_dict(start.resumed.meta["tokenizer"])
         else:
-            tokenizer = init[1] if init is not None else build_tokenizer(args, raw, raw[:split], source)
+            tokenizer = start.tokenizer or build_tokenizer(args, raw, raw[:split], source)
         parts = (tokenizer.encode_corpus(raw[:split], source), tokenizer.encode_corpus(raw[split:], source))
     except NotUTF8Error as err:
         fail(f"{err} (--tokenizer byte reads any bytes)")
@@ -270,11 +272,11 @@ class Run:
     base: dict = None            # and the base they belong to
 
 
-def build_model(args, tokenizer, checkpoint, init=None):
+def build_model(args, tokenizer, start):
     """The model configuration: the checkpoint's when resuming, the source's with --init-from (with --dropout, the
     one training setting of the model that may change), else the preset with the flags' overrides."""
-    if checkpoint is not None or init is not None:
-        config = GPTConfig.from_dict(checkpoint[0]["config"] if checkpoint is not None else init[0].config.to_dict())
+    if start.resumed is not None or start.model is not None:
+        config = GPTConfig.from_dict(start.resumed.meta["config"] if start.resumed else start.model.config.to_dict())
         if args.dropout is not None:
             config.dropout = args.dropout
         return config
@@ -306,7 +308,7 @@ def lora_settings(args):
 RUN_FILES = ("last.npz", "best.npz", "last.safetensors", "best.safetensors", "metrics.jsonl")
 
 
-def prepare_out_dir(args, checkpoint):
+def prepare_out_dir(args, resumed):
     """The run's folder, writable, holding no other run (unless --overwrite), without stale temporary files. A
     resumed run keeps its metrics up to its checkpoint's step: rows written after it, by a run that was killed
     before its next checkpoint, are dropped, so the curve never zig-zags."""
@@ -320,7 +322,7 @@ def prepare_out_dir(args, checkpoint):
         fail(f"--out-dir {out_dir}: cannot write there ({err.strerror or err})")
     for stale in out_dir.glob("*.tmp"):
         stale.unlink()
-    resuming_here = checkpoint is not None and out_dir.resolve() == Path(args.resume).resolve().parent
+    resuming_here = resumed is not None and out_dir.resolve() == Path(args.resume).resolve().parent
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
     if present and not resuming_here:
         if not args.overwrite:
@@ -328,26 +330,26 @@ def prepare_out_dir(args, checkpoint):
                  f"{out_dir / present[0]}, choose another --out-dir, or pass --overwrite to replace it")
         for name in present:
             (out_dir / name).unlink()
-    if checkpoint is not None:
+    if resumed is not None:
         history = Path(args.resume).resolve().parent / "metrics.jsonl"
-        rows = [row for row in read_metrics(history) if row["step"] < checkpoint[0]["step"]]
-        rows += [checkpoint[0]["metrics"]] if checkpoint[0].get("metrics") else []
+        rows = [row for row in read_metrics(history) if row["step"] < resumed.meta["step"]]
+        rows += [resumed.meta["metrics"]] if resumed.meta.get("metrics") else []
         write_metrics(out_dir / "metrics.jsonl", rows)
     return out_dir
 
 
-def build_run(args, tokenizer, parts, device, checkpoint, init=None):
+def build_run(args, tokenizer, parts, device, start):
     """Model, optimizer and data for a new run (from --init-from's weights if given), or restored exactly from the
     checkpoint being resumed."""
-    config = build_model(args, tokenizer, checkpoint, init)
+    config = build_model(args, tokenizer, start)
     try:
         dataset = TokenDataset(parts[0], config.block_size, val_tokens=parts[1])
     except DataError as err:
         fail(f"{err}; use more text or a smaller --block-size")
     tp.manual_seed(args.seed)
     model = GPT(config)
-    if init is not None:
-        model.load_state_dict(init[0].state_dict())
+    if start.model is not None:
+        model.load_state_dict(start.model.state_dict())
     lora = lora_settings(args)
     if lora is not None:
         try:
@@ -359,14 +361,14 @@ def build_run(args, tokenizer, parts, device, checkpoint, init=None):
     # resolved once and saved with the run, so that a resume keeps the same schedule
     args.min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
     args.lr_decay_steps = args.lr_decay_steps or args.steps
-    out_dir = prepare_out_dir(args, checkpoint)
+    out_dir = prepare_out_dir(args, start.resumed)
     run = Run(args, config, tokenizer, dataset, model, optimizer, device, out_dir,
               batch_rng=np.random.default_rng(args.seed))
     if lora is not None:
         run.lora = lora
-        run.base = checkpoint[0]["base"] if checkpoint is not None else adapters.base_record(args.init_from, init[0])
-    if checkpoint is not None:
-        meta, weights, optimizer_state = checkpoint
+        run.base = start.resumed.meta["base"] if start.resumed else adapters.base_record(args.init_from, start.model)
+    if start.resumed is not None:
+        meta, weights, optimizer_state = start.resumed
         try:
             model.load_state_dict(weights) if lora is None else adapters.load_weights(model, weights)
         except ValueError as err:  # CheckpointError is one
@@ -590,11 +592,11 @@ def train(run):
 
 @console
 def main(argv=None):
-    args, checkpoint, init = parse_args(sys.argv[1:] if argv is None else argv)
+    args, start = parse_args(sys.argv[1:] if argv is None else argv)
     tp.device.reuse_host_memory()  # the same temporaries every step: keep their pages (about 10% on a CPU step)
     device = pick_device(args.device)
-    source, tokenizer, parts, sizes = load_data(args, checkpoint, init)
-    run = build_run(args, tokenizer, parts, device, checkpoint, init)
+    source, tokenizer, parts, sizes = load_data(args, start)
+    run = build_run(args, tokenizer, parts, device, start)
     run.val_bytes = sizes[1]
     describe(run, source, sizes)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a NaN/Inf is caught by train_step

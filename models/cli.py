@@ -18,7 +18,7 @@ from models.corpus import DataError
 from models.export import ExportError
 from models.loading import load_model
 from models.tokenizer import UnknownCharacters, encode_prompt
-from tinygrad_proust import DeviceError
+from tinygrad_proust import DeviceError, gpu_available, zeros
 from tinygrad_proust.checkpoint import CheckpointError
 
 
@@ -119,3 +119,14 @@ def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
         fail(err)
     except ImportError as err:
         fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+
+
+def pick_device(name):
+    """'cpu' or 'gpu'; 'auto' takes the GPU when CuPy sees one. A GPU that cannot be used is one clear line."""
+    if name == "auto":
+        name = "gpu" if gpu_available() else "cpu"
+    try:
+        zeros(1, device=name)
+    except DeviceError as err:
+        fail(err)
+    return "gpu" if name in ("gpu", "cuda") else "cpu"

@@ -131,7 +131,8 @@ def format_logit_lens(rows):
 def plot_loss_curve(metrics_path, path):
     metrics_path = Path(metrics_path)
     if not metrics_path.is_file():
-        raise DataError(f"{metrics_path}: " + ("a folder, not a metrics file" if metrics_path.is_dir() else "no such file"))
+        raise DataError(f"{metrics_path}: " + ("a folder, not a metrics file" if metrics_path.is_dir()
+                                               else "no such file"))
     rows = [r for r in read_metrics(metrics_path) if _is_number(r.get("train_loss")) and _is_number(r.get("val_loss"))]
     if not rows:
         raise DataError(f"{metrics_path}: no evaluations recorded (train.py writes one row per --eval-interval)")

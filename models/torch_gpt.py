@@ -81,7 +81,8 @@ class TorchBlock(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.pre_norm = config.norm_placement == "pre"
-        self.ln_1, self.attn, self.ln_2, self.mlp = _norm(config), TorchAttention(config), _norm(config), TorchMLP(config)
+        self.ln_1, self.attn, self.ln_2, self.mlp = (_norm(config), TorchAttention(config), _norm(config),
+                                                     TorchMLP(config))
 
     def forward(self, x, use_sdpa=False):
         if self.pre_norm:
@@ -100,14 +101,16 @@ class TorchGPT(nn.Module):
             self.wpe = nn.Embedding(config.block_size, config.n_embd)
         elif config.positions == "sinusoidal":
             pos = torch.arange(config.block_size, dtype=torch.float64)[:, None]
-            freq = torch.exp(-math.log(10000.0) * torch.arange(0, config.n_embd, 2, dtype=torch.float64) / config.n_embd)
+            freq = torch.exp(-math.log(10000.0) * torch.arange(0, config.n_embd, 2, dtype=torch.float64)
+                             / config.n_embd)
             table = torch.zeros(config.block_size, config.n_embd, dtype=torch.float64)
             table[:, 0::2], table[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
             self.register_buffer("pos_table", table.float(), persistent=False)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(TorchBlock(config) for _ in range(config.n_layer))
         self.ln_f = _norm(config) if config.final_norm else None
-        self.lm_head = None if config.tie_weights else nn.Linear(config.n_embd, config.vocab_size, bias=config.head_bias)
+        self.lm_head = None if config.tie_weights else nn.Linear(config.n_embd, config.vocab_size,
+                                                                 bias=config.head_bias)
 
     def forward(self, idx, targets=None):
         B, T = idx.shape

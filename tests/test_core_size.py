@@ -28,8 +28,9 @@ ENGINE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
 # of integers, a gradient in its input's dtype: 14); in-place assignment without a gradient, contiguous (9).
 # 1,388 -> 1,422: what a second probe against PyTorch found: booleans with integers, float arrays never truncated,
 # integer min/argmin/minimum without negation, a NaN maximum's gradient, torch.max(a, b), integer casts without a
-# gradient, checked dims, a copy on assignment, zero gradients when every target is ignored (34)
-ENGINE_BUDGET = 1422
+# gradient, checked dims, a copy on assignment, zero gradients when every target is ignored (34); a line the linter
+# wrapped (1)
+ENGINE_BUDGET = 1423
 # 2,100 -> 2,207 (2026-12): the engine's 88, full()'s dtype from its value, full_like/empty/eye, the GPU's
 # whole-group optimizer step (optim.flatten, Adam.step_group) and the dropout mask stream's keyed hash, with the
 # warning for older states. 2,207 -> 2,399: the engine's 19; the compiled GPU kernels (kernels.py, 156 lines, 80
@@ -37,8 +38,9 @@ ENGINE_BUDGET = 1422
 # has one), the stream's words claimed for a kernel (rng.claim_words), Adam's group step through the kernel.
 # 2,399 -> 2,650: the engine's 181; multinomial (21); nn.ModuleDict, Sequential, Tanh, Module.apply and nn.init
 # (44); the torch-style functions at the package's top (5). 2,650 -> 2,706: the engine's 34; tp.tensor copies its
-# array, multinomial's checks (5); ModuleDict's and Sequential's names and checks (14); torch's dtype names (3)
-FRAMEWORK_BUDGET = 2706
+# array, multinomial's checks (5); ModuleDict's and Sequential's names and checks (14); torch's dtype names (3);
+# load_checkpoint's result by name, Checkpoint(meta, weights, optimizer), and lines the linter wrapped (2)
+FRAMEWORK_BUDGET = 2708
 
 
 def code_lines(path):

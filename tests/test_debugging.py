@@ -13,9 +13,10 @@ import tinygrad_proust as tp
 from tinygrad_proust import nn
 
 ROOT = Path(__file__).resolve().parent.parent
-TWO_LINES = """import tinygrad_proust as tp
-with tp.break_on({op!r}, phase={phase!r}): print("loss", tp.randn(2, 3, requires_grad=True).softmax(-1).max().backward())
-"""
+TWO_LINES = ("""import tinygrad_proust as tp
+with tp.break_on({op!r}, phase={phase!r}): """
+             """print("loss", tp.randn(2, 3, requires_grad=True).softmax(-1).max().backward())
+""")
 
 
 def debug_session(tmp_path, commands, op="Softmax", phase="backward", under_pdb=True, env=None):

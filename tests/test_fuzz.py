@@ -197,7 +197,8 @@ def bad_paths(tmp_path, checkpoint):
 
 def one_error_line(err):
     lines = [line.split("\r")[-1] for line in err.split("\n") if line.strip()]
-    return len(lines) >= 1 and lines[-1].startswith("error: ") and sum(l.startswith("error: ") for l in lines) == 1 \
+    return len(lines) >= 1 and lines[-1].startswith("error: ") and sum(line.startswith("error: ")
+                                                                       for line in lines) == 1 \
         and "Traceback" not in err
 
 
@@ -214,7 +215,8 @@ def test_bad_paths_are_one_line(tmp_path, checkpoint, capsys, kind):
         attempts.append((train.main, ["--data", path]))
     if kind == "under-a-file":
         attempts += [(train.main, ["--data", str(corpus), "--out-dir", path, "--block-size", "8"]),
-                     (inspection_main, ["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to", "--save", path])]
+                     (inspection_main, ["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to",
+                                        "--save", path])]
     for main, argv in attempts:
         code, err = run_main(main, argv, capsys)
         assert code == 2 and one_error_line(err), (argv, err)
@@ -229,7 +231,8 @@ def contents(path):
 
 def same(a, b):
     (meta_a, weights_a, opt_a), (meta_b, weights_b, opt_b) = a, b
-    arrays_equal = all(np.array_equal(weights_a[k], weights_b[k]) for k in weights_a) and weights_a.keys() == weights_b.keys()
+    arrays_equal = all(np.array_equal(weights_a[k], weights_b[k])
+                       for k in weights_a) and weights_a.keys() == weights_b.keys()
     moments = [(s1.get("exp_avg"), s2.get("exp_avg")) for s1, s2 in zip(opt_a["state"], opt_b["state"])]
     return meta_a == meta_b and arrays_equal and all(np.array_equal(x, y) for x, y in moments)
 

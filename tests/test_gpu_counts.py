@@ -63,12 +63,12 @@ def test_a_train_script_step_reads_the_device_once(standin, tmp_path):
     import cupy_standin
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("to be or not to be, that is the question\n" * 40)
-    args, checkpoint, init = train.parse_args(["--data", str(corpus), "--device", "gpu", "--n-layer", "1",
+    args, start = train.parse_args(["--data", str(corpus), "--device", "gpu", "--n-layer", "1",
                                                "--n-embd", "16", "--n-head", "2", "--block-size", "16",
                                                "--batch-size", "4", "--grad-accum", "3",
                                                "--out-dir", str(tmp_path / "out")])
-    _, tokenizer, parts, _ = train.load_data(args, checkpoint, init)
-    run = train.build_run(args, tokenizer, parts, "gpu", checkpoint, init)
+    _, tokenizer, parts, _ = train.load_data(args, start)
+    run = train.build_run(args, tokenizer, parts, "gpu", start)
     train.train_step(run, 1e-3)
     with cupy_standin.count_syncs() as syncs:
         train.train_step(run, 1e-3)

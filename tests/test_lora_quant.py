@@ -78,7 +78,8 @@ def base(tmp_path):
     corpus = tmp_path / "plays.txt"
     corpus.write_text("ROMEO. What say you, my lord? Nothing, madam; and yet I say it all.\n" * 40)
     train.main(["--data", str(corpus), "--steps", "4", "--eval-interval", "4", "--n-layer", "2", "--n-embd", "16",
-                "--n-head", "2", "--ffn-hidden", "32", "--block-size", "16", "--out-dir", str(tmp_path / "base"), *TINY])
+                "--n-head", "2", "--ffn-hidden", "32", "--block-size", "16",
+                "--out-dir", str(tmp_path / "base"), *TINY])
     sonnets = tmp_path / "sonnets.txt"
     sonnets.write_text("Shall I compare thee to a summer's day? Thou art more lovely and more temperate.\n" * 40)
     return tmp_path / "base" / "best.npz", sonnets
@@ -215,7 +216,8 @@ def test_a_quantised_model_predicts_close_to_the_float_one(tmp_path, bits, max_c
 
 def test_bad_quantisation_requests_are_one_line(tmp_path, capsys):
     model = GPT(GPTConfig(vocab_size=256, block_size=8, n_layer=1, n_head=2, n_embd=48, ffn_hidden=96))
-    path = save_checkpoint(tmp_path / "f.npz", model, config=model.config.to_dict(), tokenizer=ByteTokenizer().to_dict())
+    path = save_checkpoint(tmp_path / "f.npz", model, config=model.config.to_dict(),
+                           tokenizer=ByteTokenizer().to_dict())
     for argv, message in ((["--bits", "3"], "invalid choice: 3"),
                           (["--bits", "4", "--group-size", "32"], "group size 32 must be even and divide the input "
                                                                   "size 48")):

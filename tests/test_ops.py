@@ -124,7 +124,8 @@ CASES = [
     Case("gather", lambda m, a: a.gather(1, m.const(np.array([[0, 2, 2], [3, 0, 1], [1, 1, 1]]))), [(3, 4)]),
     Case("gather_dim0_smaller_index", lambda m, a: a.gather(0, m.const(np.array([[2, 0], [2, 2]]))), [(3, 4)]),
     Case("sort_values", lambda m, a: a.sort(dim=1).values * m.const(np.arange(4.0)), [(3, 4)]),
-    Case("sort_descending_dim0", lambda m, a: a.sort(dim=0, descending=True)[0] * m.const(np.arange(12.0).reshape(3, 4)),
+    Case("sort_descending_dim0",
+         lambda m, a: a.sort(dim=0, descending=True)[0] * m.const(np.arange(12.0).reshape(3, 4)),
          [(3, 4)]),
     Case("topk", lambda m, a: a.topk(2, dim=-1).values * m.const(np.array([1.0, 3.0])), [(2, 3, 4)]),
     Case("topk_smallest", lambda m, a: a.topk(3, dim=0, largest=False)[0], [(4, 3)]),
@@ -243,7 +244,8 @@ def test_matches_pytorch(case, torch):
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith(
-    ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm", "linear", "embedding", "sdpa", "swiglu"))], ids=repr)
+    ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm", "linear", "embedding", "sdpa", "swiglu"))],
+    ids=repr)
 def test_fused_matches_reference_composition(case):
     arrays = random_inputs(case, seed=4)
     results = []
@@ -424,7 +426,8 @@ def test_new_ops_refuse_bad_input_in_one_line_naming_themselves():
                         (lambda: F.cross_entropy(x, tp.tensor([0, 1]), reduction="avg"), "reduction must be"),
                         (lambda: F.cross_entropy(x, tp.randn(2, 4)), "probability targets need"),
                         (lambda: F.scaled_dot_product_attention(tp.randn(1, 3, 2, 4), tp.randn(1, 2, 2, 4),
-                                                                tp.randn(1, 2, 2, 4), enable_gqa=True), "3 query heads")]:
+                                                                tp.randn(1, 2, 2, 4), enable_gqa=True),
+                         "3 query heads")]:
         with pytest.raises(ValueError, match=match):
             call()
 
@@ -460,7 +463,8 @@ def test_edges_a_port_meets_follow_pytorch(device, torch):
                                                                           torch.tensor([3.0, 2.0])).tolist()
     assert not t([1.5], requires_grad=True).long().requires_grad
     a, b = (np.random.default_rng(0).standard_normal(s) for s in ((2, 3, 4), (1, 4, 5)))
-    ours_in, their_in = [t(v, requires_grad=True) for v in (a, b)], [torch.tensor(v, requires_grad=True) for v in (a, b)]
+    ours_in, their_in = [t(v, requires_grad=True) for v in (a, b)], [torch.tensor(v, requires_grad=True)
+                                                                     for v in (a, b)]
     tp.einsum("bij,bjk->bik", *ours_in).sum().backward()
     torch.einsum("bij,bjk->bik", *their_in).sum().backward()
     np.testing.assert_allclose(ours_in[1].grad.numpy(), their_in[1].grad.numpy(), rtol=1e-12)

@@ -100,7 +100,8 @@ def test_a_copied_checkpoint_resumes_in_its_own_folder(first_run, tmp_path, caps
     code, _, err = run_train(["--resume", copy / "last.npz", "--steps", 9], capsys)
     assert code == 0, err
     assert load_checkpoint(copy / "last.npz")[0]["step"] == 9
-    assert load_checkpoint(first_run / "last.npz")[0]["step"] == 6 and (first_run / "metrics.jsonl").read_text() == before
+    assert (load_checkpoint(first_run / "last.npz")[0]["step"] == 6
+            and (first_run / "metrics.jsonl").read_text() == before)
     assert [row["step"] for row in map(json.loads, (copy / "metrics.jsonl").read_text().splitlines())] == [6, 9]
 
 

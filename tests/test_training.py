@@ -161,7 +161,8 @@ def test_optimizer_matches_pytorch(kind, torch):
         _run_both(torch, lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1),
                   lambda ts, torch: torch.optim.Adam(ts, lr=0.01, weight_decay=0.1))
     else:
-        _run_both(torch, lambda ps: optim.AdamW([{"params": ps[:2], "weight_decay": 0.3}, {"params": ps[2:], "lr": 0.02}],
+        _run_both(torch, lambda ps: optim.AdamW([{"params": ps[:2], "weight_decay": 0.3},
+                                                 {"params": ps[2:], "lr": 0.02}],
                                          lr=0.01, betas=(0.9, 0.99), weight_decay=0.1),
                   lambda ts, torch: torch.optim.AdamW([{"params": ts[:2], "weight_decay": 0.3},
                                                        {"params": ts[2:], "lr": 0.02}],
@@ -317,7 +318,8 @@ def test_resume_is_exact(tmp_path):
     common = ["--data", corpus, "--eval-interval", "4", "--lr-decay-steps", "8", "--dropout", "0.1", *TINY_RUN]
     train.main([*common, "--steps", "8", "--out-dir", str(tmp_path / "straight")])
     train.main([*common, "--steps", "4", "--out-dir", str(tmp_path / "halves")])
-    train.main(["--resume", str(tmp_path / "halves" / "last.npz"), "--steps", "8", "--out-dir", str(tmp_path / "halves")])
+    train.main(["--resume", str(tmp_path / "halves" / "last.npz"), "--steps", "8",
+                "--out-dir", str(tmp_path / "halves")])
     straight, halves = _metrics(tmp_path / "straight"), _metrics(tmp_path / "halves")
     assert [r["step"] for r in halves] == [4, 8]
     for a, b in zip(straight, halves):

@@ -15,6 +15,7 @@ Anyone can read the weights without this package:
     state = {k[len("model/"):]: ckpt[k] for k in ckpt.files if k.startswith("model/")}
 (models/export.py turns a GPT checkpoint into a Hugging Face Transformers directory.)
 """
+import collections
 import json
 import os
 import zlib
@@ -23,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "tinygrad_proust-checkpoint-v1"
+# what load_checkpoint returns, by name: the metadata dict, {name: array} of weights, the optimizer state or None
+Checkpoint = collections.namedtuple("Checkpoint", ["meta", "weights", "optimizer"])
 
 
 class CheckpointError(ValueError):
@@ -42,7 +45,8 @@ def save_checkpoint(path, model, optimizer=None, parameters=None, **meta):
                 if hasattr(value, "shape"):
                     arrays[f"optimizer/{i}/{key}"] = _host(value)
         meta["optimizer"] = {"param_groups": state["param_groups"],
-                             "scalars": [{k: v for k, v in s.items() if not hasattr(v, "shape")} for s in state["state"]]}
+                             "scalars": [{k: v for k, v in s.items() if not hasattr(v, "shape")}
+                                         for s in state["state"]]}
     return save_arrays(path, arrays, **meta)
 
 
@@ -123,8 +127,8 @@ def _host(array):
 
 
 def load_checkpoint(path):
-    """(meta dict, {name: array} of weights, optimizer state dict or None). Refuses, with a CheckpointError,
-    a missing file, a corrupt one, and any .npz that this package did not write."""
+    """Checkpoint(meta dict, {name: array} of weights, optimizer state dict or None). Refuses, with a
+    CheckpointError, a missing file, a corrupt one, and any .npz that this package did not write."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
@@ -144,7 +148,7 @@ def load_checkpoint(path):
     except Exception as err:  # any failure to read a file not yet verified (NumPy parses headers before the
         # zip CRC is checked, and a damaged one can raise almost anything) means the file is damaged
         raise CheckpointError(f"checkpoint {path}: corrupt or not a checkpoint ({type(err).__name__}: {err})") from None
-    return meta, weights, optimizer_state
+    return Checkpoint(meta, weights, optimizer_state)
 
 
 def _optimizer_state(meta, optimizer_arrays):

@@ -32,7 +32,8 @@ def cupy_module():
             import cupy
         except ModuleNotFoundError as err:
             if err.name != "cupy":  # CuPy is there, something it needs is not
-                raise DeviceError(f"device 'gpu': CuPy is installed but cannot load ({err}); {_CUDA_LIBRARIES}") from None
+                raise DeviceError(f"device 'gpu': CuPy is installed but cannot load ({err}); "
+                                  f"{_CUDA_LIBRARIES}") from None
             raise DeviceError("device 'gpu' needs CuPy: pip install cupy-cuda12x (CUDA 12) "
                               "or cupy-cuda13x (CUDA 13)") from None
         except ImportError as err:  # CuPy 12 and older fail to import without CUDA's libraries

@@ -311,7 +311,8 @@ def pad(input, pad, mode="constant", value=0.0):
     for i, (left, right) in enumerate(zip(pad[::2], pad[1::2])):
         dim = input.ndim - 1 - i
         if x.shape[dim] + min(left, 0) + min(right, 0) < 0:
-            raise ValueError(f"pad: cropping {-min(left, 0)} and {-min(right, 0)} from dim {dim} of size {x.shape[dim]}")
+            raise ValueError(f"pad: cropping {-min(left, 0)} and {-min(right, 0)} from dim {dim} "
+                             f"of size {x.shape[dim]}")
         x = x[(slice(None),) * dim + (slice(max(-left, 0), x.shape[dim] - max(-right, 0)),)]  # negative: crop
 
         def side(n):

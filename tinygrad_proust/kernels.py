@@ -32,7 +32,7 @@ from . import rng
 SOURCE = r"""
 // i over 0 .. n-1 in a grid-stride loop: any grid covers any n
 #define FOR_EACH(i, n) \
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)blockDim.x * gridDim.x)
 
 // word i of the dropout stream is lowbias32(first + i, key_high) (see rng.py); each word gives two 16-bit
 // values, low half first (as NumPy's uint16 view of a little-endian uint32); element j is kept (set to `scale`)

@@ -96,7 +96,8 @@ class Module:
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before assigning {name!r}")
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -453,7 +454,8 @@ class LayerNorm(Module):
 
 
 class RMSNorm(Module):
-    """x / sqrt(mean(x²) + eps) * weight over the last dim (eps=None: the dtype's epsilon, as PyTorch). Init: weight 1."""
+    ("""x / sqrt(mean(x²) + eps) * weight over the last dim (eps=None: the dtype's epsilon, as PyTorch). """
+     """Init: weight 1.""")
 
     def __init__(self, normalized_shape, eps=None):
         super().__init__()
