@@ -185,18 +185,18 @@ def count_on_gpu(preset, batch, block, overrides=None):
     tp.manual_seed(0)
     ours = GPT(config).to("gpu")
     twin = copy_weights(ours, TorchGPT(config, use_sdpa=True)).to("cuda")
-    runs = {"ours": (ours, optim.AdamW(ours.parameters(), lr=3e-4, weight_decay=0.1)),
-            "sdpa": (twin, torch.optim.AdamW(twin.parameters(), lr=3e-4, weight_decay=0.1))}
+    runs = {"ours": (ours, optim.AdamW(ours.optimizer_groups(0.1), lr=3e-4)),
+            "sdpa": (twin, torch.optim.AdamW(twin_groups(ours, twin, 0.1), lr=3e-4))}
     data = np.random.default_rng(0).integers(0, config.vocab_size, (3, 2, batch, block))
     counts = {}
     for name, (model, opt) in runs.items():
         for i, (x, y) in enumerate(data):
             if name == "ours":
                 x, y = tp.tensor(x, device="gpu"), tp.tensor(y, device="gpu")
-                step = lambda: our_step(model, opt, x, y)  # noqa: E731
+                step = lambda: our_step(model, opt, x, y)
             else:
                 x, y = torch.from_numpy(x).to("cuda"), torch.from_numpy(y).to("cuda")
-                step = lambda: torch_step(torch, model, opt, x, y)  # noqa: E731
+                step = lambda: torch_step(torch, model, opt, x, y)
             torch.cuda.synchronize()
             sync("gpu")
             if i < len(data) - 1:
@@ -213,6 +213,14 @@ def count_on_gpu(preset, batch, block, overrides=None):
         counts[name] = {kind: categories.count(cat) for kind, cat in
                         (("kernels", "kernel"), ("memcpy", "gpu_memcpy"), ("memset", "gpu_memset"))}
     return counts
+
+
+def twin_groups(model, twin, weight_decay):
+    """The PyTorch twin's AdamW groups: the parameters of model.optimizer_groups, matched by name."""
+    ids = [{id(p) for p in group["params"]} for group in model.optimizer_groups(weight_decay)]
+    names = [{name for name, p in model.named_parameters() if id(p) in group} for group in ids]
+    return [{"params": [p for name, p in twin.named_parameters() if name in group], "weight_decay": wd}
+            for group, wd in zip(names, (weight_decay, 0.0))]
 
 
 def print_gpu_counts(cases):
@@ -564,12 +572,8 @@ def train_race(steps=None, out_root="out/train-race"):
     _, tokenizer, parts, _ = train.load_data(args, train.Start())
     run = train.build_run(args, tokenizer, parts, "cpu", train.Start())
     twin = copy_weights(run.model, TorchGPT(run.config, use_sdpa=True))
-    kept = {id(p) for p in run.model.optimizer_groups(args.weight_decay)[1]["params"]}
-    no_decay = {name for name, p in run.model.named_parameters() if id(p) in kept}
-    named = dict(twin.named_parameters())
-    opt = torch.optim.AdamW([{"params": [p for n, p in named.items() if n not in no_decay]},
-                             {"params": [p for n, p in named.items() if n in no_decay], "weight_decay": 0.0}],
-                            lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
+    opt = torch.optim.AdamW(twin_groups(run.model, twin, args.weight_decay), lr=args.lr,
+                            betas=(args.beta1, args.beta2))
 
     def batch(split, rng):
         return (torch.from_numpy(np.ascontiguousarray(a)) for a in run.dataset.batch(split, args.batch_size, rng))

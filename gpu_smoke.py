@@ -271,7 +271,8 @@ class Smoke:
 
 
 # seconds each stage may take: 6 minutes in all, cold kernel compilation included
-# about 2.5 times each stage's seconds on an H200 (2026-12-04: 9, 40, 10, 9, 6, 21 and 15 s)
+# each stage's seconds on an H200 (2026-12-04: 7-9, 38-45, 10-14, 8-11, 5-7, 19-22 and 13-18 s), with room for a
+# cold kernel cache and a busier host (2.5x and more)
 TIMEOUTS = {"versions": 20, "tests": 100, "train": 60, "resume": 50, "generate": 25, "bench": 45, "launches": 50,
             "kernels": 5}
 DRY_TIMEOUTS = {"versions": 30, "tests": 120, "train": 120, "resume": 120, "generate": 60, "bench": 60,

@@ -61,9 +61,10 @@ def attention_maps(model, ids):
     maps = []
 
     def keep_weights(module, args, kwargs, output):
-        q, k, _ = args
-        maps.append(F.attention_weights(q, k, attn_mask=kwargs.get("attn_mask"),
-                                        is_causal=kwargs.get("is_causal", False)).numpy()[0])
+        q, k = args[:2]
+        mask, is_causal = {"attn_mask": None, "is_causal": False, **dict(zip(("attn_mask", "is_causal"), args[3:])),
+                           **kwargs}.values()  # by name, or by position after q, k, v
+        maps.append(F.attention_weights(q, k, attn_mask=mask, is_causal=is_causal).numpy()[0])
 
     with forward_hooks([block.attn.attend for block in model.blocks], keep_weights, with_kwargs=True), tp.no_grad():
         model(ids[None, :])

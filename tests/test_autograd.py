@@ -214,7 +214,7 @@ def keyed_lowbias32(word, key):
 def test_the_mask_stream_is_a_hash_of_each_counter_keyed_by_the_seed_and_epoch():
     from tinygrad_proust import rng
     tp.manual_seed(7)
-    key = lambda epoch: rng._mix(rng._mix(7) ^ epoch)                   # noqa: E731
+    key = lambda epoch: rng._mix(rng._mix(7) ^ epoch)
     wraps = (2**32 - 2 - key(0)) % 2**32                                 # counter + key passes 2³² in the piece
     for start, count in [(0, 5), (2**32 - 3, 6), (5 * 2**32 + 11, 4), (wraps, 5), (9, 0)]:  # and across an epoch
         words = rng._words(np, start, count)

@@ -1,6 +1,6 @@
 """Fuzzing the command lines and the checkpoint loader.
 
-Every flag of train.py, generate.py and `python -m models.inspection` is listed here with the values it accepts,
+Every flag of train.py, generate.py and `inspection.py` is listed here with the values it accepts,
 written from the documentation, not read from the parsers (a test checks the list covers every flag they have).
 For each, invalid values (below and above the range, zero, negative, NaN, infinities, huge, the wrong type,
 empty) must end the script with exit status 2 and exactly one line on stderr, `error: argument --flag: ...`.

@@ -69,7 +69,7 @@ def test_tensors_made_from_cupy_data_stay_on_the_gpu_and_work_at_once(gpu, monke
 @pytest.mark.parametrize("case", ["target", "mask", "indices", "index", "condition", "attn_mask"])
 def test_an_array_on_the_other_device_is_a_device_error_naming_the_op(gpu, case):
     x = tp.randn(4, 3)
-    on_gpu = lambda a: gpu.asarray(np.asarray(a))               # noqa: E731
+    on_gpu = lambda a: gpu.asarray(np.asarray(a))
     calls = {
         "target": lambda: F.cross_entropy(x, tp.tensor(on_gpu([0, 1, 2, 0]))),
         "mask": lambda: x.masked_fill(tp.tensor(on_gpu(np.eye(4, 3, dtype=bool))), 0.0),
@@ -106,17 +106,37 @@ def test_cpu_and_gpu_draw_the_same_dropout_masks(gpu):
     assert 0.5 < (on_cpu > 0).mean() < 0.9
 
 
+def _with_and_without_kernels(run, monkeypatch, kernel):
+    """run() with the compiled kernels, then with the plain path, on the same seed: the two results. Each kernel
+    launch is counted: the first run must launch `kernel`, the second nothing (else both took the plain path)."""
+    launched, function = [], kernels._function
+
+    def counted(xp, name, dtype):
+        launched.append(name)
+        return function(xp, name, dtype)
+    monkeypatch.setattr(kernels, "_function", counted)
+    results = []
+    for compiled in (True, False):
+        monkeypatch.setattr(kernels, "enabled", compiled)
+        tp.manual_seed(3)
+        count = len(launched)
+        results.append(run())
+        assert (kernel in launched[count:]) if compiled else len(launched) == count, (compiled, launched[count:])
+    return results
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_compiled_dropout_mask_is_the_plain_paths_bit_for_bit(gpu, monkeypatch, dtype):
     """kernels.keep_mask (one launch) against functional._keep_mask's CuPy calls and the CPU's NumPy: integer hashing
     and one comparison, so equal bit for bit; an odd size (the last word's high half unused), and the stream left
     at the same position for the next mask."""
-    masks = {}
-    for where, compiled in (("cpu", False), ("gpu", False), ("gpu", True)):
-        monkeypatch.setattr(kernels, "enabled", compiled)
-        tp.manual_seed(11)
+    def draw(where):
         x = tp.ones(5, 7, 3, device=where, dtype=dtype)
-        masks[where, compiled] = [F.dropout(x, p).numpy() for p in (0.1, 0.5, 0.9)] + [F.dropout(x, 0.3).numpy()]
+        return [F.dropout(x, p).numpy() for p in (0.1, 0.5, 0.9)] + [F.dropout(x, 0.3).numpy()]
+    masks = dict(zip([("gpu", True), ("gpu", False)], _with_and_without_kernels(lambda: draw("gpu"), monkeypatch,
+                                                                               "keep_mask")))
+    tp.manual_seed(3)
+    masks["cpu", False] = draw("cpu")
     for key in (("gpu", False), ("gpu", True)):
         for a, b in zip(masks["cpu", False], masks[key]):
             assert a.dtype == b.dtype == np.dtype(dtype)
@@ -127,45 +147,29 @@ def test_the_compiled_dropout_mask_is_the_plain_paths_bit_for_bit(gpu, monkeypat
 
 @pytest.mark.parametrize("optimizer", ["Adam", "AdamW"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_compiled_adam_step_is_the_plain_update_bit_for_bit(gpu, optimizer, dtype):
+def test_the_compiled_adam_step_is_the_plain_update_bit_for_bit(gpu, monkeypatch, optimizer, dtype):
     """kernels.adam (one launch for a group) against optim.Adam.update's CuPy calls, three steps with weight decay
     (L2 for Adam, decoupled for AdamW): the same operations in the same order, each rounded once (the kernel is
     compiled without fused multiply-adds), so equal bit for bit, the moments too."""
     rng = np.random.default_rng(0)
     weights, grads = rng.standard_normal((2, 1000)).astype(dtype), rng.standard_normal((3, 2, 1000)).astype(dtype)
-    runs = []
-    for compiled in (True, False):
-        kernels.enabled = compiled
-        try:
-            params = [tp.tensor(w, device="gpu", requires_grad=True) for w in weights]
-            opt = getattr(optim, optimizer)([{"params": params, "weight_decay": 0.1}], lr=1e-2)
-            for step_grads in grads:
-                for p, g in zip(params, step_grads):
-                    p.grad = tp.tensor(g, device="gpu")
-                opt.step()
-        finally:
-            kernels.enabled = True
-        runs.append(([p.numpy() for p in params], [tp.tensor(s["exp_avg_sq"]).numpy() for s in opt.state]))
+
+    def run():
+        params = [tp.tensor(w, device="gpu", requires_grad=True) for w in weights]
+        opt = getattr(optim, optimizer)([{"params": params, "weight_decay": 0.1}], lr=1e-2)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = tp.tensor(g, device="gpu")
+            opt.step()
+        return [p.numpy() for p in params], [tp.tensor(s["exp_avg_sq"]).numpy() for s in opt.state]
+    runs = _with_and_without_kernels(run, monkeypatch, "adam")
     for a, b in zip(*(weights + moments for weights, moments in runs)):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(runs[0][0][0], weights[0])
 
 
-def _with_and_without_kernels(run):
-    """run() with the compiled kernels, then with the plain path, on the same seed: the two results."""
-    results = []
-    for compiled in (True, False):
-        kernels.enabled = compiled
-        try:
-            tp.manual_seed(3)
-            results.append(run())
-        finally:
-            kernels.enabled = True
-    return results
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_the_compiled_gelu_is_the_plain_paths_bit_for_bit(gpu, dtype):
+def test_the_compiled_gelu_is_the_plain_paths_bit_for_bit(gpu, monkeypatch, dtype):
     """GELU's tanh form and its gradient, one launch each, against ops.Gelu's plain lines: the same operations in
     the same order, so equal bit for bit, far in both tails too (exp overflows to inf left of -10)."""
     x = np.concatenate([np.linspace(-30, 30, 601), np.random.default_rng(0).standard_normal(400)]).astype(dtype)
@@ -176,7 +180,7 @@ def test_the_compiled_gelu_is_the_plain_paths_bit_for_bit(gpu, dtype):
         y = F.gelu(t, approximate="tanh")
         y.backward(tp.tensor(g, device="gpu"))
         return y.numpy(), t.grad.numpy()
-    (y_fast, dx_fast), (y_plain, dx_plain) = _with_and_without_kernels(run)
+    (y_fast, dx_fast), (y_plain, dx_plain) = _with_and_without_kernels(run, monkeypatch, "gelu_tanh_backward")
     np.testing.assert_array_equal(y_fast, y_plain)
     np.testing.assert_array_equal(dx_fast, dx_plain)
     assert np.isfinite(dx_fast).all() and y_fast[0] == 0 and dx_fast[0] == 0
@@ -184,7 +188,7 @@ def test_the_compiled_gelu_is_the_plain_paths_bit_for_bit(gpu, dtype):
 
 @pytest.mark.parametrize("dtype, rtol", [("float32", 1e-5), ("float64", 1e-13)])
 @pytest.mark.parametrize("case", ["causal", "full", "causal, dropout", "causal, 5 queries of 8 keys"])
-def test_the_compiled_attention_softmax_matches_the_plain_path(gpu, dtype, rtol, case):
+def test_the_compiled_attention_softmax_matches_the_plain_path(gpu, monkeypatch, dtype, rtol, case):
     """Attention's softmax (causal mask and dropout inside) and its backward, a row a warp, against the plain lines
     of fused.ScaledDotProductAttention: each row's sum is taken in another order, so equal within the dtype's
     rounding (a few units in the last place, more where dS cancels), not bit for bit; the same dropout mask."""
@@ -199,7 +203,7 @@ def test_the_compiled_attention_softmax_matches_the_plain_path(gpu, dtype, rtol,
                                              dropout_p=0.3 if "dropout" in case else 0.0)
         out.backward(tp.tensor(g, device="gpu"))
         return [out.numpy()] + [t.grad.numpy() for t in ts]
-    fast, plain = _with_and_without_kernels(run)
+    fast, plain = _with_and_without_kernels(run, monkeypatch, "attention_softmax_backward")
     for name, a, b in zip(["out", "dq", "dk", "dv"], fast, plain):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol, err_msg=name)
 

@@ -437,7 +437,7 @@ def test_edges_a_port_meets_follow_pytorch(device, torch):
     integer tensors, integer min/argmin/minimum (which must not negate: unsigned and lowest values wrap), the
     gradient of a NaN maximum, every target ignored (NaN loss, zero gradients), torch.max(a, b), integer casts
     (no gradient), einsum over a broadcast operand, and a copy where PyTorch copies."""
-    t = lambda values, **kw: tp.tensor(values, device=device, **kw)  # noqa: E731
+    t = lambda values, **kw: tp.tensor(values, device=device, **kw)
     assert (t([True, False]) + 2).tolist() == (torch.tensor([True, False]) + 2).tolist() == [3, 2]
     assert (t([1, 2]) + np.array([0.5, 0.5])).tolist() == [1.5, 2.5]
     unsigned = np.array([[0, 1, 2], [3, 0, 1]], np.uint8)

@@ -13,7 +13,7 @@ import numpy as np
 from . import fused, kernels, ops, rng
 from .creation import cat, full
 from .device import device_of, is_gpu_array, module_for
-from .tensor import Tensor
+from .tensor import Tensor, unwrap
 
 _fused = True
 
@@ -263,7 +263,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         group = query.shape[-3] // key.shape[-3]
         key, value = key.repeat_interleave(group, -3), value.repeat_interleave(group, -3)
     xp = query.xp
-    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    mask = unwrap(attn_mask)
     if _fused:
         keep = None
         if dropout_p > 0 and training:
@@ -290,7 +290,7 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
     scale = 1 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
     allowed = fused.causal_mask(xp, query.shape[-2], key.shape[-2]) if is_causal else None
-    mask = attn_mask.data if isinstance(attn_mask, Tensor) else attn_mask
+    mask = unwrap(attn_mask)
     if mask is not None and mask.dtype.kind == "f":  # additive
         scores = scores + query._operand(attn_mask)
     elif mask is not None:
@@ -338,14 +338,14 @@ def softplus(x, beta=1.0, threshold=20.0):
 
 def one_hot(indices, num_classes=-1):
     """(..., num_classes) int64, 1 at each index (no gradient); num_classes -1: the largest index + 1."""
-    idx = indices.data if isinstance(indices, Tensor) else indices
+    idx = unwrap(indices)
     n = int(idx.max()) + 1 if num_classes < 0 else num_classes
     return Tensor._wrap((idx[..., None] == module_for(device_of(idx)).arange(n)).astype(np.int64), False, None)
 
 
 def where(condition, input, other):
     """input where condition holds, else other (numbers are broadcast as constants)."""
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = unwrap(condition)
     like = next((t for t in (input, other) if isinstance(t, Tensor)), None)
     like = Tensor(input, device="gpu" if is_gpu_array(cond) else "cpu") if like is None else like  # two numbers
     return ops.Where.apply(like._operand(input), like._operand(other), condition=cond)

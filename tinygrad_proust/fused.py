@@ -26,8 +26,7 @@ class Softmax(Function):
     """
 
     def forward(self, x, dim=-1):
-        xp = array_module(x)
-        e = xp.exp(x - x.max(axis=dim, keepdims=True))
+        e = self.xp.exp(x - x.max(axis=dim, keepdims=True))
         self.y, self.dim = e / e.sum(axis=dim, keepdims=True), dim
         return self.y
 
@@ -43,14 +42,12 @@ class LogSoftmax(Function):
     """
 
     def forward(self, x, dim=-1):
-        xp = array_module(x)
         shifted = x - x.max(axis=dim, keepdims=True)
-        self.y, self.dim = shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True)), dim
+        self.y, self.dim = shifted - self.xp.log(self.xp.exp(shifted).sum(axis=dim, keepdims=True)), dim
         return self.y
 
     def backward(self, g):
-        xp = array_module(g)
-        return g - xp.exp(self.y) * g.sum(axis=self.dim, keepdims=True)
+        return g - self.xp.exp(self.y) * g.sum(axis=self.dim, keepdims=True)
 
 
 class CrossEntropy(Function):
@@ -64,7 +61,7 @@ class CrossEntropy(Function):
     """
 
     def forward(self, logits, target, ignore_index=-100):
-        xp = array_module(logits)
+        xp = self.xp
         shifted = logits - logits.max(axis=1, keepdims=True)
         self.probs = xp.exp(shifted)
         sum_exp = self.probs.sum(axis=1, keepdims=True)
@@ -78,10 +75,9 @@ class CrossEntropy(Function):
             return (nll * self.valid).sum() / self.count
 
     def backward(self, g):
-        xp = array_module(g)
         grad = self.probs.copy()
-        grad[xp.arange(grad.shape[0]), self.target] -= 1
-        return grad * (self.valid * (g / xp.maximum(self.count, 1)))[:, None]  # no row counts: 0, not NaN
+        grad[self.xp.arange(grad.shape[0]), self.target] -= 1
+        return grad * (self.valid * (g / self.xp.maximum(self.count, 1)))[:, None]  # no row counts: 0, not NaN
 
 
 # ================================================================================================
@@ -125,7 +121,7 @@ class LayerNorm(Function):
     """
 
     def forward(self, x, weight, bias=None, eps=1e-5):
-        xp, C = array_module(x), x.shape[-1]
+        xp, C = self.xp, x.shape[-1]
         xhat = x - row_sum(x, 1 / C)                                    # x - μ
         self.rstd = xp.sqrt(C / (row_dot(xhat, xhat) + C * eps))        # 1/sqrt(var + eps), one value a row
         xhat *= self.rstd
@@ -134,7 +130,7 @@ class LayerNorm(Function):
         return y if bias is None else xp.add(y, bias, out=y)
 
     def backward(self, g):
-        xp, C = array_module(g), g.shape[-1]
+        xp, C = self.xp, g.shape[-1]
         g_rows, xhat = g.reshape(-1, C), self.xhat.reshape(-1, C)
         gx = g_rows * xhat
         dw, db = column_sum(gx), (column_sum(g_rows) if self.has_bias else None)
@@ -155,13 +151,12 @@ class RMSNorm(Function):
     """
 
     def forward(self, x, weight, eps=1e-6):
-        xp = array_module(x)
-        self.rstd = xp.sqrt(x.shape[-1] / (row_dot(x, x) + x.shape[-1] * eps))  # 1/sqrt(mean(x²) + eps)
+        self.rstd = self.xp.sqrt(x.shape[-1] / (row_dot(x, x) + x.shape[-1] * eps))  # 1/sqrt(mean(x²) + eps)
         self.xhat, self.weight = x * self.rstd, weight
         return self.xhat * weight
 
     def backward(self, g):
-        xp, C = array_module(g), g.shape[-1]
+        xp, C = self.xp, g.shape[-1]
         g_rows, xhat = g.reshape(-1, C), self.xhat.reshape(-1, C)
         gx = g_rows * xhat
         dw = column_sum(gx)
@@ -191,7 +186,7 @@ class SwiGLU(Function):
         return self.silu * self.b
 
     def backward(self, g):
-        xp, half = array_module(g), g.shape[-1]
+        xp, half = self.xp, g.shape[-1]
         dx = xp.empty(g.shape[:-1] + (2 * half,), dtype=g.dtype)
         xp.multiply(g, self.b, out=dx[..., :half])
         dx[..., :half] *= self.s + self.silu * (1 - self.s)
@@ -237,7 +232,7 @@ class Embedding(Function):
         return weight[indices]
 
     def backward(self, g):
-        xp = array_module(g)
+        xp = self.xp
         (V, C), idx = self.weight_shape, self.indices.reshape(-1)
         g_rows = g.reshape(-1, C)
         if V <= 4 * C:  # a small vocabulary (characters, bytes): a one-hot at most 4x g's size, and one GEMM is
@@ -272,7 +267,7 @@ class ScaledDotProductAttention(Function):
                 # 1.4x faster in blocks of 128 than of 32, each block being a round of small GEMMs)
 
     def forward(self, q, k, v, added=None, is_causal=False, attn_mask=None, scale=None, dropout_keep=None):
-        xp = array_module(q)
+        xp = self.xp
         if not (q.shape[-1] == k.shape[-1] and k.shape[-2] == v.shape[-2]):
             raise ValueError(f"ScaledDotProductAttention: q {q.shape}, k {k.shape}, v {v.shape} do not fit "
                              "(need q (..., T, d), k (..., S, d), v (..., S, dv))")
@@ -293,7 +288,8 @@ class ScaledDotProductAttention(Function):
             p = qs[..., r0:r1, :] @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
             block_keep = None if dropout_keep is None else dropout_keep[..., r0:r1, :kend]
             # on a GPU one compiled kernel does the next six lines (kernels.attention_softmax)
-            dropped = kernels.attention_softmax(xp, p, block_keep, is_causal) if only_causal else None
+            whole = len(self.blocks) == 1  # the kernel's causal rows count from query 0
+            dropped = kernels.attention_softmax(xp, p, block_keep, is_causal) if only_causal and whole else None
             if dropped is None:
                 if bias is not None:
                     p += bias[..., r0:r1, :kend]
@@ -308,7 +304,7 @@ class ScaledDotProductAttention(Function):
         return parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=-2)
 
     def backward(self, g):
-        xp, g = array_module(g), array_module(g).ascontiguousarray(g)  # read by two products: copied once, not twice
+        xp, g = self.xp, self.xp.ascontiguousarray(g)  # read by two products: copied once, not twice
         qs, k, v, keep = self.qs, self.k, self.v, self.keep
         dq, dk, dv = [], None, None
         for (r0, r1, kend), p, dropped in reversed(list(zip(self.blocks, self.p, self.dropped))):

@@ -141,8 +141,8 @@ _modules = {}    # dtype -> the compiled module
 
 
 def available(xp, dtype):
-    """Whether arrays of `dtype` from the array module `xp` can take these kernels: a CuPy that compiles (any real
-    one; not NumPy, nor a stand-in without a GPU), float32 or float64."""
+    """Whether arrays of `dtype` from the array module `xp` can take these kernels: a CuPy with RawModule (any real
+    one, and the test suite's stand-in, which runs each kernel's NumPy twin), float32 or float64; not NumPy."""
     return enabled and xp is not np and np.dtype(dtype) in TYPES and hasattr(xp, "RawModule")
 
 
@@ -178,7 +178,8 @@ def adam(xp, p, g, m, v, beta1, beta2, eps, lr, bias1, bias2, decoupled_decay, l
 def attention_softmax(xp, p, keep, causal):
     """In place on the scores p (..., T, n), C-contiguous: their softmax over the keys (causal: key j <= query i);
     returns p, or p * keep when there is a dropout mask. None where these kernels are not available."""
-    if not available(xp, p.dtype) or not p.flags.c_contiguous:
+    if not available(xp, p.dtype) or not p.flags.c_contiguous or keep is not None and (keep.shape, keep.dtype) != (
+            p.shape, p.dtype):  # the kernel reads the mask element for element, in p's dtype
         return None
     dropped = p if keep is None else xp.empty_like(p)
     rows = p.size // p.shape[-1]
@@ -190,7 +191,8 @@ def attention_softmax(xp, p, keep, causal):
 def attention_softmax_backward(xp, dp, p, keep):
     """In place on dp = G Vᵀ: the scores' gradient dS = p ⊙ (dp' - rowsum(dp' ⊙ p)), dp' = dp ⊙ keep. False where
     these kernels are not available (nothing done)."""
-    if not available(xp, dp.dtype) or not (dp.flags.c_contiguous and p.flags.c_contiguous):
+    if not available(xp, dp.dtype) or not (dp.flags.c_contiguous and p.flags.c_contiguous) or p.dtype != dp.dtype \
+            or keep is not None and (keep.shape, keep.dtype) != (dp.shape, dp.dtype):
         return False
     rows = dp.size // dp.shape[-1]
     _rows(xp, "attention_softmax_backward", rows, dp, p, _contiguous(xp, keep), np.int64(rows),

@@ -13,14 +13,14 @@ import numpy as np
 from . import functional as F, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
-from .tensor import Observer, Tensor, observe, to_dtype
+from .tensor import Observer, Tensor, observe, to_dtype, unwrap
 
 
 class Parameter(Tensor):
     """A leaf tensor that a Module owns and an optimizer updates (requires_grad=True by default)."""
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(unwrap(data), requires_grad=requires_grad)
 
 
 class _Handle:
@@ -197,7 +197,7 @@ class Module:
         for name, param in own.items():
             if name in state_dict:
                 value = state_dict[name]
-                value = as_array(value.data if isinstance(value, Tensor) else value)  # either device's arrays
+                value = as_array(unwrap(value))  # either device's arrays
                 # C order whatever the source's (a transposed Hugging Face weight is Fortran-ordered): a GEMM on
                 # another layout rounds differently and runs slower
                 param.data = to_device(value, param.device).astype(param.dtype, order="C", copy=True)
@@ -288,6 +288,8 @@ class ModuleDict(Module):
             setattr(self, name, module)
 
     def __setitem__(self, name, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: {name!r} is a {type(module).__name__}, not a Module")
         setattr(self, name, module)
 
     def values(self):

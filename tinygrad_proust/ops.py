@@ -69,12 +69,12 @@ class Pow(Function):
 
     def forward(self, x, y=None, exponent=None):
         self.x, self.y = x, (exponent if y is None else y)
-        self.out = array_module(x).power(x, self.y)
+        self.out = self.xp.power(x, self.y)
         return self.out
 
     # d/dx = y x^(y-1), 0 where y = 0 (x^0 is constant, at x = 0 too);  d/dy = x^y ln x, 0 where x = 0 <= y
     def backward(self, g):
-        xp = array_module(g)
+        xp = self.xp
         with np.errstate(divide="ignore", invalid="ignore"):
             if len(self.parents) == 1:  # a constant exponent: a Python number, decided here, not on the device
                 return xp.zeros_like(g) if self.y == 0 else g * self.y * self.x ** (self.y - 1)
@@ -84,7 +84,7 @@ class Pow(Function):
 
 class Exp(Function):
     def forward(self, x):
-        self.y = array_module(x).exp(x)
+        self.y = self.xp.exp(x)
         return self.y
 
     # d exp(x) = exp(x) = y
@@ -95,7 +95,7 @@ class Exp(Function):
 class Log(Function):
     def forward(self, x):
         self.x = x
-        return array_module(x).log(x)
+        return self.xp.log(x)
 
     # d ln x = 1/x
     def backward(self, g):
@@ -104,7 +104,7 @@ class Log(Function):
 
 class Sqrt(Function):
     def forward(self, x):
-        self.y = array_module(x).sqrt(x)
+        self.y = self.xp.sqrt(x)
         return self.y
 
     # d sqrt(x) = 1 / (2 sqrt(x))
@@ -114,7 +114,7 @@ class Sqrt(Function):
 
 class Rsqrt(Function):
     def forward(self, x):
-        self.y = 1 / array_module(x).sqrt(x)
+        self.y = 1 / self.xp.sqrt(x)
         return self.y
 
     # d x^(-1/2) = -1/2 x^(-3/2) = -y³/2
@@ -129,12 +129,12 @@ class Abs(Function):
 
     # d |x| = sign(x)
     def backward(self, g):
-        return g * array_module(g).sign(self.x)
+        return g * self.xp.sign(self.x)
 
 
 class Tanh(Function):
     def forward(self, x):
-        self.y = array_module(x).tanh(x)
+        self.y = self.xp.tanh(x)
         return self.y
 
     # d tanh = 1 - y²
@@ -155,21 +155,21 @@ class Sigmoid(Function):
 class Sin(Function):
     def forward(self, x):
         self.x = x
-        return array_module(x).sin(x)
+        return self.xp.sin(x)
 
     # d sin = cos
     def backward(self, g):
-        return g * array_module(g).cos(self.x)
+        return g * self.xp.cos(self.x)
 
 
 class Cos(Function):
     def forward(self, x):
         self.x = x
-        return array_module(x).cos(x)
+        return self.xp.cos(x)
 
     # d cos = -sin
     def backward(self, g):
-        return -g * array_module(g).sin(self.x)
+        return -g * self.xp.sin(self.x)
 
 
 class Erf(Function):
@@ -179,7 +179,7 @@ class Erf(Function):
 
     # d erf(x) = 2/sqrt(π) exp(-x²)
     def backward(self, g):
-        return g * array_module(g).exp(-self.x * self.x) * (2 / math.sqrt(math.pi))
+        return g * self.xp.exp(-self.x * self.x) * (2 / math.sqrt(math.pi))
 
 
 class Maximum(Function):
@@ -187,13 +187,14 @@ class Maximum(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return array_module(a).maximum(a, b)
+        return self.xp.maximum(a, b)
 
-    # the larger input gets g; where they are equal each gets g/2, as in PyTorch
+    # the larger input gets g; where they are equal each gets g/2; a NaN on either side: both get g (PyTorch's)
     def backward(self, g):
-        xp = array_module(g)
-        share = xp.where(self.a == self.b, g.dtype.type(0.5), (self.a > self.b).astype(g.dtype))
-        return g * share, g * (1 - share)
+        xp, a, b, half = self.xp, self.a, self.b, g.dtype.type(0.5)
+        nan = xp.isnan(a) | xp.isnan(b)
+        return (g * xp.where(a == b, half, ((a > b) | nan).astype(g.dtype)),
+                g * xp.where(a == b, half, ((a < b) | nan).astype(g.dtype)))
 
 
 class Relu(Function):
@@ -226,7 +227,7 @@ class Gelu(Function):
     def forward(self, x, approximate="none"):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"Gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        xp = array_module(x)
+        xp = self.xp
         self.x, self.approximate = x, approximate
         if approximate == "tanh" and (fast := kernels.gelu_tanh(xp, x, *_GELU_TANH[:2])) is not None:
             self.cdf, y = fast                        # on a GPU, one compiled kernel for the lines below
@@ -247,7 +248,7 @@ class Gelu(Function):
     # exact: d (x Φ) = Φ + x φ(x), φ(x) = exp(-x²/2) / sqrt(2π)
     # tanh:  d (x σ(2u)) = s + x · 2 s (1 - s) · u',  s = σ(2u), u' = sqrt(2/π) (1 + 3·0.044715 x²)
     def backward(self, g):
-        x, xp = self.x, array_module(g)
+        x, xp = self.x, self.xp
         if self.approximate == "tanh" and (fast := kernels.gelu_tanh_backward(xp, x, self.cdf, g,
                                                                              *_GELU_TANH[2:])) is not None:
             return fast                               # on a GPU, one compiled kernel for the lines below
@@ -282,14 +283,12 @@ class Dropout(Function):
 
 class MaskedFill(Function):
     def forward(self, x, mask, value):
-        xp = array_module(x)
         self.mask = mask
-        return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
+        return self.xp.where(mask, self.xp.asarray(value, dtype=x.dtype), x)
 
     # filled places are constants: no gradient reaches x there
     def backward(self, g):
-        xp = array_module(g)
-        return xp.where(self.mask, xp.zeros((), dtype=g.dtype), g)
+        return self.xp.where(self.mask, self.xp.zeros((), dtype=g.dtype), g)
 
 
 class Where(Function):
@@ -297,10 +296,10 @@ class Where(Function):
 
     def forward(self, x, y, condition):
         self.condition = condition
-        return array_module(x).where(condition, x, y)
+        return self.xp.where(condition, x, y)
 
     def backward(self, g):
-        xp = array_module(g)
+        xp = self.xp
         zero = xp.zeros((), dtype=g.dtype)
         return xp.where(self.condition, g, zero), xp.where(self.condition, zero, g)
 
@@ -336,21 +335,20 @@ class Sum(Function):
 
     # each input element contributes once: copy g back over the summed axes
     def backward(self, g):
-        xp = array_module(g)
         if not self.keepdim:
-            g = xp.expand_dims(g, self.axes)
-        return xp.broadcast_to(g, self.in_shape)
+            g = self.xp.expand_dims(g, self.axes)
+        return self.xp.broadcast_to(g, self.in_shape)
 
 
 class CumSum(Function):
     def forward(self, x, dim):
         self.dim = dim
-        return array_module(x).cumsum(x, axis=dim)
+        return self.xp.cumsum(x, axis=dim)
 
     # y_i = Σ_{j<=i} x_j, so dx_j = Σ_{i>=j} g_i: a cumulative sum from the end
     def backward(self, g):
         backwards = (slice(None),) * (self.dim % g.ndim) + (slice(None, None, -1),)
-        return array_module(g).cumsum(g[backwards], axis=self.dim)[backwards]
+        return self.xp.cumsum(g[backwards], axis=self.dim)[backwards]
 
 
 class Mean(Function):
@@ -361,10 +359,9 @@ class Mean(Function):
 
     # d mean / d x_i = 1/N
     def backward(self, g):
-        xp = array_module(g)
         if not self.keepdim:
-            g = xp.expand_dims(g, self.axes)
-        return xp.broadcast_to(g * (1 / max(self.count, 1)), self.in_shape)  # no elements: an empty gradient
+            g = self.xp.expand_dims(g, self.axes)
+        return self.xp.broadcast_to(g * (1 / max(self.count, 1)), self.in_shape)  # no elements: an empty gradient
 
 
 class Max(Function):
@@ -372,7 +369,7 @@ class Max(Function):
     is split evenly between tied maxima (as PyTorch does for each)."""
 
     def forward(self, x, dim=None, keepdim=False):
-        xp = array_module(x)
+        xp = self.xp
         self.in_shape, self.dim, self.keepdim = x.shape, dim, keepdim
         if dim is None:
             out = x.max()
@@ -384,7 +381,7 @@ class Max(Function):
         return out if keepdim else out.squeeze(dim)
 
     def backward(self, g):
-        xp = array_module(g)
+        xp = self.xp
         if self.dim is None:
             return (self.share * g.reshape(())).astype(g.dtype, copy=False)
         if not self.keepdim:
@@ -435,7 +432,7 @@ class Expand(Function):
     def forward(self, x, shape):
         shape = tuple(x.shape[i - (len(shape) - x.ndim)] if n == -1 else n for i, n in enumerate(shape))
         try:
-            return array_module(x).broadcast_to(x, shape)
+            return self.xp.broadcast_to(x, shape)
         except ValueError:
             raise ValueError(f"Expand: cannot expand shape {x.shape} to {shape}") from None
 
@@ -454,8 +451,7 @@ class GetItem(Function):
     # scatter g back to where the values came from; an index repeated k times receives k
     # contributions, so it must be a scatter-ADD (ufunc.at), not an assignment
     def backward(self, g):
-        xp = array_module(g)
-        gx = xp.zeros(self.in_shape, dtype=g.dtype)
+        gx = self.xp.zeros(self.in_shape, dtype=g.dtype)
         if _has_array(self.index):
             _scatter_add(gx, self.index, g)
         else:
@@ -470,10 +466,10 @@ class Einsum(Function):
     def forward(self, *operands, equation):
         inputs, self.output = _einsum_subscripts(equation, operands)
         self.inputs, self.operands = inputs, operands
-        return array_module(operands[0]).einsum(f"{','.join(inputs)}->{self.output}", *operands)
+        return self.xp.einsum(f"{','.join(inputs)}->{self.output}", *operands)
 
     def backward(self, g):
-        xp, grads = array_module(g), []
+        xp, grads = self.xp, []
         for i, (subscripts, x) in enumerate(zip(self.inputs, self.operands)):
             others = [s for j, s in enumerate(self.inputs) if j != i]
             kept = "".join(c for c in subscripts if c in self.output or any(c in s for s in others))
@@ -512,32 +508,32 @@ class Cat(Function):
     def forward(self, *arrays, dim=0):
         self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
         try:
-            return array_module(arrays[0]).concatenate(arrays, axis=dim)
+            return self.xp.concatenate(arrays, axis=dim)
         except ValueError:
             raise ValueError(f"Cat: shapes {[a.shape for a in arrays]} do not match outside dim {dim}") from None
 
     # each input gets its own slice of g
     def backward(self, g):
         bounds = np.cumsum(self.sizes)[:-1].tolist()
-        return tuple(array_module(g).split(g, bounds, axis=self.dim))
+        return tuple(self.xp.split(g, bounds, axis=self.dim))
 
 
 class Tril(Function):
     def forward(self, x, diagonal=0):
         self.diagonal = diagonal
-        return array_module(x).tril(x, diagonal)
+        return self.xp.tril(x, diagonal)
 
     def backward(self, g):
-        return array_module(g).tril(g, self.diagonal)
+        return self.xp.tril(g, self.diagonal)
 
 
 class Triu(Function):
     def forward(self, x, diagonal=0):
         self.diagonal = diagonal
-        return array_module(x).triu(x, diagonal)
+        return self.xp.triu(x, diagonal)
 
     def backward(self, g):
-        return array_module(g).triu(g, self.diagonal)
+        return self.xp.triu(g, self.diagonal)
 
 
 # ================================================================================================

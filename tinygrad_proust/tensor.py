@@ -68,6 +68,7 @@ class Function:
 
     def __init__(self, parents):
         self.parents = parents
+        self.xp = array_module(parents[0].data) if parents else np  # numpy or cupy: the op's arrays live there
 
     @classmethod
     def apply(cls, *parents, **options):
@@ -399,7 +400,7 @@ class Tensor:
                                    "reduce it first (.sum() or .mean()) or pass grad=")
             grad = self.xp.ones_like(self.data)
         else:
-            grad = self.xp.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)  # no promotion
+            grad = self.xp.asarray(unwrap(grad), dtype=self.dtype)  # no promotion
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"backward(): grad of shape {tuple(grad.shape)} for a tensor of shape {self.shape}")
 
@@ -431,7 +432,7 @@ class Tensor:
         for hook in self._hooks:
             replaced = hook(Tensor._wrap(g, False, None))
             if replaced is not None:
-                g = replaced.data if isinstance(replaced, Tensor) else replaced
+                g = unwrap(replaced)
                 if tuple(g.shape) != self.shape:
                     raise ValueError(f"a hook on {self.name or 'a tensor'} of shape {self.shape} returned a gradient "
                                      f"of shape {tuple(g.shape)}")
@@ -488,7 +489,7 @@ class Tensor:
                              "build a new tensor with where(), masked_fill() or cat() (or assign under no_grad)")
         parts = _index_arrays(index)
         data = self.data.copy()  # a new array: a view it shared, or an op that saved the old one, keeps its values
-        data[parts] = value.data if isinstance(value, Tensor) else value
+        data[parts] = unwrap(value)
         self.data = data
 
     def contiguous(self): return self  # every op here takes any memory layout
@@ -521,7 +522,7 @@ class Tensor:
         return self if self.dtype.kind in "fc" else self.to(dtype=float32)
 
     def _compare(self, other, ufunc):
-        other = other.data if isinstance(other, Tensor) else other
+        other = unwrap(other)
         return Tensor._wrap(getattr(self.xp, ufunc)(self.data, other), False, None)
 
     # ---- elementwise ----
@@ -558,14 +559,14 @@ class Tensor:
 
     def masked_fill(self, mask, value):
         """Where `mask` is True, `value`; elsewhere self. No gradient flows to the filled places."""
-        mask = mask.data if isinstance(mask, Tensor) else mask
+        mask = unwrap(mask)
         return ops.MaskedFill.apply(self, mask=mask, value=value)
 
     # ---- reductions ----
     def sum(self, dim=None, keepdim=False, dtype=None):
         return ops.Sum.apply(self if dtype is None else self.to(dtype=dtype), dim=dim, keepdim=keepdim)
 
-    def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self, dim=dim, keepdim=keepdim)
+    def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self._float(), dim=dim, keepdim=keepdim)
     def max(self, dim=None, keepdim=False):
         """The largest value; along `dim`, (values, indices), as PyTorch's (so x.max(1)[0] is the values); given a
         tensor instead of a dim, the elementwise maximum (torch.max(a, b))."""
@@ -649,17 +650,17 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         """Index of the largest value, the first of ties (no gradient)."""
-        if dim is None:
-            return Tensor._wrap(self.xp.asarray(self.data.argmax()), False, None)
-        return Tensor._wrap(self.data.argmax(axis=dim, keepdims=keepdim) if keepdim else self.data.argmax(axis=dim),
-                            False, None)
+        return self._index_of("argmax", dim, keepdim)
 
     def argmin(self, dim=None, keepdim=False):
         """Index of the smallest value, the first of ties (no gradient)."""
+        return self._index_of("argmin", dim, keepdim)
+
+    def _index_of(self, reduction, dim, keepdim):
         if dim is None:
-            return Tensor._wrap(self.xp.asarray(self.data.argmin()), False, None)
-        return Tensor._wrap(self.data.argmin(axis=dim, keepdims=keepdim) if keepdim else self.data.argmin(axis=dim),
-                            False, None)
+            return Tensor._wrap(self.xp.asarray(getattr(self.data, reduction)()), False, None)
+        found = getattr(self.data, reduction)(axis=dim)
+        return Tensor._wrap(self.xp.expand_dims(found, dim) if keepdim else found, False, None)
 
     def multinomial(self, num_samples, replacement=False):
         from .creation import multinomial
@@ -710,11 +711,11 @@ class Tensor:
 
     def softmax(self, dim=-1):
         from . import functional as F
-        return F.softmax(self, dim)
+        return F.softmax(self._float(), dim)
 
     def log_softmax(self, dim=-1):
         from . import functional as F
-        return F.log_softmax(self, dim)
+        return F.log_softmax(self._float(), dim)
 
     # ---- movement ----
     def reshape(self, *shape):
@@ -813,6 +814,11 @@ def topological_order(root, follow=lambda parent: True):
     return order
 
 
+def unwrap(value):
+    """The array inside a Tensor; anything else (an array, a number, None) as it is."""
+    return value.data if isinstance(value, Tensor) else value
+
+
 def _as_array(value):
     """NumPy ufuncs on 0-d arrays return NumPy scalars: turn those back into 0-d arrays."""
     return np.asarray(value) if isinstance(value, np.generic) else value
@@ -841,9 +847,7 @@ def _dims_tuple(dim):
 
 def _index_arrays(index):
     """Replace Tensors inside an index by their arrays."""
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index.data if isinstance(index, Tensor) else index
+    return tuple(unwrap(i) for i in index) if isinstance(index, tuple) else unwrap(index)
 
 
 from . import ops  # noqa: E402  (ops import Function from this module)
