@@ -212,7 +212,7 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(self, x, cache=None, start=0):
-        x = x + self.attn(self.ln_1(x), cache, start)
+        x = x + self.attn(self.ln_1(x), cache=cache, start=start)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -220,7 +220,7 @@ class PostNormBlock(Block):
     """Post-norm (the original paper): ln_1(x + attn(x)), then ln_2(x + mlp(x))."""
 
     def forward(self, x, cache=None, start=0):
-        x = self.ln_1(x + self.attn(x, cache, start))
+        x = self.ln_1(x + self.attn(x, cache=cache, start=start))
         return self.ln_2(x + self.mlp(x))
 
 
@@ -294,7 +294,7 @@ class GPT(nn.Module):
             x = x + self.wpe(tp.arange(start, start + T, device=x.device))  # (T, C) broadcast over B
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, None if kv_cache is None else kv_cache.layers[i], start)
+            x = block(x, cache=None if kv_cache is None else kv_cache.layers[i], start=start)
         if kv_cache is not None:
             kv_cache.length += T
         logits = self.head(x)                                        # (B, T, vocab)
