@@ -427,3 +427,32 @@ def tokenizer_from_dict(values):
         return CharTokenizer(values["chars"], unknown=values.get("unknown", "error"),
                              replacement=values.get("replacement"))
     raise DataError(f"unknown tokenizer kind {values.get('kind')!r}")
+
+
+def reference_merges(chunks, n_merges):
+    """BPETokenizer.train's reference: (merges, ids) by GPT-2's merge rule written out plainly, slow and obviously
+    correct (the tests and bench.py --bpe compare the fast trainer with it): count every adjacent pair of every
+    chunk, in order (a dict remembers the order pairs were first seen, so max() breaks a tie by the first
+    occurrence); merge the winner left to right."""
+    ids = [list(chunk) for chunk in chunks]
+    merges = []
+    for new in range(256, 256 + n_merges):
+        counts = {}
+        for seq in ids:
+            for pair in zip(seq, seq[1:]):
+                counts[pair] = counts.get(pair, 0) + 1
+        if not counts or max(counts.values()) < 2:
+            break
+        best = max(counts, key=counts.get)
+        for k, seq in enumerate(ids):
+            out, i = [], 0
+            while i < len(seq):
+                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best:
+                    out.append(new)
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            ids[k] = out
+        merges.append((best, new))
+    return merges, [i for seq in ids for i in seq]

@@ -5,34 +5,7 @@ import numpy as np
 import pytest
 
 from models.corpus import DataError
-from models.tokenizer import SPLIT_PATTERNS, BPETokenizer, tokenizer_from_dict
-
-
-def reference_merges(chunks, n_merges):
-    """The rule written out plainly: count every adjacent pair of every chunk, in order (a dict remembers the order
-    pairs were first seen, so max() breaks a tie by the first occurrence); merge the winner left to right."""
-    ids = [list(chunk) for chunk in chunks]
-    merges = []
-    for new in range(256, 256 + n_merges):
-        counts = {}
-        for seq in ids:
-            for pair in zip(seq, seq[1:]):
-                counts[pair] = counts.get(pair, 0) + 1
-        if not counts or max(counts.values()) < 2:
-            break
-        best = max(counts, key=counts.get)
-        for k, seq in enumerate(ids):
-            out, i = [], 0
-            while i < len(seq):
-                if i + 1 < len(seq) and (seq[i], seq[i + 1]) == best:
-                    out.append(new)
-                    i += 2
-                else:
-                    out.append(seq[i])
-                    i += 1
-            ids[k] = out
-        merges.append((best, new))
-    return merges, [i for seq in ids for i in seq]
+from models.tokenizer import SPLIT_PATTERNS, BPETokenizer, reference_merges, tokenizer_from_dict
 
 
 def split(text, pattern):

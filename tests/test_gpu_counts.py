@@ -5,8 +5,9 @@ The counter itself is checked against calls whose cost is known by hand."""
 import numpy as np
 import pytest
 
-import bench
 import train
+from benchmarks.common import parse_case
+from benchmarks.counts import count_step
 
 # preset:BATCHxBLOCK -> (kernels, GB read + written) per training step, at most
 # (the GPU path, with the compiled kernels of tinygrad_proust/kernels.py, each counted as one launch)
@@ -15,8 +16,8 @@ BOUNDS = {"proust:32x256": (281, 3.20), "byte-gpt:64x128": (419, 3.43), "baby-gp
 
 @pytest.mark.parametrize("case", list(BOUNDS))
 def test_a_training_step_stays_within_its_kernel_and_traffic_bounds(case, standin):
-    preset, overrides, batch, block = bench.parse_case(case)
-    table = bench.count_step(preset, batch, block, overrides)
+    preset, overrides, batch, block = parse_case(case)
+    table = count_step(preset, batch, block, overrides)
     import cupy_standin
     kernels, traffic = cupy_standin.total(table, "kernels"), cupy_standin.total(table, "bytes") / 1e9
     syncs = cupy_standin.total(table, "sync")
@@ -53,8 +54,8 @@ def test_the_counter_counts_what_cupy_launches(standin):
 def test_bytes_extrapolated_from_batches_1_and_2_equal_a_step_run_at_the_batch(standin):
     """count_step extrapolates bytes from batches 1 and 2 (they are affine in the batch size): a step run at batch 5
     itself reads and writes exactly what the extrapolation says, with the same counts of everything else."""
-    direct = bench.count_step("proust", 5, 32, extrapolate=False)
-    assert bench.count_step("proust", 5, 32) == direct
+    direct = count_step("proust", 5, 32, extrapolate=False)
+    assert count_step("proust", 5, 32) == direct
     import cupy_standin
     assert cupy_standin.total(direct, "bytes") > 0
 

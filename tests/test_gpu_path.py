@@ -419,7 +419,8 @@ def cupy_names_used():
     `array_module(x).add.at`, `cupy_module().cuda.runtime.getDeviceCount`, ..."""
     roots = {"array_module", "module_for", "cupy_module"}
     used = set()
-    files = [*(ROOT / "tinygrad_proust").glob("*.py"), *(ROOT / "models").glob("*.py"), ROOT / "bench.py"]
+    files = [*(ROOT / "tinygrad_proust").glob("*.py"), *(ROOT / "models").glob("*.py"),
+             *(ROOT / "benchmarks").glob("*.py")]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Attribute):

@@ -28,6 +28,8 @@ def test_no_file_or_folder_shadows_a_standard_library_module():
 @pytest.mark.parametrize("module", ["tinygrad_proust." + p.stem for p in sorted((ROOT / "tinygrad_proust").glob("*.py"))
                                     if p.stem != "__init__"]
                          + ["models." + p.stem for p in sorted((ROOT / "models").glob("*.py")) if p.stem != "__init__"]
+                         + ["benchmarks." + p.stem for p in sorted((ROOT / "benchmarks").glob("*.py"))
+                            if p.stem != "__init__"]
                          + [script.removesuffix(".py") for script in SCRIPTS])
 def test_every_module_imports(module, request):
     if module == "models.torch_gpt":                       # the PyTorch twin of the parity tests needs PyTorch
@@ -48,7 +50,8 @@ def test_the_framework_never_imports_the_application():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-                assert not any(n.split(".")[0] in ("models", "train", "generate", "bench") for n in names), path
+                application = ("models", "benchmarks", "train", "generate", "bench")
+                assert not any(n.split(".")[0] in application for n in names), path
 
 
 def test_pip_installs_only_the_framework(tmp_path):
