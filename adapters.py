@@ -7,6 +7,7 @@
 from models.cli import Parser, console, fail
 from models.gpt import GPT
 from models.loading import load_model
+from models.record import RunRecord
 from tinygrad_proust.checkpoint import CheckpointError, save_checkpoint
 
 
@@ -19,15 +20,15 @@ def main(argv=None):
     merge.add_argument("out")
     args = p.parse_args(argv)
     try:
-        model, tokenizer, meta = load_model(args.adapter)
+        model, tokenizer, record = load_model(args.adapter)
     except CheckpointError as err:
         fail(err)
-    if "lora" not in meta:
+    if record is None or not record.is_adapter:
         fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")
     plain = GPT(model.config)
     plain.load_state_dict({name: t for name, t in model.state_dict().items() if ".lora_" not in name})
-    path = save_checkpoint(args.out, plain, step=meta.get("step", 0), config=model.config.to_dict(),
-                           tokenizer=tokenizer.to_dict())
+    merged = RunRecord(config=model.config.to_dict(), tokenizer=tokenizer.to_dict(), step=record.step)
+    path = save_checkpoint(args.out, plain, **merged.as_meta())
     print(f"wrote {path}")
 
 

@@ -30,6 +30,7 @@ from models.cli import Parser, console, fail, integer, non_empty, one_character,
 from models.export import ExportError
 from models.loading import load_lora_base, load_model
 from models.metrics import read_metrics, write_metrics
+from models.record import RunRecord
 from tinygrad_proust import nn, optim, rng as tp_rng
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -125,6 +126,7 @@ class Start:
     (`resumed`: the checkpoint's meta, weights and optimizer state); or one that begins from trained weights
     (`model`: --init-from's model, or a resumed LoRA run's frozen base; `tokenizer`: the one that came with it)."""
     resumed: object = None
+    record: RunRecord = None        # the resumed checkpoint's record of its run
     model: GPT = None
     tokenizer: object = None
 
@@ -163,29 +165,30 @@ def resume_settings(parser, argv, args):
     every other setting is the checkpoint's; settings that fix the model cannot change."""
     try:
         checkpoint = load_checkpoint(args.resume)
+        record = RunRecord.from_meta(checkpoint.meta, args.resume)
     except CheckpointError as err:
         fail(err)
-    saved = {k: v for k, v in checkpoint.meta.get("args", {}).items() if k in vars(args) and k not in NOT_SAVED}
+    saved = {k: v for k, v in (record.args or {}).items() if k in vars(args) and k not in NOT_SAVED}
     if args.init_from and args.init_from != saved.get("init_from"):
         fail("--init-from starts a new run and --resume continues one: give one of them")
     parser.set_defaults(**saved)
     args = parser.parse_args(argv)
-    if "quantization" in checkpoint.meta:
+    if record.quantization is not None:
         fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
     for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
         if key in saved and getattr(args, key) != saved[key]:
             flag = "--" + key.replace("_", "-")
             fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
                  "the architecture and vocabulary of a run cannot change (start a new run instead)")
-    if args.steps <= checkpoint.meta["step"]:
-        fail(f"--steps {args.steps}: the checkpoint is already at step {checkpoint.meta['step']}; "
+    if args.steps <= record.step:
+        fail(f"--steps {args.steps}: the checkpoint is already at step {record.step}; "
              "give a larger --steps to train on")
     if args.out_dir is None:
         args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
-    start = Start(resumed=checkpoint)
-    if "base" in checkpoint.meta:                      # a LoRA run: its frozen base, checked by digest
+    start = Start(resumed=checkpoint, record=record)
+    if record.base is not None:                        # a LoRA run: its frozen base, checked by digest
         try:
-            start.model = load_lora_base(checkpoint.meta["base"])
+            start.model = load_lora_base(record.base)
         except CheckpointError as err:
             fail(f"--resume {args.resume}: {err}")
     return args, start
@@ -194,12 +197,12 @@ def resume_settings(parser, argv, args):
 def load_init_source(source):
     """(model, tokenizer) to start a run from: a checkpoint of ours, or a Transformers directory."""
     try:
-        model, tokenizer, meta = load_model(source)
+        model, tokenizer, record = load_model(source)
     except (CheckpointError, ExportError) as err:
         fail(f"--init-from {source}: {err}")
     except ImportError as err:
         fail(f"--init-from a Transformers directory needs {err.name}: pip install safetensors tokenizers")
-    if "quantization" in meta:
+    if record is not None and record.quantization is not None:
         fail(f"--init-from {source}: a quantised checkpoint cannot be trained (start from the float one)")
     if tokenizer is None:
         fail(f"--init-from {source}: the directory has no tokenizer.json to encode the text with")
@@ -226,7 +229,7 @@ def load_data(args, start):
     split = split_point(raw, args.val_fraction)
     try:
         if start.resumed is not None:
-            tokenizer = tokenizer_from_dict(start.resumed.meta["tokenizer"])
+            tokenizer = tokenizer_from_dict(start.record.tokenizer)
         else:
             tokenizer = start.tokenizer or build_tokenizer(args, raw, raw[:split], source)
         parts = (tokenizer.encode_corpus(raw[:split], source), tokenizer.encode_corpus(raw[split:], source))
@@ -276,7 +279,7 @@ def build_model(args, tokenizer, start):
     """The model configuration: the checkpoint's when resuming, the source's with --init-from (with --dropout, the
     one training setting of the model that may change), else the preset with the flags' overrides."""
     if start.resumed is not None or start.model is not None:
-        config = GPTConfig.from_dict(start.resumed.meta["config"] if start.resumed else start.model.config.to_dict())
+        config = GPTConfig.from_dict(start.record.config if start.record else start.model.config.to_dict())
         if args.dropout is not None:
             config.dropout = args.dropout
         return config
@@ -308,7 +311,7 @@ def lora_settings(args):
 RUN_FILES = ("last.npz", "best.npz", "last.safetensors", "best.safetensors", "metrics.jsonl")
 
 
-def prepare_out_dir(args, resumed):
+def prepare_out_dir(args, record):
     """The run's folder, writable, holding no other run (unless --overwrite), without stale temporary files. A
     resumed run keeps its metrics up to its checkpoint's step: rows written after it, by a run that was killed
     before its next checkpoint, are dropped, so the curve never zig-zags."""
@@ -322,7 +325,7 @@ def prepare_out_dir(args, resumed):
         fail(f"--out-dir {out_dir}: cannot write there ({err.strerror or err})")
     for stale in out_dir.glob("*.tmp"):
         stale.unlink()
-    resuming_here = resumed is not None and out_dir.resolve() == Path(args.resume).resolve().parent
+    resuming_here = record is not None and out_dir.resolve() == Path(args.resume).resolve().parent
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
     if present and not resuming_here:
         if not args.overwrite:
@@ -330,10 +333,10 @@ def prepare_out_dir(args, resumed):
                  f"{out_dir / present[0]}, choose another --out-dir, or pass --overwrite to replace it")
         for name in present:
             (out_dir / name).unlink()
-    if resumed is not None:
+    if record is not None:
         history = Path(args.resume).resolve().parent / "metrics.jsonl"
-        rows = [row for row in read_metrics(history) if row["step"] < resumed.meta["step"]]
-        rows += [resumed.meta["metrics"]] if resumed.meta.get("metrics") else []
+        rows = [row for row in read_metrics(history) if row["step"] < record.step]
+        rows += [record.metrics] if record.metrics else []
         write_metrics(out_dir / "metrics.jsonl", rows)
     return out_dir
 
@@ -361,27 +364,28 @@ def build_run(args, tokenizer, parts, device, start):
     # resolved once and saved with the run, so that a resume keeps the same schedule
     args.min_lr = args.min_lr if args.min_lr is not None else args.lr / 10
     args.lr_decay_steps = args.lr_decay_steps or args.steps
-    out_dir = prepare_out_dir(args, start.resumed)
+    out_dir = prepare_out_dir(args, start.record)
     run = Run(args, config, tokenizer, dataset, model, optimizer, device, out_dir,
               batch_rng=np.random.default_rng(args.seed))
     if lora is not None:
         run.lora = lora
-        run.base = start.resumed.meta["base"] if start.resumed else adapters.base_record(args.init_from, start.model)
+        run.base = start.record.base if start.record else adapters.base_record(args.init_from, start.model)
     if start.resumed is not None:
-        meta, weights, optimizer_state = start.resumed
+        record, weights, optimizer_state = start.record, start.resumed.weights, start.resumed.optimizer
         try:
             model.load_state_dict(weights) if lora is None else adapters.load_weights(model, weights)
         except ValueError as err:  # CheckpointError is one
             fail(f"--resume {args.resume}: {err}")
-        if optimizer_state is not None and meta["args"].get("optimizer") == args.optimizer:
+        trained_with = (record.args or {}).get("optimizer")
+        if optimizer_state is not None and trained_with == args.optimizer:
             # the moments are the checkpoint's; the settings (betas, decay, momentum) are today's flags
             optimizer.load_state_dict({**optimizer_state, "param_groups": optimizer.state_dict()["param_groups"]})
         else:
-            print(f"--optimizer {args.optimizer}: the checkpoint was trained with {meta['args'].get('optimizer')}; "
+            print(f"--optimizer {args.optimizer}: the checkpoint was trained with {trained_with}; "
                   "the new optimizer starts with empty state")
-        run.step, run.best_val = meta["step"], meta["best_val_loss"]
-        run.batch_rng.bit_generator.state = meta["batch_rng"]
-        tp_rng.set_state(meta["rng"])
+        run.step, run.best_val = record.step, record.best_val_loss
+        run.batch_rng.bit_generator.state = record.batch_rng
+        tp_rng.set_state(record.rng)
     return run
 
 
@@ -452,11 +456,12 @@ def checkpoint_path(run, name):
 def save(run, name, metrics_row=None):
     """out_dir/name.npz (or .safetensors): weights, optimizer moments, step, RNG states and settings (everything a
     resume needs), and the metrics row of the evaluation that wrote it (a resume repairs metrics.jsonl from it)."""
-    extra = {} if run.lora is None else {"lora": run.lora, "base": run.base, "parameters": trainable_names(run.model)}
-    return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, **extra, step=run.step,
-                           best_val_loss=run.best_val, config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(),
-                           args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
-                           rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row)
+    record = RunRecord(config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(), step=run.step,
+                       best_val_loss=run.best_val, args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
+                       rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row,
+                       lora=run.lora, base=run.base if run.lora is not None else None)
+    names = None if run.lora is None else trainable_names(run.model)  # a LoRA run stores only its adapters
+    return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, parameters=names, **record.as_meta())
 
 
 class Diverged(Exception):

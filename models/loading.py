@@ -12,36 +12,39 @@ from models import adapters
 from models.export import load_pretrained
 from models.gpt import GPT, GPTConfig
 from models.quantize import dequantize_weights
+from models.record import RunRecord
 from models.tokenizer import tokenizer_from_dict
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
 
 
 def load_model(source, device="cpu", merge=True):
-    """(model in eval mode, tokenizer, metadata) from a train.py checkpoint, or (model, tokenizer or None, {}) from
-    a Transformers directory of the GPT-2 or LLaMA family (needs safetensors and tokenizers); no corpus needed.
+    """(model in eval mode, tokenizer, its RunRecord) from a train.py checkpoint, or (model, tokenizer or None,
+    None) from a Transformers directory of the GPT-2 or LLaMA family (needs safetensors and tokenizers); no corpus
+    needed.
     A LoRA adapter loads its base (checked against the digest it stores) with the adapters merged in, unless
     merge=False; a quantised checkpoint is dequantised as it loads."""
     if Path(source).is_dir():
         model, tokenizer = load_pretrained(source)
-        return model.to(device), tokenizer, {}
+        return model.to(device), tokenizer, None
     meta, weights, _ = load_checkpoint(source)
+    record = RunRecord.from_meta(meta, source)
     try:
-        if "quantization" in meta:
-            weights = dequantize_weights(meta, weights)
-        model = GPT(GPTConfig.from_dict(meta["config"]))
-        if "lora" in meta:
-            model.load_state_dict(load_lora_base(meta["base"]).state_dict())
-            adapters.attach(model, meta["lora"], weights)
+        if record.quantization is not None:
+            weights = dequantize_weights(record.quantization, weights)
+        model = GPT(GPTConfig.from_dict(record.config))
+        if record.is_adapter:
+            model.load_state_dict(load_lora_base(record.base).state_dict())
+            adapters.attach(model, record.lora, weights)
             if merge:
                 adapters.merge_all(model)
         else:
             model.load_state_dict(weights)
-        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        tokenizer = tokenizer_from_dict(record.tokenizer)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(f"checkpoint {source}: its model or tokenizer description is damaged ({err})") from None
     if not all(np.isfinite(p.data).all() for p in model.parameters()):
         raise CheckpointError(f"checkpoint {source}: its weights hold NaN or Inf (the run that wrote it diverged)")
-    return model.to(device).eval(), tokenizer, meta
+    return model.to(device).eval(), tokenizer, record
 
 
 

@@ -16,6 +16,7 @@ generate.py and inspection.py load a quantised checkpoint and dequantise it once
 
 import numpy as np
 
+from models.record import RunRecord
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_arrays
 
 
@@ -67,9 +68,10 @@ def quantized_names(weights):
 
 def quantize_checkpoint(source, target, bits, group_size=32):
     meta, weights, _ = load_checkpoint(source)
-    if "quantization" in meta:
+    record = RunRecord.from_meta(meta, source)
+    if record.quantization is not None:
         raise CheckpointError(f"{source} is quantised already")
-    if "lora" in meta:
+    if record.is_adapter:
         raise CheckpointError(f"{source} is a LoRA adapter: merge it first (python adapters.py merge)")
     arrays, before, after, chosen = {}, 0, 0, set(quantized_names(weights))
     for name, w in weights.items():
@@ -79,14 +81,14 @@ def quantize_checkpoint(source, target, bits, group_size=32):
             before, after = before + w.nbytes, after + q.nbytes + scale.nbytes
         else:
             arrays[f"model/{name}"] = w
-    kept = {k: meta[k] for k in ("config", "tokenizer", "step", "best_val_loss") if k in meta}
     settings = {"bits": bits, "group_size": group_size, "weights_ratio": after / before}
-    return save_arrays(target, arrays, quantization=settings, **kept)
+    kept = RunRecord(config=record.config, tokenizer=record.tokenizer, step=record.step,
+                     best_val_loss=record.best_val_loss, quantization=settings)
+    return save_arrays(target, arrays, **kept.as_meta())
 
 
-def dequantize_weights(meta, weights):
-    """{name: float32 array} from a quantised checkpoint's weights."""
-    settings = meta["quantization"]
+def dequantize_weights(settings, weights):
+    """{name: float32 array} from a quantised checkpoint's weights and its quantization settings."""
     out = {name: w for name, w in weights.items() if ":" not in name}
     for name in {k.split(":")[0] for k in weights if k.endswith(":q")}:
         out[name] = dequantize(weights[f"{name}:q"], weights[f"{name}:scale"], settings["bits"],

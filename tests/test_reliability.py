@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 
 import tinygrad_proust as tp
+import generate
 import train
 from inspection import main as inspection_main
+from quantize import main as quantize_main
 from models.corpus import NotUTF8Error, decode_utf8, read_corpus
 from models.loading import load_model
 from models.gpt import GPT, GPTConfig, filter_logits, sample_next
 from tinygrad_proust import functional as F, nn
-from tinygrad_proust.checkpoint import load_checkpoint
+from tinygrad_proust.checkpoint import load_checkpoint, save_arrays
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--ffn-hidden", "32", "--block-size", "16",
@@ -90,6 +92,26 @@ def test_abbreviations_are_refused_not_guessed(first_run, capsys):
 def test_resume_to_a_step_already_reached_is_an_error(first_run, capsys):
     code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 6], capsys)
     assert code == 2 and one_line_error(err) and "already at step 6" in err
+
+
+@pytest.mark.parametrize("field, value, message", [("step", "6", "its 'step' is '6'"),
+                                                    ("best_val_loss", "low", "its 'best_val_loss' is 'low'"),
+                                                    ("tokenizer", 3, "its 'tokenizer' is 3"),
+                                                    ("config", None, "no 'config' in its metadata")])
+def test_a_hand_edited_run_record_is_one_line_naming_its_field(first_run, tmp_path, capsys, field, value, message):
+    """Every reader goes through models.record.RunRecord: resuming, generating and quantising a checkpoint whose
+    record holds a field of the wrong type (or lacks one) each end with one line naming the field."""
+    meta, weights, _ = load_checkpoint(first_run / "last.npz")
+    meta = {k: v for k, v in meta.items() if k not in ("format", "checksums", "optimizer")}
+    meta = {k: v for k, v in {**meta, field: value}.items() if v is not None}
+    edited = save_arrays(tmp_path / "edited.npz", {f"model/{k}": v for k, v in weights.items()}, **meta)
+    for main, argv in [(train.main, ["--resume", str(edited), "--steps", "9"]),
+                       (generate.main, ["--checkpoint", str(edited), "--max-new-tokens", "2"]),
+                       (quantize_main, [str(edited), str(tmp_path / "q.npz"), "--bits", "8"])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and message in err, (main, err)
 
 
 def test_a_copied_checkpoint_resumes_in_its_own_folder(first_run, tmp_path, capsys):
@@ -167,10 +189,10 @@ def test_divergence_stops_before_the_weights_change_and_names_the_op(tmp_path, c
                               "--lr", 10, "--grad-clip", 0, "--optimizer", "sgd", "--warmup", 0], capsys)
     assert code == 1 and one_line_error(err), err
     assert "training diverged at step" in err and "produced" in err and "Lower --lr" in err
-    model, _, meta = load_model(out / "last.npz")               # refused if it held NaN or Inf
+    model, _, record = load_model(out / "last.npz")             # refused if it held NaN or Inf
     assert all(np.isfinite(p.numpy()).all() for p in model.parameters())
     diverged_at = int(err.split("training diverged at step ")[1].split(" ")[0])
-    assert meta["step"] < diverged_at                                     # the checkpoint predates the divergence
+    assert record.step < diverged_at                                      # the checkpoint predates the divergence
 
 
 # ---- ids ----
