@@ -3,11 +3,7 @@ import numpy as np
 
 from . import ops, rng
 from .device import canonical_device, module_for, to_device
-from .tensor import Tensor, float32, to_dtype
-
-
-def _shape(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+from .tensor import Tensor, _shape_arg, float32, to_dtype
 
 
 def _make(array, device, requires_grad):
@@ -25,18 +21,18 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 
 
 def zeros(*shape, dtype=float32, device="cpu", requires_grad=False):
-    return Tensor(module_for(device).zeros(_shape(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(module_for(device).zeros(_shape_arg(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=float32, device="cpu", requires_grad=False):
-    return Tensor(module_for(device).ones(_shape(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(module_for(device).ones(_shape_arg(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
 
 
 def full(shape, fill_value, dtype=None, device="cpu", requires_grad=False):
     """The dtype follows fill_value when not given, as in PyTorch: bool, int64 for an int, float32 for a float."""
     if dtype is None:
         dtype = np.bool_ if isinstance(fill_value, bool) else np.int64 if isinstance(fill_value, int) else float32
-    return Tensor(module_for(device).full(_shape((shape,)), fill_value, dtype=to_dtype(dtype)),
+    return Tensor(module_for(device).full(_shape_arg((shape,)), fill_value, dtype=to_dtype(dtype)),
                   requires_grad=requires_grad)
 
 
@@ -46,7 +42,7 @@ def full_like(t, fill_value, dtype=None, requires_grad=False):
 
 def empty(*shape, dtype=float32, device="cpu", requires_grad=False):
     """Uninitialised values (whatever the memory held), as torch.empty."""
-    return Tensor(module_for(device).empty(_shape(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
+    return Tensor(module_for(device).empty(_shape_arg(shape), dtype=to_dtype(dtype)), requires_grad=requires_grad)
 
 
 def eye(n, m=None, dtype=float32, device="cpu", requires_grad=False):
@@ -63,19 +59,19 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 def randn(*shape, dtype=float32, device="cpu", requires_grad=False):
     """Standard normal samples, drawn on the host from the seeded generator (same values on every device)."""
-    array = rng.generator().standard_normal(_shape(shape), dtype=np.float64).astype(to_dtype(dtype))
+    array = rng.generator().standard_normal(_shape_arg(shape), dtype=np.float64).astype(to_dtype(dtype))
     return _make(array, device, requires_grad)
 
 
 def rand(*shape, dtype=float32, device="cpu", requires_grad=False):
     """Uniform samples in [0, 1), drawn on the host from the seeded generator."""
-    array = rng.generator().random(_shape(shape)).astype(to_dtype(dtype))
+    array = rng.generator().random(_shape_arg(shape)).astype(to_dtype(dtype))
     return _make(array, device, requires_grad)
 
 
 def randint(low, high, size, device="cpu"):
     """Integers in [low, high), int64."""
-    return _make(rng.generator().integers(low, high, size=_shape((size,)), dtype=np.int64), device, False)
+    return _make(rng.generator().integers(low, high, size=_shape_arg((size,)), dtype=np.int64), device, False)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu"):

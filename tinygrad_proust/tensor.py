@@ -111,22 +111,6 @@ class Function:
         return f"<{self.name} op, parents={[tuple(p.shape) for p in self.parents]}>"
 
 
-class _Freed(Function):
-    """What a node's op becomes once backward has used it: no saved arrays, no parents."""
-
-    def __init__(self, op_name):
-        super().__init__(())
-        self.op_name = op_name
-
-    @property
-    def name(self):
-        return f"{self.op_name} (freed)"
-
-    def backward(self, grad):
-        raise RuntimeError(f"backward through {self.op_name} a second time: its saved arrays were freed "
-                           "after the first backward; pass retain_graph=True to the first call")
-
-
 # ------------------------------------------------------------------------------------------------
 # Observers: tools that watch ops run (detect_anomaly, break_on, record_modules)
 # ------------------------------------------------------------------------------------------------
@@ -166,6 +150,45 @@ def observe(observer):
         yield observer
     finally:
         observers.remove(observer)
+
+
+# ------------------------------------------------------------------------------------------------
+# The backward walk's pieces (Tensor.backward below runs them): the order it visits the graph, what an op
+# becomes once used, and undoing broadcasting
+# ------------------------------------------------------------------------------------------------
+
+def topological_order(root, follow=lambda parent: True):
+    """Every tensor that leads to root through parents for which follow(parent) holds, each listed after all of
+    its parents: an iterative depth-first walk (no recursion, so a deep graph cannot hit Python's limit)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))  # comes back off the stack after all of its parents
+        stack.extend((p, False) for p in reversed(node.parents) if follow(p) and id(p) not in visited)
+    return order
+
+
+class _Freed(Function):
+    """What a node's op becomes once backward has used it: no saved arrays, no parents."""
+
+    def __init__(self, op_name):
+        super().__init__(())
+        self.op_name = op_name
+
+    @property
+    def name(self):
+        return f"{self.op_name} (freed)"
+
+    def backward(self, grad):
+        raise RuntimeError(f"backward through {self.op_name} a second time: its saved arrays were freed "
+                           "after the first backward; pass retain_graph=True to the first call")
 
 
 def unbroadcast(grad, shape):
@@ -794,24 +817,6 @@ def _promoted(a, b):
     if b.dtype.kind in "biu" and a.dtype.kind == "f":
         return a, b.to(dtype=a.dtype)
     return a, b
-
-
-def topological_order(root, follow=lambda parent: True):
-    """Every tensor that leads to root through parents for which follow(parent) holds, each listed after all of
-    its parents: an iterative depth-first walk (no recursion, so a deep graph cannot hit Python's limit)."""
-    order, visited = [], set()
-    stack = [(root, False)]
-    while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))  # comes back off the stack after all of its parents
-        stack.extend((p, False) for p in reversed(node.parents) if follow(p) and id(p) not in visited)
-    return order
 
 
 def unwrap(value):
