@@ -244,7 +244,8 @@ def test_matches_pytorch(case, torch):
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith(
-    ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm", "linear", "embedding", "sdpa", "swiglu"))],
+    ("softmax", "log_softmax", "cross_entropy", "layer_norm", "rms_norm", "linear", "embedding", "sdpa", "swiglu",
+     "gelu_tanh"))],
     ids=repr)
 def test_fused_matches_reference_composition(case):
     arrays = random_inputs(case, seed=4)

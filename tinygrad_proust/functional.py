@@ -36,7 +36,10 @@ def relu(x):
 
 
 def gelu(x, approximate="none"):
-    return x.gelu(approximate=approximate)
+    """x Φ(x); approximate='tanh' is GPT-2's form (fused: fewer passes, one kernel on a GPU)."""
+    if approximate == "tanh" and _fused:
+        return fused.GeluTanh.apply(x)
+    return ops.Gelu.apply(x, approximate=approximate)
 
 
 def silu(x):

@@ -10,7 +10,7 @@ these kernels are off), and is what the GPU tests compare each kernel with:
     adam        one Adam/AdamW step of a whole parameter group           (reference: optim.Adam.update; 12
                 launches a group; the same float operations, each rounded as CuPy's own kernels round them)
     gelu_tanh, gelu_tanh_backward
-                GELU's tanh form and its derivative                       (reference: ops.Gelu; 8 and 9
+                GELU's tanh form and its derivative               (reference: fused.GeluTanh's lines; 8 and 9
                 launches; the same operations in the same order: equal bit for bit)
     attention_softmax, attention_softmax_backward
                 attention's softmax (causal mask and dropout included) and its backward, a row a warp
@@ -109,7 +109,7 @@ extern "C" __global__ void attention_softmax_backward(scalar_t* dp, const scalar
     for (int j = lane; j < n; j += 32) d[j] = (d[j] - dot) * pr[j];
 }
 
-// GELU, tanh form, as ops.Gelu's plain lines: cdf = 1 / (1 + exp((c2 + c1 x²) x)) = σ(2u), y = x cdf
+// GELU, tanh form, as fused.GeluTanh's plain lines: cdf = 1 / (1 + exp((c2 + c1 x²) x)) = σ(2u), y = x cdf
 // (c1 = -2 sqrt(2/π) 0.044715, c2 = -2 sqrt(2/π)); and its backward dx = g (cdf + 2 x u' cdf (1 - cdf)),
 // 2 x u' = (c4 + c3 x²) x (c3 = 2 sqrt(2/π) 3 0.044715, c4 = 2 sqrt(2/π)). One pass each.
 extern "C" __global__ void gelu_tanh(const scalar_t* x, scalar_t* cdf, scalar_t* y, scalar_t c1, scalar_t c2,
@@ -212,7 +212,7 @@ def _rows(xp, name, rows, *args):
 
 
 def gelu_tanh(xp, x, c1, c2):
-    """ops.Gelu's tanh form in one launch: (cdf, y), or None where these kernels are not available."""
+    """fused.GeluTanh in one launch: (cdf, y), or None where these kernels are not available."""
     if not available(xp, x.dtype) or not x.flags.c_contiguous or x.ndim == 0:
         return None
     t, cdf, y = x.dtype.type, xp.empty_like(x), xp.empty_like(x)

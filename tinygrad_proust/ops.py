@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 
-from . import kernels
 from .device import array_module, cupy_module, device_of, to_device
 from .tensor import Function
 
@@ -221,51 +220,28 @@ class Silu(Function):
 
 class Gelu(Function):
     """gelu(x) = x Φ(x), Φ the standard normal CDF.
-    approximate='tanh' uses Φ(x) ≈ (1 + tanh(u)) / 2 with u = sqrt(2/π) (x + 0.044715 x³) (GPT-2's form),
-    computed as σ(2u) = 1 / (1 + e^(-2u)), the same number (tanh u = 2σ(2u) - 1): one exp is cheaper than a tanh."""
+    approximate='tanh' uses Φ(x) ≈ (1 + tanh(u)) / 2 with u = sqrt(2/π) (x + 0.044715 x³) (GPT-2's form), written
+    σ(2u) = 1 / (1 + e^(-2u)), the same number. This is the formula; fused.GeluTanh computes the tanh form in
+    fewer passes (and on a GPU in one compiled kernel), and is what F.gelu uses."""
 
     def forward(self, x, approximate="none"):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"Gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        xp = self.xp
         self.x, self.approximate = x, approximate
-        if approximate == "tanh" and (fast := kernels.gelu_tanh(xp, x, *_GELU_TANH[:2])) is not None:
-            self.cdf, y = fast                        # on a GPU, one compiled kernel for the lines below
-            return y
-        if approximate == "tanh":  # in one reused buffer: each step of the formula is a pass, not a new array
-            s = xp.multiply(x, x, out=xp.empty_like(x))  # an array, also for a 0-d x
-            s *= _GELU_TANH[0]
-            s += _GELU_TANH[1]
-            s *= x                                    # -2u = -2 sqrt(2/π) (x + 0.044715 x³)
-            with np.errstate(over="ignore"):          # e^(-2u) = inf far left of 0 gives σ = 0, the right limit
-                xp.exp(s, out=s)
-            s += 1
-            self.cdf = xp.reciprocal(s, out=s)        # σ(2u)
-            return x * self.cdf
-        self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+        if approximate == "tanh":
+            with np.errstate(over="ignore"):  # e^(-2u) = inf far left of 0 gives σ = 0, the right limit
+                self.cdf = 1 / (1 + self.xp.exp(-2 * _SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+        else:
+            self.cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
         return x * self.cdf
 
     # exact: d (x Φ) = Φ + x φ(x), φ(x) = exp(-x²/2) / sqrt(2π)
     # tanh:  d (x σ(2u)) = s + x · 2 s (1 - s) · u',  s = σ(2u), u' = sqrt(2/π) (1 + 3·0.044715 x²)
     def backward(self, g):
-        x, xp = self.x, self.xp
-        if self.approximate == "tanh" and (fast := kernels.gelu_tanh_backward(xp, x, self.cdf, g,
-                                                                             *_GELU_TANH[2:])) is not None:
-            return fast                               # on a GPU, one compiled kernel for the lines below
-        if self.approximate == "tanh":  # the same formula, built in two buffers
-            s = self.cdf
-            d = x * x
-            d *= _GELU_TANH[2]
-            d += _GELU_TANH[3]
-            d *= x                                    # 2 x u'
-            tmp = 1 - s
-            tmp *= s
-            d *= tmp                                  # ... s (1 - s)
-            d += s
-            d *= g
-            return d
-        pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
-        return g * (self.cdf + x * pdf)
+        x, s = self.x, self.cdf
+        if self.approximate == "tanh":
+            return g * (s + x * 2 * s * (1 - s) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x))
+        return g * (s + x * self.xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)))
 
 
 class Dropout(Function):
@@ -570,9 +546,6 @@ class Matmul(Function):
 # ================================================================================================
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-# the tanh form's constants: -2u = (c1 x² + c2) x;  2 x u' = (c3 x² + c4) x
-_GELU_TANH = (-2 * _SQRT_2_OVER_PI * 0.044715, -2 * _SQRT_2_OVER_PI,
-              6 * _SQRT_2_OVER_PI * 0.044715, 2 * _SQRT_2_OVER_PI)
 
 
 def sigmoid_array(x):

@@ -562,7 +562,9 @@ class Tensor:
     def sigmoid(self): return ops.Sigmoid.apply(self._float())
     def relu(self): return ops.Relu.apply(self)
     def silu(self): return ops.Silu.apply(self._float())
-    def gelu(self, approximate="none"): return ops.Gelu.apply(self._float(), approximate=approximate)
+    def gelu(self, approximate="none"):
+        from . import functional as F
+        return F.gelu(self._float(), approximate)
     def abs(self): return ops.Abs.apply(self)
     def clone(self): return ops.Cast.apply(self, dtype=self.dtype)  # a copy, with the identity as its gradient
 
