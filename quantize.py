@@ -7,6 +7,7 @@ generate.py and inspection.py load the result and dequantise it once, as it load
 """
 from models.cli import Parser, console, fail, integer
 from models.quantize import quantize_checkpoint
+from models.record import RunRecord
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
 
 
@@ -23,7 +24,7 @@ def main(argv=None):
         path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size)
     except (CheckpointError, ValueError) as err:
         fail(err)
-    ratio = load_checkpoint(path)[0]["quantization"]["weights_ratio"]
+    ratio = RunRecord.from_meta(load_checkpoint(path).meta, path).quantization["weights_ratio"]
     print(f"wrote {path} ({path.stat().st_size:,} bytes): the quantised weights take {ratio:.3f} of their "
           "float32 size (scales included)")
 

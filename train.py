@@ -123,8 +123,9 @@ NOT_SAVED = ("resume", "out_dir", "overwrite")
 @dataclass
 class Start:
     """Where a run starts, resolved once from the flags (parse_args): a new run (all None); a resumed one
-    (`resumed`: the checkpoint's meta, weights and optimizer state); or one that begins from trained weights
-    (`model`: --init-from's model, or a resumed LoRA run's frozen base; `tokenizer`: the one that came with it)."""
+    (`resumed`: the checkpoint, whose weights and optimizer state are restored; `record`: what it says about its
+    run); or one that begins from trained weights (`model`: --init-from's model, or a resumed LoRA run's frozen
+    base; `tokenizer`: the one that came with it)."""
     resumed: object = None
     record: RunRecord = None        # the resumed checkpoint's record of its run
     model: GPT = None
@@ -180,6 +181,9 @@ def resume_settings(parser, argv, args):
             flag = "--" + key.replace("_", "-")
             fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
                  "the architecture and vocabulary of a run cannot change (start a new run instead)")
+    if record.args is None or record.rng is None or record.batch_rng is None or record.best_val_loss is None:
+        fail(f"--resume {args.resume}: not a checkpoint of a train.py run (no settings or random states to continue "
+             "from); start a new run from its weights with --init-from")
     if args.steps <= record.step:
         fail(f"--steps {args.steps}: the checkpoint is already at step {record.step}; "
              "give a larger --steps to train on")

@@ -2,7 +2,7 @@
 or quantised weights) or a Hugging Face Transformers directory. The one place scripts and tools load from; the
 model file (gpt.py) knows only the framework.
 
-    model, tokenizer, meta = load_model("out/best.npz", device="gpu")
+    model, tokenizer, record = load_model("out/best.npz", device="gpu")
 """
 from pathlib import Path
 

@@ -13,7 +13,7 @@ class RunRecord:
     config: dict                    # GPTConfig.to_dict()
     tokenizer: dict                 # the tokenizer's to_dict()
     step: int = 0                   # optimizer steps taken
-    best_val_loss: float = None     # the best validation loss so far (None before the first evaluation)
+    best_val_loss: float = None     # the best validation loss so far (None: not written by train.py)
     args: dict = None               # train.py's settings, the flags a resume takes as its defaults
     rng: dict = None                # tinygrad_proust.rng's state (parameters' generator, dropout stream)
     batch_rng: dict = None          # the batch sampler's NumPy generator state

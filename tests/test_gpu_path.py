@@ -170,7 +170,7 @@ def test_the_compiled_adam_step_is_the_plain_update_bit_for_bit(gpu, monkeypatch
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_the_compiled_gelu_is_the_plain_paths_bit_for_bit(gpu, monkeypatch, dtype):
-    """GELU's tanh form and its gradient, one launch each, against ops.Gelu's plain lines: the same operations in
+    """GELU's tanh form and its gradient, one launch each, against fused.GeluTanh's plain lines: the same operations in
     the same order, so equal bit for bit, far in both tails too (exp overflows to inf left of -10)."""
     x = np.concatenate([np.linspace(-30, 30, 601), np.random.default_rng(0).standard_normal(400)]).astype(dtype)
     g = np.random.default_rng(1).standard_normal(x.size).astype(dtype)

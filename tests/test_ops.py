@@ -463,6 +463,11 @@ def test_edges_a_port_meets_follow_pytorch(device, torch):
     assert tp.max(t([1.0, 5.0]), t([3.0, 2.0])).tolist() == torch.max(torch.tensor([1.0, 5.0]),
                                                                           torch.tensor([3.0, 2.0])).tolist()
     assert not t([1.5], requires_grad=True).long().requires_grad
+    for approximate in ("none", "tanh"):                             # GELU of integers: float32, as PyTorch's
+        ours_gelu = F.gelu(t([1, -2]), approximate=approximate)
+        theirs_gelu = torch.nn.functional.gelu(torch.tensor([1.0, -2.0]), approximate=approximate)
+        assert ours_gelu.dtype == np.float32
+        np.testing.assert_allclose(ours_gelu.numpy(), theirs_gelu.numpy(), rtol=1e-6)
     a, b = (np.random.default_rng(0).standard_normal(s) for s in ((2, 3, 4), (1, 4, 5)))
     ours_in, their_in = [t(v, requires_grad=True) for v in (a, b)], [torch.tensor(v, requires_grad=True)
                                                                      for v in (a, b)]

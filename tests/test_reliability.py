@@ -114,6 +114,16 @@ def test_a_hand_edited_run_record_is_one_line_naming_its_field(first_run, tmp_pa
         assert exit_info.value.code == 2 and one_line_error(err) and message in err, (main, err)
 
 
+def test_resuming_a_checkpoint_no_run_wrote_is_one_line(first_run, tmp_path, capsys):
+    """A merged adapter, or weights saved by hand, hold a model but no run to continue: one line, pointing to
+    --init-from (it was a traceback)."""
+    meta, weights, _ = load_checkpoint(first_run / "last.npz")
+    plain = save_arrays(tmp_path / "plain.npz", {f"model/{k}": v for k, v in weights.items()},
+                        config=meta["config"], tokenizer=meta["tokenizer"], step=6)
+    code, _, err = run_train(["--resume", plain, "--steps", 9], capsys)
+    assert code == 2 and one_line_error(err) and "not a checkpoint of a train.py run" in err and "--init-from" in err
+
+
 def test_a_copied_checkpoint_resumes_in_its_own_folder(first_run, tmp_path, capsys):
     copy = tmp_path / "copy"
     copy.mkdir()

@@ -37,6 +37,7 @@ def relu(x):
 
 def gelu(x, approximate="none"):
     """x Φ(x); approximate='tanh' is GPT-2's form (fused: fewer passes, one kernel on a GPU)."""
+    x = x._float()
     if approximate == "tanh" and _fused:
         return fused.GeluTanh.apply(x)
     return ops.Gelu.apply(x, approximate=approximate)

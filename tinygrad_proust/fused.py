@@ -5,13 +5,12 @@ reference (`with tinygrad_proust.use_fused(False):` runs it). Fused, they are fa
 of 5-15, fewer temporaries) and numerically safer, and the derivation is worth reading.
 """
 import functools
-import math
 
 import numpy as np
 
 from . import kernels
 from .device import array_module, launch_bound
-from .ops import sigmoid_array
+from .ops import _SQRT_2_OVER_PI, sigmoid_array
 from .tensor import Function
 
 
@@ -232,9 +231,9 @@ class GeluTanh(Function):
         return d
 
 
-SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 # the tanh form's constants: -2u = (c1 x² + c2) x;  2 x u' = (c3 x² + c4) x
-GELU_TANH = (-2 * SQRT_2_OVER_PI * 0.044715, -2 * SQRT_2_OVER_PI, 6 * SQRT_2_OVER_PI * 0.044715, 2 * SQRT_2_OVER_PI)
+GELU_TANH = (-2 * _SQRT_2_OVER_PI * 0.044715, -2 * _SQRT_2_OVER_PI, 6 * _SQRT_2_OVER_PI * 0.044715,
+             2 * _SQRT_2_OVER_PI)
 
 
 # ================================================================================================

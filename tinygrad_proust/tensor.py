@@ -111,6 +111,15 @@ class Function:
         return f"<{self.name} op, parents={[tuple(p.shape) for p in self.parents]}>"
 
 
+def _check_option_device(op_name, name, value, like):
+    """An array given to an op as an option must live where its inputs do."""
+    for part in value if isinstance(value, tuple) else (value,):
+        if isinstance(part, np.ndarray) or is_gpu_array(part):
+            if device_of(part) != like.device:
+                raise DeviceError(f"{op_name}: {name} is on {device_of(part)} but the input is on {like.device}; "
+                                  "move it with .to(device)")
+
+
 # ------------------------------------------------------------------------------------------------
 # Observers: tools that watch ops run (detect_anomaly, break_on, record_modules)
 # ------------------------------------------------------------------------------------------------
@@ -204,15 +213,6 @@ def unbroadcast(grad, shape):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad
-
-
-def _check_option_device(op_name, name, value, like):
-    """An array given to an op as an option must live where its inputs do."""
-    for part in value if isinstance(value, tuple) else (value,):
-        if isinstance(part, np.ndarray) or is_gpu_array(part):
-            if device_of(part) != like.device:
-                raise DeviceError(f"{op_name}: {name} is on {device_of(part)} but the input is on {like.device}; "
-                                  "move it with .to(device)")
 
 
 def _fit_to(parent, grad, ctx):
@@ -564,7 +564,7 @@ class Tensor:
     def silu(self): return ops.Silu.apply(self._float())
     def gelu(self, approximate="none"):
         from . import functional as F
-        return F.gelu(self._float(), approximate)
+        return F.gelu(self, approximate)
     def abs(self): return ops.Abs.apply(self)
     def clone(self): return ops.Cast.apply(self, dtype=self.dtype)  # a copy, with the identity as its gradient
 
