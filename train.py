@@ -124,8 +124,8 @@ NOT_SAVED = ("resume", "out_dir", "overwrite")
 class Start:
     """Where a run starts, resolved once from the flags (parse_args): a new run (all None); a resumed one
     (`resumed`: the checkpoint, whose weights and optimizer state are restored; `record`: what it says about its
-    run); or one that begins from trained weights (`model`: --init-from's model, or a resumed LoRA run's frozen
-    base; `tokenizer`: the one that came with it)."""
+    run); or one that begins from trained weights (`model`: --init-from's model; `tokenizer`: the one that came
+    with it)."""
     resumed: object = None
     record: RunRecord = None        # the resumed checkpoint's record of its run
     model: GPT = None
@@ -189,13 +189,7 @@ def resume_settings(parser, argv, args):
              "give a larger --steps to train on")
     if args.out_dir is None:
         args.out_dir = str(Path(args.resume).parent)  # a resumed run continues in its own folder
-    start = Start(resumed=checkpoint, record=record)
-    if record.base is not None:                        # a LoRA run: its frozen base, checked by digest
-        try:
-            start.model = load_lora_base(record.base)
-        except CheckpointError as err:
-            fail(f"--resume {args.resume}: {err}")
-    return args, start
+    return args, Start(resumed=checkpoint, record=record)
 
 
 def load_init_source(source):
@@ -277,6 +271,7 @@ class Run:
     val_bytes: int = 0
     lora: dict = None            # the adapters' settings, for a LoRA run
     base: dict = None            # and the base they belong to
+    stored: set = None           # the weights a checkpoint stores (None: all; a LoRA run: the adapters)
 
 
 def build_model(args, tokenizer, start):
@@ -305,11 +300,28 @@ def build_optimizer(args, model):
     return optim.AdamW(model.optimizer_groups(args.weight_decay), lr=args.lr, betas=(args.beta1, args.beta2))
 
 
-def lora_settings(args):
+def start_lora(args, start, model):
+    """A LoRA run (--lora-rank, also when resuming one): the frozen base's weights in `model` (a resumed run loads
+    the base its checkpoint names, checked by digest), the adapters attached, and what its checkpoints record:
+    (settings, base record, the names of the weights they store). (None, None, None) for any other run. With
+    parse_args's flag checks and describe's report, the only code that knows about LoRA."""
     if not args.lora_rank:
-        return None
-    return {"rank": args.lora_rank, "alpha": args.lora_alpha or float(args.lora_rank),
-            "targets": adapters.target_patterns(args.lora_targets or "attn"), "dropout": args.lora_dropout or 0.0}
+        return None, None, None
+    settings = {"rank": args.lora_rank, "alpha": args.lora_alpha or float(args.lora_rank),
+                "targets": adapters.target_patterns(args.lora_targets or "attn"), "dropout": args.lora_dropout or 0.0}
+    if start.record is not None:
+        try:
+            model.load_state_dict(load_lora_base(start.record.base).state_dict())
+        except (CheckpointError, TypeError) as err:  # TypeError: no base recorded
+            fail(f"--resume {args.resume}: {err}")
+        base = start.record.base
+    else:
+        base = adapters.base_record(args.init_from, start.model)
+    try:
+        adapters.attach(model, settings)
+    except ValueError as err:
+        fail(f"--lora-rank {args.lora_rank} --lora-targets {args.lora_targets or 'attn'}: {err}")
+    return settings, base, trainable_names(model)
 
 
 RUN_FILES = ("last.npz", "best.npz", "last.safetensors", "best.safetensors", "metrics.jsonl")
@@ -357,12 +369,7 @@ def build_run(args, tokenizer, parts, device, start):
     model = GPT(config)
     if start.model is not None:
         model.load_state_dict(start.model.state_dict())
-    lora = lora_settings(args)
-    if lora is not None:
-        try:
-            adapters.attach(model, lora)
-        except ValueError as err:
-            fail(f"--lora-rank {args.lora_rank} --lora-targets {args.lora_targets or 'attn'}: {err}")
+    lora, base, stored = start_lora(args, start, model)
     model.to(device)
     optimizer = build_optimizer(args, model)
     # resolved once and saved with the run, so that a resume keeps the same schedule
@@ -370,14 +377,11 @@ def build_run(args, tokenizer, parts, device, start):
     args.lr_decay_steps = args.lr_decay_steps or args.steps
     out_dir = prepare_out_dir(args, start.record)
     run = Run(args, config, tokenizer, dataset, model, optimizer, device, out_dir,
-              batch_rng=np.random.default_rng(args.seed))
-    if lora is not None:
-        run.lora = lora
-        run.base = start.record.base if start.record else adapters.base_record(args.init_from, start.model)
+              batch_rng=np.random.default_rng(args.seed), lora=lora, base=base, stored=stored)
     if start.resumed is not None:
         record, weights, optimizer_state = start.record, start.resumed.weights, start.resumed.optimizer
         try:
-            model.load_state_dict(weights) if lora is None else adapters.load_weights(model, weights)
+            adapters.load_weights(model, weights, stored)
         except ValueError as err:  # CheckpointError is one
             fail(f"--resume {args.resume}: {err}")
         trained_with = (record.args or {}).get("optimizer")
@@ -463,9 +467,9 @@ def save(run, name, metrics_row=None):
     record = RunRecord(config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(), step=run.step,
                        best_val_loss=run.best_val, args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
                        rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row,
-                       lora=run.lora, base=run.base if run.lora is not None else None)
-    names = None if run.lora is None else trainable_names(run.model)  # a LoRA run stores only its adapters
-    return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, parameters=names, **record.as_meta())
+                       lora=run.lora, base=run.base)
+    return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, parameters=run.stored,
+                           **record.as_meta())
 
 
 class Diverged(Exception):

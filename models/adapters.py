@@ -50,12 +50,16 @@ def load_base(record, load_source):
 def attach(model, settings, weights=None):
     """Apply the LoRA layers described by `settings` (rank, alpha, targets, dropout) and load adapter weights."""
     nn.apply_lora(model, settings["rank"], settings["alpha"], settings["targets"], settings.get("dropout", 0.0))
-    return model if weights is None else load_weights(model, weights)
+    if weights is not None:
+        load_weights(model, weights, {name for name, p in model.named_parameters() if p.requires_grad})
+    return model
 
 
-def load_weights(model, weights):
-    """Load an adapter's weights into a model that has its LoRA layers: exactly the trainable parameters."""
-    expected = {name for name, p in model.named_parameters() if p.requires_grad}
+def load_weights(model, weights, expected=None):
+    """Load a checkpoint's weights: all of a model's (expected None), or exactly the `expected` names (a LoRA
+    adapter's: its trainable parameters, into a model that has its LoRA layers)."""
+    if expected is None:
+        return model.load_state_dict(weights)
     if set(weights) != expected:
         raise CheckpointError("the adapter's weights do not match its layers (missing: "
                               f"{sorted(expected - set(weights))[:3]}, unknown: {sorted(set(weights) - expected)[:3]})")
