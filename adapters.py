@@ -4,7 +4,7 @@
 
 (Training an adapter: python train.py --init-from out/best.npz --data sonnets.txt --lora-rank 8.)
 """
-from models.cli import Parser, console, fail
+from models.cli import Parser, console, fail, refuse_same_file
 from models.gpt import GPT
 from models.loading import load_model
 from models.record import RunRecord
@@ -19,6 +19,7 @@ def main(argv=None):
     merge.add_argument("adapter")
     merge.add_argument("out")
     args = p.parse_args(argv)
+    refuse_same_file(args.adapter, args.out)
     try:
         model, tokenizer, record = load_model(args.adapter)
     except CheckpointError as err:

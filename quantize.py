@@ -5,7 +5,7 @@
 
 generate.py and inspection.py load the result and dequantise it once, as it loads.
 """
-from models.cli import Parser, console, fail, integer
+from models.cli import Parser, console, fail, integer, refuse_same_file
 from models.quantize import quantize_checkpoint
 from models.record import RunRecord
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
@@ -20,6 +20,7 @@ def main(argv=None):
     p.add_argument("--group-size", type=integer(2, 1 << 16), default=32,
                    help="int4: inputs per scale (even, and dividing every layer's input size)")
     args = p.parse_args(argv)
+    refuse_same_file(args.checkpoint, args.out)
     try:
         path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size)
     except (CheckpointError, ValueError) as err:

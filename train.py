@@ -9,6 +9,7 @@ Every --eval-interval steps: train and validation loss, a text sample, a row in 
 checkpoints out/last.npz (always) and out/best.npz (on a new best validation loss). Ctrl-C saves and exits.
 """
 import argparse
+import hashlib
 import json
 import math
 import signal
@@ -130,6 +131,7 @@ class Start:
     record: RunRecord = None        # the resumed checkpoint's record of its run
     model: GPT = None
     tokenizer: object = None
+    corpus: dict = None             # what this run trains on (set by load_data): its source, size and SHA-256
 
 
 def parse_args(argv):
@@ -140,6 +142,7 @@ def parse_args(argv):
     start = Start()
     if args.resume:
         args, start = resume_settings(parser, argv, args)
+    refuse_unused_flags(parser, argv, args)
     if args.lora_rank is None and any(getattr(args, k) is not None for k in ("lora_alpha", "lora_targets",
                                                                              "lora_dropout")):
         fail("--lora-alpha, --lora-targets and --lora-dropout shape LoRA adapters: give --lora-rank too")
@@ -152,13 +155,38 @@ def parse_args(argv):
         start.model, start.tokenizer = load_init_source(args.init_from)
     elif start.resumed is None:  # a new run: the defaults of the model and tokenizer flags
         args.preset, args.tokenizer = args.preset or "char-small", args.tokenizer or "char"
-        args.vocab_size, args.bpe_pattern = args.vocab_size or 2048, args.bpe_pattern or "gpt4"
+        if args.tokenizer == "bpe":
+            args.vocab_size, args.bpe_pattern = args.vocab_size or 2048, args.bpe_pattern or "gpt4"
     args.out_dir = args.out_dir or "out"
     if args.replace_unknown is not None and args.chars is None:
         fail("--replace-unknown needs --chars (the characters to keep)")
     if args.min_lr is not None and args.min_lr > args.lr:
         fail(f"--min-lr {args.min_lr} is above --lr {args.lr}")
     return args, start
+
+
+# flags that act only with another setting: (flag's dest, the setting, the values it acts with)
+APPLIES_ONLY_WITH = [("vocab_size", "tokenizer", ("bpe", None)), ("bpe_pattern", "tokenizer", ("bpe", None)),
+                     ("chars", "tokenizer", ("char", None)), ("replace_unknown", "tokenizer", ("char", None)),
+                     ("momentum", "optimizer", ("sgd",))]
+
+
+def given_flags(parser, argv):
+    """The dests of the flags written on this command line (not the defaults, nor a resumed run's settings)."""
+    words = [word.split("=")[0] for word in argv]
+    return {action.dest for action in parser._actions if any(opt in words for opt in action.option_strings)}
+
+
+def refuse_unused_flags(parser, argv, args):
+    """A flag given where it does nothing is an error, never printed as in force: --vocab-size with the char
+    tokenizer, --momentum with Adam, --seed on a resume (a resumed run continues its own random streams)."""
+    given = given_flags(parser, argv)
+    for flag, setting, values in APPLIES_ONLY_WITH:
+        if flag in given and getattr(args, setting) not in values:
+            fail(f"--{flag.replace('_', '-')} acts only with --{setting} {values[0]}; this run's --{setting} is "
+                 f"{getattr(args, setting)}")
+    if args.resume and "seed" in given:
+        fail("--seed: a resumed run continues the random streams its checkpoint saved; --seed starts new runs")
 
 
 def resume_settings(parser, argv, args):
@@ -225,6 +253,12 @@ def load_data(args, start):
         fail(f"--data {args.data}: {err}" if args.data else
              f"{err}; pass --data PATH to train on your own UTF-8 text")
     split = split_point(raw, args.val_fraction)
+    start.corpus = {"source": source, "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    trained_on = start.record.corpus if start.record is not None else None
+    if trained_on is not None and trained_on["sha256"] != start.corpus["sha256"]:
+        fail(f"--resume {args.resume}: the corpus is not the one this run trained on ({trained_on['source']}, "
+             f"{trained_on['bytes']:,} bytes; now {source}, {len(raw):,} bytes): resume on that text, or start a new "
+             "run from these weights with --init-from")
     try:
         if start.resumed is not None:
             tokenizer = tokenizer_from_dict(start.record.tokenizer)
@@ -272,6 +306,7 @@ class Run:
     lora: dict = None            # the adapters' settings, for a LoRA run
     base: dict = None            # and the base they belong to
     stored: set = None           # the weights a checkpoint stores (None: all; a LoRA run: the adapters)
+    corpus: dict = None          # what it trains on: source, bytes, SHA-256 (a resume on other text is refused)
 
 
 def build_model(args, tokenizer, start):
@@ -377,7 +412,7 @@ def build_run(args, tokenizer, parts, device, start):
     args.lr_decay_steps = args.lr_decay_steps or args.steps
     out_dir = prepare_out_dir(args, start.record)
     run = Run(args, config, tokenizer, dataset, model, optimizer, device, out_dir,
-              batch_rng=np.random.default_rng(args.seed), lora=lora, base=base, stored=stored)
+              batch_rng=np.random.default_rng(args.seed), lora=lora, base=base, stored=stored, corpus=start.corpus)
     if start.resumed is not None:
         record, weights, optimizer_state = start.record, start.resumed.weights, start.resumed.optimizer
         try:
@@ -467,7 +502,7 @@ def save(run, name, metrics_row=None):
     record = RunRecord(config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(), step=run.step,
                        best_val_loss=run.best_val, args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
                        rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row,
-                       lora=run.lora, base=run.base)
+                       lora=run.lora, base=run.base, corpus=run.corpus)
     return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, parameters=run.stored,
                            **record.as_meta())
 

@@ -13,6 +13,7 @@ import argparse
 import math
 import os
 import sys
+from pathlib import Path
 
 from models.corpus import DataError
 from models.export import ExportError
@@ -130,3 +131,11 @@ def pick_device(name):
     except DeviceError as err:
         fail(err)
     return "gpu" if name in ("gpu", "cuda") else "cpu"
+
+
+def refuse_same_file(source, target):
+    """An output that is the input itself (the same path, a hard link or a symbolic link to it) would replace
+    the input: one line, and nothing written."""
+    if Path(target).exists() and Path(source).exists() and os.path.samefile(source, target):
+        fail(f"{target} is {source} itself (the same file): writing it would replace the input; choose another "
+             "output file")

@@ -21,11 +21,12 @@ class RunRecord:
     lora: dict = None               # a LoRA adapter: its settings (rank, alpha, targets, dropout)
     base: dict = None               # ... and the base model it belongs to (path and SHA-256 of its weights)
     quantization: dict = None       # a quantised file: bits, group size, size ratio
+    corpus: dict = None             # the text it trained on: source, bytes, SHA-256 (a resume checks it)
 
     TYPES = {"config": dict, "tokenizer": dict, "step": int, "best_val_loss": (float, int, type(None)),
              "args": (dict, type(None)), "rng": (dict, type(None)), "batch_rng": (dict, type(None)),
              "metrics": (dict, type(None)), "lora": (dict, type(None)), "base": (dict, type(None)),
-             "quantization": (dict, type(None))}
+             "quantization": (dict, type(None)), "corpus": (dict, type(None))}
 
     @classmethod
     def from_meta(cls, meta, source):

@@ -16,6 +16,7 @@ import tinygrad_proust as tp
 import generate
 import train
 from inspection import main as inspection_main
+from adapters import main as adapters_main
 from quantize import main as quantize_main
 from models.corpus import NotUTF8Error, decode_utf8, read_corpus
 from models.loading import load_model
@@ -349,3 +350,56 @@ def test_loss_curve_on_a_bad_metrics_file_is_one_line(tmp_path, capsys, content)
         inspection_main(["loss-curve", "--metrics", str(path), "--out", str(tmp_path / "loss.png")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and one_line_error(err) and str(path) in err
+
+
+# ---- flags and inputs accepted but not used; outputs that would replace their input ----
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tokenizer", "char", "--vocab-size", "300"], "--vocab-size acts only with --tokenizer bpe"),
+    (["--tokenizer", "byte", "--bpe-pattern", "none"], "--bpe-pattern acts only with --tokenizer bpe"),
+    (["--tokenizer", "byte", "--chars", "abc"], "--chars acts only with --tokenizer char"),
+    (["--momentum", "0.9"], "--momentum acts only with --optimizer sgd"),
+])
+def test_a_flag_that_would_do_nothing_is_refused(corpus, tmp_path, capsys, argv, message):
+    code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY, *argv], capsys)
+    assert code == 2 and one_line_error(err) and message in err, err
+
+
+def test_a_char_run_prints_no_bpe_settings_and_a_resume_takes_no_seed(first_run, capsys):
+    meta = load_checkpoint(first_run / "last.npz").meta
+    assert meta["args"]["vocab_size"] is None and meta["args"]["bpe_pattern"] is None   # char: nothing to show
+    for argv, message in ((["--seed", "7"], "--seed: a resumed run continues"),
+                          (["--momentum", "0.9"], "--momentum acts only with --optimizer sgd")):
+        code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, *argv], capsys)
+        assert code == 2 and one_line_error(err) and message in err, err
+
+
+def test_a_resume_on_another_text_is_refused(first_run, tmp_path, capsys):
+    """The checkpoint records the corpus's SHA-256: resuming on changed text says so (best would compare losses
+    on different validation text)."""
+    assert load_checkpoint(first_run / "last.npz").meta["corpus"]["bytes"] > 0
+    other = tmp_path / "other.txt"
+    other.write_text("a different text, with other words in it, and not the one this run trained on\n" * 40)
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, "--data", other], capsys)
+    assert code == 2 and one_line_error(err) and "the corpus is not the one this run trained on" in err, err
+    assert "--init-from" in err
+
+
+@pytest.mark.parametrize("link", ["same path", "hard link", "symbolic link"])
+def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, link):
+    """quantize.py and adapters.py merge never replace the file they read, by any name."""
+    source = tmp_path / "model.npz"
+    source.write_bytes((first_run / "last.npz").read_bytes())
+    target = source if link == "same path" else tmp_path / "alias.npz"
+    if link == "hard link":
+        os.link(source, target)
+    elif link == "symbolic link":
+        os.symlink(source, target)
+    before = source.read_bytes()
+    for main, argv in [(quantize_main, [str(source), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(source), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and "would replace the input" in err, err
+    assert source.read_bytes() == before
