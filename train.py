@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -362,16 +363,49 @@ def start_lora(args, start, model):
 RUN_FILES = ("last.npz", "best.npz", "last.safetensors", "best.safetensors", "metrics.jsonl")
 
 
+def claim_out_dir(out_dir):
+    """Make this process the run folder's owner: out_dir/.lock holds its process id, created only if absent. A
+    lock whose process is gone (a run killed with -9), or is this one, is taken over; a live owner means another
+    run is writing there, and this one stops before touching anything of it."""
+    lock = out_dir / ".lock"
+    for _ in range(3):
+        try:
+            with open(lock, "x") as f:
+                f.write(str(os.getpid()))
+            return lock
+        except FileExistsError:
+            owner = lock.read_text().strip() if lock.is_file() else ""
+            if owner.isdigit() and int(owner) != os.getpid() and process_alive(int(owner)):
+                fail(f"--out-dir {out_dir}: another run (process {owner}) is writing there; wait for it to end, "
+                     "or choose another --out-dir")
+            lock.unlink(missing_ok=True)
+    fail(f"--out-dir {out_dir}: could not take {lock} (another run keeps taking it)")
+
+
+def process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def release_out_dir(out_dir):
+    lock = Path(out_dir) / ".lock"
+    if lock.is_file() and lock.read_text().strip() == str(os.getpid()):
+        lock.unlink()
+
+
 def prepare_out_dir(args, record):
-    """The run's folder, writable, holding no other run (unless --overwrite), without stale temporary files. A
-    resumed run keeps its metrics up to its checkpoint's step: rows written after it, by a run that was killed
-    before its next checkpoint, are dropped, so the curve never zig-zags."""
+    """The run's folder, writable, owned by this run (.lock), holding no other run (unless --overwrite), without
+    stale temporary files. A resumed run keeps its metrics up to its checkpoint's step: rows written after it, by
+    a run that was killed before its next checkpoint, are dropped, so the curve never zig-zags."""
     out_dir = Path(args.out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        claim_out_dir(out_dir)  # before anything in the folder is touched: its *.tmp may be a live run's
     except OSError as err:
         fail(f"--out-dir {out_dir}: cannot write there ({err.strerror or err})")
     for stale in out_dir.glob("*.tmp"):
@@ -647,8 +681,11 @@ def main(argv=None):
     run = build_run(args, tokenizer, parts, device, start)
     run.val_bytes = sizes[1]
     describe(run, source, sizes)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a NaN/Inf is caught by train_step
-        return train(run)
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a NaN/Inf is caught by train_step
+            return train(run)
+    finally:
+        release_out_dir(run.out_dir)
 
 
 if __name__ == "__main__":

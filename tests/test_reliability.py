@@ -403,3 +403,22 @@ def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, lin
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and one_line_error(err) and "would replace the input" in err, err
     assert source.read_bytes() == before
+
+
+def test_a_run_folder_has_one_owner_and_a_dead_owner_is_taken_over(first_run, capsys):
+    """A second run into a folder a live run owns stops before touching it (the live run's *.tmp stays); once
+    the owner is gone (killed with -9), its lock is taken over; a finished run leaves no lock behind."""
+    assert not (first_run / ".lock").exists()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (first_run / ".lock").write_text(str(live.pid))
+        (first_run / "best.npz.tmp").write_bytes(b"a live run's checkpoint, half written")
+        code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9], capsys)
+        assert code == 2 and one_line_error(err) and f"another run (process {live.pid})" in err, err
+        assert (first_run / "best.npz.tmp").exists()
+    finally:
+        live.kill()
+        live.wait()
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9], capsys)
+    assert code == 0, err
+    assert not (first_run / ".lock").exists() and not (first_run / "best.npz.tmp").exists()
