@@ -28,7 +28,8 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict, trained_bpe
 from models import adapters
-from models.cli import Parser, console, fail, integer, non_empty, one_character, pick_device, real
+from models.cli import (OutputOrNothing, Parser, console, fail, integer, non_empty, one_character, pick_device,
+                        real)
 from models.export import ExportError
 from models.loading import load_lora_base, load_model
 from models.metrics import read_metrics, write_metrics
@@ -674,6 +675,8 @@ def train(run):
 
 @console
 def main(argv=None):
+    if argv is None and not isinstance(sys.stdout, OutputOrNothing):
+        sys.stdout = OutputOrNothing(sys.stdout)  # a script run: a closed pipe must not end the training
     args, start = parse_args(sys.argv[1:] if argv is None else argv)
     tp.device.reuse_host_memory()  # the same temporaries every step: keep their pages (about 10% on a CPU step)
     device = pick_device(args.device)

@@ -87,6 +87,34 @@ def non_empty(text):
     return text
 
 
+class OutputOrNothing:
+    """stdout for a long run: once its reader has gone (`train.py | head -4`), the rest of the output is dropped
+    and the run goes on to its end and its checkpoints, instead of stopping at the next print as if it had
+    finished."""
+
+    def __init__(self, stream):
+        self.stream, self.reader_gone = stream, False
+
+    def _try(self, action):
+        if not self.reader_gone:
+            try:
+                return action()
+            except BrokenPipeError:
+                self.reader_gone = True
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())  # and Python's exit flush too
+        return None
+
+    def write(self, text):
+        self._try(lambda: self.stream.write(text))
+        return len(text)
+
+    def flush(self):
+        self._try(self.stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def console(main):
     """Run main() so that text prints on any console (characters it cannot encode become '?'), a reader that
     closes the pipe early (`generate.py | head`) ends the script quietly, and Ctrl-C outside a training loop

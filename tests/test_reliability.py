@@ -422,3 +422,17 @@ def test_a_run_folder_has_one_owner_and_a_dead_owner_is_taken_over(first_run, ca
     code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9], capsys)
     assert code == 0, err
     assert not (first_run / ".lock").exists() and not (first_run / "best.npz.tmp").exists()
+
+
+def test_a_closed_pipe_does_not_end_a_training_run(corpus, tmp_path):
+    """`train.py | head -4`: the reader goes, the run trains on to its last step and saves it, and exits 0 (it
+    used to stop at the next print with status 0, a truncated run reporting success)."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "--data", str(corpus), "--steps", "12",
+                             "--eval-interval", "2", "--out-dir", str(out), *TINY], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
+    proc.stdout.readline()
+    proc.stdout.close()                                   # what `| head -1` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in stderr, stderr
+    assert load_checkpoint(out / "last.npz").meta["step"] == 12
