@@ -22,7 +22,7 @@ from models.corpus import NotUTF8Error, decode_utf8, read_corpus
 from models.loading import load_model
 from models.gpt import GPT, GPTConfig, filter_logits, sample_next
 from tinygrad_proust import functional as F, nn
-from tinygrad_proust.checkpoint import load_checkpoint, save_arrays
+from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_arrays, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--ffn-hidden", "32", "--block-size", "16",
@@ -436,3 +436,18 @@ def test_a_closed_pipe_does_not_end_a_training_run(corpus, tmp_path):
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and "Traceback" not in stderr, stderr
     assert load_checkpoint(out / "last.npz").meta["step"] == 12
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_a_flipped_byte_in_a_checkpoints_metadata_is_refused(tmp_path, suffix, request):
+    """The metadata carries its own CRC: a bit flip that keeps it valid JSON (`ffn_hidden` -> `ffn_hIdden`) is
+    refused as corrupt, not loaded with altered settings (a safetensors header had no checksum; a zip has one)."""
+    if suffix == ".safetensors":
+        request.getfixturevalue("safetensors")
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=16, ffn_hidden=32))
+    path = save_checkpoint(tmp_path / f"m{suffix}", model, step=3, config=model.config.to_dict(), tokenizer={})
+    data = path.read_bytes()
+    assert data.count(b"ffn_hidden") == 1
+    path.write_bytes(data.replace(b"ffn_hidden", b"ffn_hIdden"))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(path)

@@ -54,7 +54,8 @@ def save_arrays(path, arrays, **meta):
     """The writer under save_checkpoint: {name: array} ("model/..." for weights) and meta, atomically."""
     path = Path(path)
     meta["checksums"] = {name: _checksum(array) for name, array in arrays.items()}
-    meta_text = json.dumps({"format": FORMAT, **meta})
+    meta = {"format": FORMAT, **meta}
+    meta_text = json.dumps({**meta, "meta_crc32": zlib.crc32(json.dumps(meta).encode())})  # the header's own CRC
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -137,6 +138,9 @@ def load_checkpoint(path):
             zip_file = f.read(2) == b"PK"  # .npz is a zip; anything else is read as safetensors
         meta_text, arrays = _read_npz(path) if zip_file else _read_safetensors(path)
         meta = json.loads(meta_text)
+        crc = meta.pop("meta_crc32", None)  # absent in files written before it was added
+        if crc is not None and zlib.crc32(json.dumps(meta).encode()) != crc:
+            raise CheckpointError(f"checkpoint {path}: corrupt (the checksum of its metadata does not match)")
         if meta.get("format") != FORMAT:
             raise CheckpointError(f"checkpoint {path}: unknown format {meta.get('format')!r}")
         _verify(path, meta, arrays)
