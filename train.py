@@ -145,6 +145,8 @@ def parse_args(argv):
     if args.resume:
         args, start = resume_settings(parser, argv, args)
     refuse_unused_flags(parser, argv, args)
+    if args.resume and args.min_lr is not None and args.min_lr > args.lr and "min_lr" not in given_flags(parser, argv):
+        args.min_lr = None  # the run's floor came from its old --lr: a lower --lr given now sets its own (lr / 10)
     if args.lora_rank is None and any(getattr(args, k) is not None for k in ("lora_alpha", "lora_targets",
                                                                              "lora_dropout")):
         fail("--lora-alpha, --lora-targets and --lora-dropout shape LoRA adapters: give --lora-rank too")
@@ -415,8 +417,10 @@ def prepare_out_dir(args, record):
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
     if present and not resuming_here:
         if not args.overwrite:
-            fail(f"--out-dir {out_dir} already holds a run ({', '.join(present)}): resume it with --resume "
-                 f"{out_dir / present[0]}, choose another --out-dir, or pass --overwrite to replace it")
+            checkpoints = [name for name in present if not name.endswith(".jsonl")]
+            resume = f"resume it with --resume {out_dir / checkpoints[0]}, " if checkpoints else ""
+            fail(f"--out-dir {out_dir} already holds a run ({', '.join(present)}): {resume}choose another "
+                 "--out-dir, or pass --overwrite to replace it")
         for name in present:
             (out_dir / name).unlink()
     if record is not None:
@@ -625,7 +629,9 @@ class StopRequest:
 
     def __call__(self, signum, frame):
         if self.requested:
-            print(f"\nstopped at once; the last saved checkpoint is {self.last}", file=sys.stderr)
+            saved = f"the last saved checkpoint is {self.last}" if Path(self.last).exists() else \
+                "no checkpoint was saved yet (the first is written at the first evaluation)"
+            print(f"\nstopped at once; {saved}", file=sys.stderr)
             raise SystemExit(130)
         self.requested = True
         tqdm.write(f"interrupted: saving a checkpoint after this step ({signal.Signals(signum).name}; "

@@ -451,3 +451,17 @@ def test_a_flipped_byte_in_a_checkpoints_metadata_is_refused(tmp_path, suffix, r
     path.write_bytes(data.replace(b"ffn_hidden", b"ffn_hIdden"))
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(path)
+
+
+def test_advice_that_works(first_run, tmp_path, corpus, capsys):
+    """The way out each message gives works: a folder with only metrics (a run killed before its first
+    checkpoint) is not to be resumed from metrics.jsonl; after a divergence, resuming with a lower --lr works
+    (the floor the run derived from its old --lr follows the new one)."""
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "metrics.jsonl").write_text("")
+    code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", killed, *TINY], capsys)
+    assert code == 2 and one_line_error(err) and "--resume" not in err and "--overwrite" in err, err
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, "--lr", "1e-4"], capsys)
+    assert code == 0, err
+    assert load_checkpoint(first_run / "last.npz").meta["args"]["min_lr"] == pytest.approx(1e-5)
