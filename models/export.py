@@ -275,6 +275,8 @@ def load_pretrained(directory):
         spec = json.loads((directory / "config.json").read_text())
     except (OSError, ValueError) as err:
         raise ExportError(f"{directory}: no readable config.json ({err})") from None
+    if not isinstance(spec, dict):
+        raise ExportError(f"{directory}: config.json holds a {type(spec).__name__}, not a JSON object of settings")
     kind = spec.get("model_type")
     if kind not in ("gpt2", "llama"):
         raise ExportError(f"{directory}: a {kind!r} model; GPT-2 and LLaMA models come in")
@@ -285,6 +287,13 @@ def load_pretrained(directory):
         raise ExportError(f"{directory}: config.json is not one we can read ({type(err).__name__}: {err})") from None
     except (OSError, SafetensorError) as err:
         raise ExportError(f"{directory}: no readable model.safetensors ({err})") from None
+    table = weights.get("transformer.wte.weight" if kind == "gpt2" else "model.embed_tokens.weight")
+    if table is None or table.shape != (config.vocab_size, config.n_embd):  # checked before any allocation
+        raise ExportError(f"{directory}: config.json says vocab_size {config.vocab_size} and {config.n_embd} "
+                          f"features, model.safetensors holds a token table of shape "
+                          f"{None if table is None else table.shape}")
+    if not all(np.isfinite(w).all() for w in weights.values()):
+        raise ExportError(f"{directory}: model.safetensors holds NaN or Inf")
     model = GPT(config)
     ours = {}
     try:
@@ -304,6 +313,9 @@ def load_pretrained(directory):
     except ValueError as err:
         raise ExportError(f"{directory}: {err}") from None
     tokenizer = tokenizer_from_json(directory / "tokenizer.json") if (directory / "tokenizer.json").exists() else None
+    if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
+        raise ExportError(f"{directory}: tokenizer.json has {tokenizer.vocab_size} tokens, the model only "
+                          f"{config.vocab_size}")
     return model.eval(), tokenizer
 
 

@@ -174,7 +174,7 @@ def test_bad_directories_are_refused_and_nothing_is_half_written(tmp_path, monke
     with pytest.raises(ExportError, match="a 'bert' model; GPT-2 and LLaMA models come in"):
         load_pretrained(directory)
     (directory / "config.json").write_text(json.dumps({**spec, "n_embd": 64}))
-    with pytest.raises(ExportError, match="shape mismatch"):
+    with pytest.raises(ExportError, match="holds a token table of shape"):
         load_pretrained(directory)
     (directory / "config.json").write_text(json.dumps({**spec, "n_layer": 2}))
     with pytest.raises(ExportError, match="has no tensor 'transformer.h.1.ln_1.weight'"):
@@ -201,3 +201,28 @@ def test_safetensors_checkpoints_resume_and_refuse_damage(tmp_path, capsys, safe
     (tmp_path / "bad.safetensors").write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="checksum of .* does not match"):
         load_checkpoint(tmp_path / "bad.safetensors")
+
+
+def test_a_transformers_directory_is_checked_as_thoroughly_as_a_checkpoint(tmp_path, safetensors):
+    """Each was a traceback or a crash later: a config.json that is not an object, a vocabulary too large to
+    allocate (refused before anything is allocated), NaN weights, a tokenizer with more tokens than the model."""
+    from safetensors.numpy import load_file, save_file
+    model, tokenizer, directory = exported(tmp_path, CASES["raven"][0], "byte")
+    spec = json.loads((directory / "config.json").read_text())
+    for content, message in ((json.dumps([spec]), "holds a list, not a JSON object"),
+                             (json.dumps({**spec, "vocab_size": 10**11}), "says vocab_size 100000000000")):
+        (directory / "config.json").write_text(content)
+        with pytest.raises(ExportError, match=message):
+            load_pretrained(directory)
+    (directory / "config.json").write_text(json.dumps(spec))
+    weights = load_file(str(directory / "model.safetensors"))
+    bad = {**weights, "transformer.ln_f.weight": np.full_like(weights["transformer.ln_f.weight"], np.nan)}
+    save_file(bad, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ExportError, match="NaN or Inf"):
+        load_pretrained(directory)
+    save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    (directory / "config.json").write_text(json.dumps({**spec, "vocab_size": 200}))
+    small = {**weights, "transformer.wte.weight": weights["transformer.wte.weight"][:200]}
+    save_file(small, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ExportError, match="tokenizer.json has 256 tokens, the model only 200"):
+        load_pretrained(directory)
