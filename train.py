@@ -26,7 +26,7 @@ import tinygrad_proust as tp
 from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, default_corpus, read_corpus,
                            split_point)
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
-from models.tokenizer import ByteTokenizer, CharTokenizer, tokenizer_from_dict, trained_bpe
+from models.tokenizer import ByteTokenizer, CharTokenizer, trained_bpe
 from models import adapters
 from models.cli import (OutputOrNothing, Parser, console, fail, integer, non_empty, one_character, pick_device,
                         real)
@@ -265,13 +265,13 @@ def load_data(args, start):
              "run from these weights with --init-from")
     try:
         if start.resumed is not None:
-            tokenizer = tokenizer_from_dict(start.record.tokenizer)
+            tokenizer = start.record.load_tokenizer(args.resume)
         else:
             tokenizer = start.tokenizer or build_tokenizer(args, raw, raw[:split], source)
         parts = (tokenizer.encode_corpus(raw[:split], source), tokenizer.encode_corpus(raw[split:], source))
     except NotUTF8Error as err:
         fail(f"{err} (--tokenizer byte reads any bytes)")
-    except DataError as err:
+    except (DataError, CheckpointError) as err:
         fail(err)
     return source, tokenizer, parts, (split, len(raw) - split)
 

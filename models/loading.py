@@ -13,7 +13,6 @@ from models.export import load_pretrained
 from models.gpt import GPT, GPTConfig
 from models.quantize import dequantize_weights
 from models.record import RunRecord
-from models.tokenizer import tokenizer_from_dict
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
 
 
@@ -39,7 +38,7 @@ def load_model(source, device="cpu", merge=True):
                 adapters.merge_all(model)
         else:
             model.load_state_dict(weights)
-        tokenizer = tokenizer_from_dict(record.tokenizer)
+        tokenizer = record.load_tokenizer(source)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(f"checkpoint {source}: its model or tokenizer description is damaged ({err})") from None
     if not all(np.isfinite(p.data).all() for p in model.parameters()):

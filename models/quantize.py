@@ -69,6 +69,7 @@ def quantized_names(weights):
 def quantize_checkpoint(source, target, bits, group_size=32):
     meta, weights, _ = load_checkpoint(source)
     record = RunRecord.from_meta(meta, source)
+    record.load_tokenizer(source)  # checked, as every reader does: a damaged record is refused, not passed on
     if record.quantization is not None:
         raise CheckpointError(f"{source} is quantised already")
     if record.is_adapter:

@@ -5,6 +5,7 @@ CheckpointError naming it, not a traceback later.
 """
 from dataclasses import asdict, dataclass, fields
 
+from models.tokenizer import tokenizer_from_dict
 from tinygrad_proust.checkpoint import CheckpointError
 
 
@@ -47,3 +48,15 @@ class RunRecord:
     @property
     def is_adapter(self):
         return self.lora is not None
+
+    def load_tokenizer(self, source):
+        """The tokenizer the run used, checked against the model: the same vocabulary size (a smaller one would
+        fail on the first id it cannot decode)."""
+        try:
+            tokenizer = tokenizer_from_dict(self.tokenizer)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CheckpointError(f"checkpoint {source}: its tokenizer description is damaged ({err})") from None
+        if tokenizer.vocab_size != self.config.get("vocab_size"):
+            raise CheckpointError(f"checkpoint {source}: its tokenizer has {tokenizer.vocab_size} tokens, its model "
+                                  f"{self.config.get('vocab_size')} (damaged or edited by hand)")
+        return tokenizer
