@@ -221,7 +221,9 @@ def tokenizer_from_json(path):
         for part in pre.get("pretokenizers", [pre]):
             if part.get("type") == "Split":
                 regex = part["pattern"].get("Regex")
-                pattern = next((name for name, p in SPLIT_PATTERNS.items() if p == regex), regex)
+                pattern = next((name for name, p in SPLIT_PATTERNS.items() if p == regex), None)
+                if pattern is None:  # any other expression could take forever on some text
+                    raise ExportError(f"{path}: its split pattern is not GPT-2's or GPT-4's ({str(regex)[:40]!r})")
         tokenizer = BPETokenizer([((ids[a], ids[b]), 256 + i) for i, (a, b) in enumerate(merges)], pattern)
         if any(ids.get("".join(to_char[x] for x in piece)) != i for i, piece in enumerate(tokenizer.vocab)):
             raise ExportError(f"{path}: merge ids are not 256, 257, ... in order")

@@ -418,11 +418,16 @@ def encode_prompt(tokenizer, prompt, drop_unknown=False):
 
 
 def tokenizer_from_dict(values):
+    """A tokenizer from its to_dict(), as a checkpoint stores it. A BPE split pattern must be one of ours (a name,
+    or GPT-2's or GPT-4's expression): a stored regular expression of any other kind could take forever to run."""
     if values.get("kind") == "byte":
         return ByteTokenizer()
     if values.get("kind") == "bpe":
-        merges = values["merges"]
-        return BPETokenizer([((a, b), 256 + i) for i, (a, b) in enumerate(merges)], values.get("pattern"))
+        merges, pattern = values["merges"], values.get("pattern")
+        if pattern is not None and pattern not in SPLIT_PATTERNS and pattern not in SPLIT_PATTERNS.values():
+            raise DataError(f"a BPE split pattern that is not one of ours ({', '.join(SPLIT_PATTERNS)}) is refused: "
+                            f"{str(pattern)[:40]!r}")
+        return BPETokenizer([((a, b), 256 + i) for i, (a, b) in enumerate(merges)], pattern)
     if values.get("kind") == "char":
         return CharTokenizer(values["chars"], unknown=values.get("unknown", "error"),
                              replacement=values.get("replacement"))

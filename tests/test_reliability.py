@@ -100,6 +100,8 @@ def test_resume_to_a_step_already_reached_is_an_error(first_run, capsys):
                                                     ("tokenizer", 3, "its 'tokenizer' is 3"),
                                                     ("tokenizer", {"kind": "char", "chars": "ab"},
                                                      "its tokenizer has 2 tokens, its model"),
+                                                    ("tokenizer", {"kind": "bpe", "pattern": "(a|aa)+$", "merges": []},
+                                                     "split pattern that is not one of ours"),
                                                     ("config", None, "no 'config' in its metadata")])
 def test_a_hand_edited_run_record_is_one_line_naming_its_field(first_run, tmp_path, capsys, field, value, message):
     """Every reader goes through models.record.RunRecord: resuming, generating and quantising a checkpoint whose
