@@ -26,8 +26,10 @@ class NotUTF8Error(DataError):
 
 def corpus_files(path):
     """The files a folder corpus is made of, in the order they are joined: every file below it (recursively),
-    hidden ones left out, in sorted path order."""
-    return sorted(p for p in Path(path).rglob("*") if p.is_file() and not p.name.startswith("."))
+    in sorted path order, leaving out hidden files and everything in hidden folders (a git checkout's .git)."""
+    root = Path(path)
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def read_corpus(path):

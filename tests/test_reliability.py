@@ -469,3 +469,15 @@ def test_advice_that_works(first_run, tmp_path, corpus, capsys):
     code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, "--lr", "1e-4"], capsys)
     assert code == 0, err
     assert load_checkpoint(first_run / "last.npz").meta["args"]["min_lr"] == pytest.approx(1e-5)
+
+
+def test_a_corpus_folder_that_is_a_git_checkout_reads_only_its_text(tmp_path):
+    """Hidden folders (.git, with its binary index and objects) are left out like hidden files, for every
+    tokenizer (the byte one used to train on git's objects)."""
+    folder = tmp_path / "book"
+    (folder / ".git" / "objects").mkdir(parents=True)
+    (folder / ".git" / "index").write_bytes(b"DIRC\x00\x00\x00\x02\xff\xfe")
+    (folder / ".git" / "objects" / "ab").write_bytes(bytes(range(256)))
+    (folder / "chapter1.txt").write_text("Longtemps, je me suis couché de bonne heure.\n")
+    (folder / ".notes.txt").write_text("hidden\n")
+    assert read_corpus(folder) == (folder / "chapter1.txt").read_bytes()
