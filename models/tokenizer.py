@@ -408,6 +408,12 @@ def encode_prompt(tokenizer, prompt, drop_unknown=False):
     line, where a text naturally begins (or token 0 when the vocabulary has no newline)."""
     if not prompt:
         return tokenizer.encode("\n") if not tokenizer.unknown_chars("\n") else np.array([0], dtype=np.int64)
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as err:  # a console that is not UTF-8 passes its bytes as surrogates
+        raw = prompt[err.start:err.end].encode("utf-8", "surrogateescape")
+        raise DataError(f"the prompt holds bytes that are not UTF-8 ({raw.hex(' ')} at character {err.start}): "
+                        "set the console to UTF-8 (a Latin-1 console sends é as e9)") from None
     missing = tokenizer.unknown_chars(prompt)
     if missing and not drop_unknown:
         raise UnknownCharacters("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing))

@@ -481,3 +481,14 @@ def test_a_corpus_folder_that_is_a_git_checkout_reads_only_its_text(tmp_path):
     (folder / "chapter1.txt").write_text("Longtemps, je me suis couché de bonne heure.\n")
     (folder / ".notes.txt").write_text("hidden\n")
     assert read_corpus(folder) == (folder / "chapter1.txt").read_bytes()
+
+
+def test_a_prompt_from_a_console_that_is_not_utf8_is_one_line(byte_checkpoint):
+    """`generate.py --prompt $'caf\\xe9'` from a Latin-1 console: Python hands the byte over as a surrogate; it was
+    a UnicodeEncodeError traceback on byte and BPE models."""
+    proc = subprocess.run([sys.executable.encode(), str(ROOT / "generate.py").encode(), b"--checkpoint",
+                           str(byte_checkpoint).encode(), b"--max-new-tokens", b"2", b"--prompt", b"caf\xe9"],
+                          capture_output=True, cwd=ROOT, timeout=60,
+                          env={**os.environ, "LC_ALL": "C.UTF-8", "PYTHONUTF8": "1"})
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2 and one_line_error(err) and "not UTF-8 (e9 at character 3)" in err, err
