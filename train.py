@@ -413,7 +413,9 @@ def prepare_out_dir(args, record):
         fail(f"--out-dir {out_dir}: cannot write there ({err.strerror or err})")
     for stale in out_dir.glob("*.tmp"):
         stale.unlink()
-    resuming_here = record is not None and out_dir.resolve() == Path(args.resume).resolve().parent
+    # the folder the checkpoint was named in (a symbolic link to a checkpoint elsewhere resumes where the link is)
+    resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
+                                                                 Path(args.resume).resolve().parent)
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
     if present and not resuming_here:
         if not args.overwrite:

@@ -492,3 +492,15 @@ def test_a_prompt_from_a_console_that_is_not_utf8_is_one_line(byte_checkpoint):
                           env={**os.environ, "LC_ALL": "C.UTF-8", "PYTHONUTF8": "1"})
     err = proc.stderr.decode("utf-8", "replace")
     assert proc.returncode == 2 and one_line_error(err) and "not UTF-8 (e9 at character 3)" in err, err
+
+
+def test_a_symlinked_checkpoint_resumes_where_the_link_is(first_run, tmp_path, capsys):
+    """--resume through a symbolic link in another folder continues there (it was refused, with advice to run the
+    command just run)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(first_run / "last.npz", elsewhere / "last.npz")
+    code, _, err = run_train(["--resume", elsewhere / "last.npz", "--steps", 9], capsys)
+    assert code == 0, err
+    assert load_checkpoint(elsewhere / "last.npz").meta["step"] == 9      # the link was replaced by the new one
+    assert load_checkpoint(first_run / "last.npz").meta["step"] == 6      # the original is untouched
