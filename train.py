@@ -144,8 +144,9 @@ def parse_args(argv):
     start = Start()
     if args.resume:
         args, start = resume_settings(parser, argv, args)
-    refuse_unused_flags(parser, argv, args)
-    if args.resume and args.min_lr is not None and args.min_lr > args.lr and "min_lr" not in given_flags(parser, argv):
+    given = given_flags(parser, argv)
+    refuse_unused_flags(given, args)
+    if args.resume and args.min_lr is not None and args.min_lr > args.lr and "min_lr" not in given:
         args.min_lr = None  # the run's floor came from its old --lr: a lower --lr given now sets its own (lr / 10)
     if args.lora_rank is None and any(getattr(args, k) is not None for k in ("lora_alpha", "lora_targets",
                                                                              "lora_dropout")):
@@ -181,10 +182,10 @@ def given_flags(parser, argv):
     return {action.dest for action in parser._actions if any(opt in words for opt in action.option_strings)}
 
 
-def refuse_unused_flags(parser, argv, args):
-    """A flag given where it does nothing is an error, never printed as in force: --vocab-size with the char
-    tokenizer, --momentum with Adam, --seed on a resume (a resumed run continues its own random streams)."""
-    given = given_flags(parser, argv)
+def refuse_unused_flags(given, args):
+    """A flag given (written on the command line) where it does nothing is an error, never printed as in force:
+    --vocab-size with the char tokenizer, --momentum with Adam, --seed on a resume (a resumed run continues its own
+    random streams)."""
     for flag, setting, values in APPLIES_ONLY_WITH:
         if flag in given and getattr(args, setting) not in values:
             fail(f"--{flag.replace('_', '-')} acts only with --{setting} {values[0]}; this run's --{setting} is "

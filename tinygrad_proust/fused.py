@@ -326,12 +326,12 @@ class ScaledDotProductAttention(Function):
         if added is not None:  # a float mask, added to the scores (one block: its gradient is dS)
             bias = added.astype(q.dtype, copy=False) + (0 if bias is None else bias)
         self.p, self.dropped, parts, qs = [], [], [], q * self.scale  # scale · Q: also dK = dSᵀ (scale · Q)
+        compiled = only_causal and len(self.blocks) == 1  # the kernel's causal rows count from query 0
         for r0, r1, kend in self.blocks:
             p = qs[..., r0:r1, :] @ k[..., :kend, :].swapaxes(-1, -2)  # S for this block
             block_keep = None if dropout_keep is None else dropout_keep[..., r0:r1, :kend]
             # on a GPU one compiled kernel does the next six lines (kernels.attention_softmax)
-            whole = len(self.blocks) == 1  # the kernel's causal rows count from query 0
-            dropped = kernels.attention_softmax(xp, p, block_keep, is_causal) if only_causal and whole else None
+            dropped = kernels.attention_softmax(xp, p, block_keep, is_causal) if compiled else None
             if dropped is None:
                 if bias is not None:
                     p += bias[..., r0:r1, :kend]

@@ -19,9 +19,8 @@ these kernels are off), and is what the GPU tests compare each kernel with:
 
 The source is compiled by CuPy (NVRTC) on first use, once per dtype (`scalar_t` is float or double), with
 `--fmad=false`: a multiply followed by an add stays two roundings, as in the separate kernels of the reference,
-instead of one fused multiply-add. The
-suite compiles the same source with nvcc for a T4 (sm_75) and an H100/H200 (sm_90), so an edit that breaks it
-fails on a machine without a GPU.
+instead of one fused multiply-add. The suite compiles the same source with nvcc for a T4 (sm_75) and an H100/H200
+(sm_90), so an edit that breaks it fails on a machine without a GPU.
 """
 import math
 

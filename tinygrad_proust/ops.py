@@ -471,8 +471,9 @@ def _einsum_subscripts(equation, operands):
     ellipsis = "".join(spare[:width])
     inputs = [s.replace("...", ellipsis[len(ellipsis) - (x.ndim - len(s) + 3):] if "..." in s else "")
               for s, x in zip(inputs, operands)]
+    letters = "".join(inputs)
     output = output.replace("...", ellipsis) if arrow else ellipsis + "".join(
-        sorted(c for c in set("".join(inputs)) if "".join(inputs).count(c) == 1 and c not in ellipsis))
+        sorted(c for c in set(letters) if letters.count(c) == 1 and c not in ellipsis))
     for s, x in zip(inputs, operands):
         if len(s) != x.ndim or len(set(s)) != len(s):
             raise ValueError(f"Einsum: subscripts {s!r} for an operand of shape {x.shape} (one letter per dim; a "

@@ -647,8 +647,7 @@ class Tensor:
         if len(sizes) < self.ndim:
             raise ValueError(f"repeat: {len(sizes)} sizes for a tensor with {self.ndim} dims (give one per dim)")
         x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
-        pairs = [(1, n) for n in x.shape]                      # a copy axis before each axis
-        expanded = x.reshape(tuple(m for pair in pairs for m in pair))
+        expanded = x.reshape(tuple(m for n in x.shape for m in (1, n)))  # a copy axis before each axis
         expanded = expanded.expand(tuple(m for r, n in zip(sizes, x.shape) for m in (r, n)))
         return expanded.reshape(tuple(r * n for r, n in zip(sizes, x.shape)))
 
