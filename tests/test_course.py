@@ -1,0 +1,110 @@
+"""The course checks itself: the learner's stubs are the solutions with the exercises cut out; every check passes
+on the solutions, reports "to do" on the stubs, and fails with its intended message on each listed wrong answer;
+the teacher's commands work."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from course import runner
+
+ROOT = Path(__file__).resolve().parents[1]
+EXERCISES = runner.exercises()
+MISTAKES = [(ex, m) for ex in EXERCISES for m in runner.mistakes(ex.name)]
+
+
+@pytest.fixture(autouse=True)
+def quick_training(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_PROUST_COURSE_QUICK", "1")
+
+
+def test_there_are_exercises_in_order():
+    numbers = [ex.number for ex in EXERCISES]
+    assert numbers == list(range(1, len(numbers) + 1))
+    for ex in EXERCISES:
+        assert all(n < ex.number for n in ex.needs), ex.name
+        assert (runner.SOLUTIONS / f"{ex.name}.py").is_file() and (runner.EXERCISES / f"{ex.name}.py").is_file()
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+def test_stub_is_the_solution_with_the_exercise_cut_out(ex):
+    solution = (runner.SOLUTIONS / f"{ex.name}.py").read_text(encoding="utf-8")
+    assert (runner.EXERCISES / f"{ex.name}.py").read_text(encoding="utf-8") == runner.stub_text(solution), \
+        "regenerate the stub: python -m course make-stubs"
+    assert f"exercise {ex.number}:" in runner.stub_text(solution)
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+def test_solution_passes_every_check(ex):
+    report = runner.run(ex, runner.SOLUTIONS)
+    assert report.results and report.complete, runner.format_report(report)
+
+
+@pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
+def test_stub_passes_no_check(ex):
+    report = runner.run(ex, runner.EXERCISES)
+    assert [r.status for r in report.results if r.status == "pass"] == [], runner.format_report(report)
+    assert any(r.status == "todo" and f"exercise {ex.number}:" in r.message for r in report.results)
+
+
+@pytest.mark.parametrize("ex,mistake", MISTAKES, ids=[f"{ex.name}-{m.what}" for ex, m in MISTAKES])
+def test_wrong_answer_fails_with_its_message(ex, mistake, tmp_path):
+    folder = tmp_path / "work"
+    shutil.copytree(runner.SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / f"{ex.name}.py"
+    path.write_text(runner.with_mistake(path.read_text(encoding="utf-8"), mistake), encoding="utf-8")
+    report = runner.run(ex, folder)
+    failures = [r.message for r in report.results if r.status == "fail"]
+    assert failures, f"no check caught: {mistake.what}\n" + runner.format_report(report)
+    assert any(mistake.expect in message for message in failures), runner.format_report(report)
+
+
+def course(*args, cwd=ROOT):
+    env = dict(os.environ, TINYGRAD_PROUST_COURSE_QUICK="1")
+    return subprocess.run([sys.executable, "-m", "course", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_check_command_reports_a_stub_and_a_score():
+    done = course("check", "1")
+    assert done.returncode == 1
+    assert "· the gradient of a + b: to do (exercise 1: the gradient of a + b)" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "score: 0 of 6 checks pass; 0 of 1 exercises complete"
+    listing = course()
+    assert listing.returncode == 0 and all(ex.title in listing.stdout for ex in EXERCISES)
+
+
+def test_check_command_says_what_is_wrong_in_a_learners_file(tmp_path):
+    folder = tmp_path / "mine"
+    shutil.copytree(runner.EXERCISES, folder)
+    path = folder / "ex01_value.py"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('raise NotImplementedError(\'exercise 1: the gradient of a + b\')',
+                                 "self.grad += out.grad\n            other.grad = out.grad"), encoding="utf-8")
+    done = course("check", "1", "--in", str(folder))
+    assert "✓ the gradient of a + b" in done.stdout
+    assert "✗ gradients are added (+=) to what an input already has: in a + b" in done.stdout
+    assert "score: 1 of 6 checks pass" in done.stdout
+
+
+def test_teacher_hands_out_a_student_copy_and_grades_it(tmp_path):
+    copy = tmp_path / "student"
+    done = course("student-copy", str(copy))
+    assert done.returncode == 0, done.stderr
+    assert not (copy / "course" / "solutions").exists() and (copy / "course" / "exercises" / "ex01_value.py").exists()
+    assert (copy / "course" / "runner.py").exists() and (copy / "tinygrad_proust" / "tensor.py").exists()
+    assert course("student-copy", str(copy)).returncode == 2  # never over an existing folder
+    in_copy = course("check", "1", cwd=copy)  # the copy runs on its own
+    assert in_copy.returncode == 1 and "score: 0 of 6" in in_copy.stdout
+    scores = tmp_path / "scores.json"
+    graded = course("grade", str(copy), str(runner.SOLUTIONS), "--json", str(scores))
+    assert graded.returncode == 0, graded.stderr
+    table = json.loads(scores.read_text(encoding="utf-8"))
+    total = sum(len(ex.check_functions()) for ex in EXERCISES)
+    assert table[str(copy)]["checks_passed"] == 0 and table[str(copy)]["checks"] == total
+    assert table[str(runner.SOLUTIONS)]["checks_passed"] == total
+    assert table[str(runner.SOLUTIONS)]["exercises_complete"] == len(EXERCISES)
