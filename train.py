@@ -418,6 +418,10 @@ def prepare_out_dir(args, record):
     resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
                                                                  Path(args.resume).resolve().parent)
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
+    for name in present:
+        if not (out_dir / name).is_file():
+            fail(f"--out-dir {out_dir}: its {name} is a folder, where a run keeps a file: move it away, or choose "
+                 "another --out-dir")
     if present and not resuming_here:
         if not args.overwrite:
             checkpoints = [name for name in present if not name.endswith(".jsonl")]
@@ -623,6 +627,15 @@ def evaluate_and_save(run, lr, metrics, started):
         tqdm.write("----\n" + sample(run) + "\n----")
 
 
+def report_write_failure(run, err):
+    """A checkpoint or metrics row could not be written: one line saying what, what is kept, and how to go on."""
+    what = err.filename or run.out_dir / "metrics.jsonl"  # the metrics file is written through an open handle
+    last = checkpoint_path(run, "last")
+    kept = (f"the checkpoints saved before are whole; make room and resume with --resume {last}" if last.is_file()
+            else "no checkpoint was saved yet")
+    fail(f"could not write {what} at step {run.step} ({err.strerror or err}): {kept}", status=1)
+
+
 class StopRequest:
     """The first Ctrl-C or SIGTERM (a notebook's stop button, `timeout`, a cluster scheduler) asks the loop to
     finish its step, save and stop; a second one stops at once, keeping the checkpoint last saved."""
@@ -668,7 +681,11 @@ def train(run):
                 tqdm.write(f"--time-limit {args.time_limit:g} minutes reached")
                 stop.requested = True
             if run.step % args.eval_interval == 0 or run.step == args.steps or stop.requested:
-                evaluate_and_save(run, lr, metrics, started)
+                try:
+                    evaluate_and_save(run, lr, metrics, started)
+                except OSError as err:  # a full disk: the files saved before are whole (written, then renamed)
+                    bar.close()
+                    report_write_failure(run, err)
                 step_time = time.time()
             if stop.requested:
                 tqdm.write(f"saved {checkpoint_path(run, 'last')} at step {run.step}; "

@@ -10,6 +10,8 @@ command line, above every library in models/:
 - loading a checkpoint with a prompt.
 """
 import argparse
+import contextlib
+import errno
 import math
 import os
 import sys
@@ -115,10 +117,19 @@ class OutputOrNothing:
         return getattr(self.stream, name)
 
 
+def silence_stdout():
+    """Point stdout at /dev/null: Python flushes it again at exit, which must not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):  # not a real file (a test's captured output)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+RAN_OUT = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)  # failures while running, not a bad path given
+
+
 def console(main):
     """Run main() so that text prints on any console (characters it cannot encode become '?'), a reader that
-    closes the pipe early (`generate.py | head`) ends the script quietly, and Ctrl-C outside a training loop
-    exits with status 130 and no traceback."""
+    closes the pipe early (`generate.py | head`) ends the script quietly, Ctrl-C outside a training loop
+    exits with status 130 and no traceback, and a file that cannot be written or read is one line."""
     def run(argv=None):
         for stream in (sys.stdout, sys.stderr):
             if hasattr(stream, "reconfigure"):
@@ -126,12 +137,16 @@ def console(main):
         try:
             return main(argv)
         except BrokenPipeError:
-            # Python flushes stdout again at exit; point it at /dev/null so that does not fail too
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            silence_stdout()
             sys.exit(0)
         except KeyboardInterrupt:
             print("", file=sys.stderr)
             sys.exit(130)
+        except OSError as err:  # a full disk, a read-only folder, a folder where a file should be: one line
+            if err.filename is None:  # the output stream itself (`> /dev/full`)
+                silence_stdout()
+                fail(f"could not write the output: {err.strerror or err}", status=1)
+            fail(f"{err.filename}: {err.strerror or err}", status=1 if err.errno in RAN_OUT else 2)
     run.__wrapped__ = main
     return run
 

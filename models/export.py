@@ -243,6 +243,8 @@ def export_pretrained(model, tokenizer, out_dir):
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ExportError(f"{out_dir} already exists and is not empty: choose a new directory")
+    if out_dir.parent.exists() and not out_dir.parent.is_dir():
+        raise ExportError(f"{out_dir.parent} is not a folder: choose a directory to write into")
     family = transformers_family(model.config)
     config = (_gpt2_config if family == "gpt2" else _llama_config)(model.config)
     state = hf_state_dict(model)

@@ -1,7 +1,8 @@
 """The metrics of a training run: metrics.jsonl, one JSON row per evaluation."""
 import json
-import os
 from pathlib import Path
+
+from tinygrad_proust.checkpoint import write_atomically
 
 
 def read_metrics(path):
@@ -19,6 +20,4 @@ def read_metrics(path):
 
 
 def write_metrics(path, rows):
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: f.write("".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")))

@@ -17,6 +17,7 @@ import heapq
 import numpy as np
 
 from models.corpus import DataError, cache_dir, decode_utf8
+from tinygrad_proust.checkpoint import write_atomically
 
 
 class UnknownCharacters(DataError):
@@ -251,10 +252,7 @@ def trained_bpe(data, vocab_size, pattern, log=print):
     log(f"training a BPE tokenizer of {vocab_size} tokens on {len(data):,} bytes ({pattern or 'no'} pre-split) ...")
     tokenizer = BPETokenizer.train(data if pattern is None else decode_utf8(data, "the training text"),
                                    vocab_size, pattern)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(tokenizer.to_dict()))
-    tmp.replace(path)
+    write_atomically(path, lambda f: f.write(json.dumps(tokenizer.to_dict()).encode("utf-8")))
     return tokenizer
 
 

