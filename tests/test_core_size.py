@@ -44,8 +44,9 @@ ENGINE_BUDGET = 1425
 # array, multinomial's checks (5); ModuleDict's and Sequential's names and checks (14); torch's dtype names (3);
 # load_checkpoint's result by name, Checkpoint(meta, weights, optimizer), and lines the linter wrapped (2);
 # less the engine's cleanups and one shape normaliser instead of two (6); GELU's formula beside its fused form (10);
-# a checksum of the checkpoint's own metadata (4)
-FRAMEWORK_BUDGET = 2716
+# a checksum of the checkpoint's own metadata (4). 2,716 -> 2,730: graph pictures that teach on small graphs,
+# each node's data and gradient (values=True) and each op's step in the backward walk (order=True) (14)
+FRAMEWORK_BUDGET = 2730
 
 
 def code_lines(path):
