@@ -3,6 +3,8 @@
     python inspection.py attention  --checkpoint out/best.npz --prompt "To be, or not" --out attention.png
     python inspection.py logit-lens --checkpoint out/best.npz --prompt "To be, or not" --top 3 --save lens.txt
     python inspection.py loss-curve --metrics out/metrics.jsonl --out loss.png
+    python inspection.py tokens     --checkpoint out/best.npz --text "¿Qué canción?"
+    python inspection.py compare    out/pre out/post --out compare.png
 
 attention:  softmax(q kᵀ / sqrt(d)) of every layer and head, one heatmap each (rows: the query position, columns:
             the key position it reads), labelled with the prompt's characters.
@@ -153,7 +155,7 @@ def plot_attention(maps, labels, path):
             ax = axes[layer][head]
             image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
             ax.set_title(f"layer {layer} head {head}", fontsize=9)
-            ax.set_xticks(range(T), labels, fontsize=7)
+            ax.set_xticks(range(T), labels, fontsize=7, rotation=90)
             ax.set_yticks(range(T), labels, fontsize=7)
             ax.set_xlabel("key (what is read)", fontsize=8)
             ax.set_ylabel("query (who reads)", fontsize=8)
