@@ -1,18 +1,24 @@
-"""Look inside a trained GPT: its attention maps, the logit lens, and the loss curve of its training run
-(models/inspection.py computes them).
+"""Look inside a trained GPT: its attention maps, the logit lens, how its tokenizer cuts a text, and the loss
+curves of training runs (models/inspection.py computes them).
 
     python inspection.py attention  --checkpoint out/best.npz --prompt "To be, or not" --out attention.png
     python inspection.py logit-lens --checkpoint out/best.npz --prompt "To be, or not" --top 3 --save lens.txt
+    python inspection.py logit-lens --checkpoint out/best.npz --prompt "To be, or not" --out lens.png
+    python inspection.py tokens     --checkpoint out/best.npz --text "¿Qué canción?"
     python inspection.py loss-curve --metrics out/metrics.jsonl --out loss.png
+    python inspection.py compare    out/pre out/post --out compare.png
 
-The pictures need matplotlib (pip install matplotlib); the logit lens is text and needs nothing else.
+The pictures need matplotlib (pip install matplotlib); the logit lens table and the tokens need nothing else.
 """
+import os
+import sys
 from pathlib import Path
 
 from models.cli import Parser, console, fail, integer, load_model_and_prompt, non_empty
 from models.corpus import DataError
-from models.inspection import (MissingDependency, attention_maps, format_logit_lens, logit_lens, plot_attention,
-                               plot_loss_curve, token_labels)
+from models.inspection import (MissingDependency, attention_maps, format_logit_lens, format_tokens, logit_lens,
+                               plot_attention, plot_compare, plot_logit_lens, plot_loss_curve, token_labels,
+                               token_pieces)
 
 
 def make_parser():
@@ -27,10 +33,24 @@ def make_parser():
     attention.add_argument("--out", default="attention.png")
     lens.add_argument("--top", type=integer(1, 10**6), default=3)
     lens.add_argument("--save", help="also write the table to this file")
+    lens.add_argument("--out", help="draw the top guesses as a layer x position grid to this picture (not the table)")
+    tokens = commands.add_parser("tokens", help="how the checkpoint's tokenizer cuts a text into tokens")
+    tokens.add_argument("--checkpoint", required=True)
+    tokens.add_argument("--text", required=True, type=non_empty)
+    tokens.add_argument("--no-color", action="store_true", help="brackets around each token, never colours")
+    tokens.add_argument("--drop-unknown", action="store_true", help="drop characters outside the vocabulary")
     curve = commands.add_parser("loss-curve", help="train and validation loss from train.py's metrics.jsonl")
     curve.add_argument("--metrics", default="out/metrics.jsonl")
     curve.add_argument("--out", default="loss.png")
+    compare = commands.add_parser("compare", help="several runs' validation curves in one picture, in bits per byte")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="train.py's --out-dir of each run")
+    compare.add_argument("--out", default="compare.png")
     return p
+
+
+def colour_terminal():
+    """Coloured spans only on a terminal that shows them (not a pipe or a file, not NO_COLOR, not TERM=dumb)."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
 @console
@@ -40,10 +60,19 @@ def main(argv=None):
         if args.command == "loss-curve":
             print(f"wrote {plot_loss_curve(args.metrics, args.out)}")
             return
+        if args.command == "compare":
+            print(f"wrote {plot_compare(args.runs, args.out)}")
+            return
+        if args.command == "tokens":
+            _, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.text, args.drop_unknown)
+            print(format_tokens(token_pieces(tokenizer, ids), colour=not args.no_color and colour_terminal()))
+            return
         model, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.prompt, args.drop_unknown)
         ids = ids[-model.config.block_size:]
         if args.command == "attention":
             print(f"wrote {plot_attention(attention_maps(model, ids), token_labels(tokenizer, ids), args.out)}")
+        elif args.out:
+            print(f"wrote {plot_logit_lens(logit_lens(model, tokenizer, ids, top=1), args.out)}")
         else:
             table = format_logit_lens(logit_lens(model, tokenizer, ids, args.top))
             print(table)

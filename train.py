@@ -49,6 +49,29 @@ def make_parser():
     g.add_argument("--ffn-hidden", type=integer(1, 1 << 20), help="override the feed-forward width")
     g.add_argument("--block-size", type=integer(1, 1 << 20), help="context length (default: the preset's)")
     g.add_argument("--dropout", type=real(0, 1, high_open=True), help="override the preset's dropout")
+    g = p.add_argument_group("architecture (each overrides the preset's choice; fixed for a run)")
+    g.add_argument("--norm", choices=["layernorm", "rmsnorm"], help="the normalisation layers")
+    g.add_argument("--norm-placement", choices=["pre", "post"],
+                   help="a norm before each sub-layer (pre, GPT-2 onwards) or after its residual add (post, the "
+                        "original paper)")
+    g.add_argument("--norm-bias", action=argparse.BooleanOptionalAction, help="LayerNorm's bias")
+    g.add_argument("--norm-eps", type=real(0, 1, low_open=True), help="the epsilon added to the norms' variance")
+    g.add_argument("--final-norm", action=argparse.BooleanOptionalAction, help="a norm before the head")
+    g.add_argument("--ffn", choices=["relu", "gelu", "swiglu"], help="the feed-forward's non-linearity")
+    g.add_argument("--ffn-bias", action=argparse.BooleanOptionalAction, help="the feed-forward's biases")
+    g.add_argument("--gelu-approximate", choices=["tanh", "none"], help="--ffn gelu: GPT-2's tanh form or exact erf")
+    g.add_argument("--attn-bias", action=argparse.BooleanOptionalAction,
+                   help="biases of the attention's q/k/v and output projections")
+    g.add_argument("--positions", choices=["learned", "sinusoidal", "rope"],
+                   help="learned position embeddings, the original paper's fixed table, or rotary positions")
+    g.add_argument("--rope-base", type=real(1, 1e12, low_open=True), help="--positions rope: the rotation's base")
+    g.add_argument("--scale-embeddings", action=argparse.BooleanOptionalAction,
+                   help="token embeddings times sqrt(n_embd), as in the original paper")
+    g.add_argument("--tie-weights", action=argparse.BooleanOptionalAction,
+                   help="the head reuses the token embedding matrix")
+    g.add_argument("--head-bias", action=argparse.BooleanOptionalAction, help="--no-tie-weights: a bias in the head")
+    g.add_argument("--scaled-residual-init", action=argparse.BooleanOptionalAction,
+                   help="GPT-2's init: residual output projections ~ normal(0, 0.02 / sqrt(2 n_layer))")
     g = p.add_argument_group("data")
     g.add_argument("--data", help="a UTF-8 text file or a folder of them (default: Shakespeare, fetched once)")
     g.add_argument("--tokenizer", choices=["char", "byte", "bpe"],
@@ -116,9 +139,14 @@ def make_parser():
     return p
 
 
+# The architecture flags, each a GPTConfig field of the same name: a new run resolves them from its preset, so
+# its saved settings name every choice in force.
+ARCHITECTURE = ["norm", "norm_placement", "norm_bias", "norm_eps", "final_norm", "ffn", "ffn_bias", "gelu_approximate",
+                "attn_bias", "positions", "rope_base", "scale_embeddings", "tie_weights", "head_bias",
+                "scaled_residual_init"]
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
 FIXED_FOR_A_RUN = ["preset", "n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "tokenizer", "chars",
-                   "replace_unknown", "vocab_size", "bpe_pattern"]
+                   "replace_unknown", "vocab_size", "bpe_pattern"] + ARCHITECTURE
 LORA_SETTINGS = ["lora_rank", "lora_alpha", "lora_targets"]  # an adapter's shape: fixed for a run too
 NOT_SAVED = ("resume", "out_dir", "overwrite")
 
@@ -145,7 +173,6 @@ def parse_args(argv):
     if args.resume:
         args, start = resume_settings(parser, argv, args)
     given = given_flags(parser, argv)
-    refuse_unused_flags(given, args)
     if args.resume and args.min_lr is not None and args.min_lr > args.lr and "min_lr" not in given:
         args.min_lr = None  # the run's floor came from its old --lr: a lower --lr given now sets its own (lr / 10)
     if args.lora_rank is None and any(getattr(args, k) is not None for k in ("lora_alpha", "lora_targets",
@@ -162,6 +189,10 @@ def parse_args(argv):
         args.preset, args.tokenizer = args.preset or "char-small", args.tokenizer or "char"
         if args.tokenizer == "bpe":
             args.vocab_size, args.bpe_pattern = args.vocab_size or 2048, args.bpe_pattern or "gpt4"
+        preset = GPTConfig(**PRESETS[args.preset])
+        for key in ARCHITECTURE:
+            setattr(args, key, getattr(preset, key) if getattr(args, key) is None else getattr(args, key))
+    refuse_unused_flags(given, args)
     args.out_dir = args.out_dir or "out"
     if args.replace_unknown is not None and args.chars is None:
         fail("--replace-unknown needs --chars (the characters to keep)")
@@ -173,7 +204,17 @@ def parse_args(argv):
 # flags that act only with another setting: (flag's dest, the setting, the values it acts with)
 APPLIES_ONLY_WITH = [("vocab_size", "tokenizer", ("bpe", None)), ("bpe_pattern", "tokenizer", ("bpe", None)),
                      ("chars", "tokenizer", ("char", None)), ("replace_unknown", "tokenizer", ("char", None)),
-                     ("momentum", "optimizer", ("sgd",))]
+                     ("momentum", "optimizer", ("sgd",)), ("gelu_approximate", "ffn", ("gelu", None)),
+                     ("rope_base", "positions", ("rope", None)), ("norm_bias", "norm", ("layernorm", None)),
+                     ("head_bias", "tie_weights", (False, None))]
+
+
+def as_flag(dest, value):
+    """How a setting is written on the command line: '--tokenizer bpe', '--no-tie-weights'."""
+    name = dest.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
 
 
 def given_flags(parser, argv):
@@ -188,8 +229,8 @@ def refuse_unused_flags(given, args):
     random streams)."""
     for flag, setting, values in APPLIES_ONLY_WITH:
         if flag in given and getattr(args, setting) not in values:
-            fail(f"--{flag.replace('_', '-')} acts only with --{setting} {values[0]}; this run's --{setting} is "
-                 f"{getattr(args, setting)}")
+            fail(f"--{flag.replace('_', '-')} acts only with {as_flag(setting, values[0])}; this run has "
+                 f"{as_flag(setting, getattr(args, setting))}")
     if args.resume and "seed" in given:
         fail("--seed: a resumed run continues the random streams its checkpoint saved; --seed starts new runs")
 
@@ -203,6 +244,7 @@ def resume_settings(parser, argv, args):
     except CheckpointError as err:
         fail(err)
     saved = {k: v for k, v in (record.args or {}).items() if k in vars(args) and k not in NOT_SAVED}
+    saved.update({k: record.config[k] for k in ARCHITECTURE if k in record.config})  # what the weights were built as
     if args.init_from and args.init_from != saved.get("init_from"):
         fail("--init-from starts a new run and --resume continues one: give one of them")
     parser.set_defaults(**saved)
@@ -211,8 +253,8 @@ def resume_settings(parser, argv, args):
         fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
     for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
         if key in saved and getattr(args, key) != saved[key]:
-            flag = "--" + key.replace("_", "-")
-            fail(f"{flag} {getattr(args, key)}: the checkpoint's model was trained with {flag} {saved[key]}; "
+            fail(f"{as_flag(key, getattr(args, key))}: the checkpoint's model was trained with "
+                 f"{as_flag(key, saved[key])}; "
                  "the architecture and vocabulary of a run cannot change (start a new run instead)")
     if record.args is None or record.rng is None or record.batch_rng is None or record.best_val_loss is None:
         fail(f"--resume {args.resume}: not a checkpoint of a train.py run (no settings or random states to continue "
@@ -322,8 +364,8 @@ def build_model(args, tokenizer, start):
         if args.dropout is not None:
             config.dropout = args.dropout
         return config
-    overrides = {k: getattr(args, k) for k in ("n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "dropout")
-                 if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ["n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "dropout",
+                                               *ARCHITECTURE] if getattr(args, k) is not None}
     try:
         return preset_config(args.preset, vocab_size=tokenizer.vocab_size, **overrides)
     except ValueError as err:

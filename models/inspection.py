@@ -3,6 +3,8 @@
     python inspection.py attention  --checkpoint out/best.npz --prompt "To be, or not" --out attention.png
     python inspection.py logit-lens --checkpoint out/best.npz --prompt "To be, or not" --top 3 --save lens.txt
     python inspection.py loss-curve --metrics out/metrics.jsonl --out loss.png
+    python inspection.py tokens     --checkpoint out/best.npz --text "¿Qué canción?"
+    python inspection.py compare    out/pre out/post --out compare.png
 
 attention:  softmax(q kᵀ / sqrt(d)) of every layer and head, one heatmap each (rows: the query position, columns:
             the key position it reads), labelled with the prompt's characters.
@@ -36,10 +38,68 @@ def pyplot():
     return plt
 
 
+SHOWN = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}  # whitespace as visible symbols
+
+
+def visible(text):
+    return "".join(SHOWN.get(c, c) for c in text)
+
+
 def token_labels(tokenizer, ids):
-    """A short printable label per token: whitespace shown as symbols, partial UTF-8 bytes in hex."""
-    shown = {"\n": "⏎", " ": "␣", "\t": "⇥"}
-    return [shown.get(tokenizer.token_text(i), tokenizer.token_text(i)) for i in ids]
+    """A short printable label per token: whitespace as symbols ('␣the'), and a token that holds part of a
+    multi-byte character as that character with the bytes it holds ('¿[1/2]', '¿[2/2]': ¿ is 2 bytes in UTF-8).
+    Tokens are read in the context of their neighbours; a lone partial token shows its bytes in hex ('<c2>')."""
+    ids = [int(i) for i in ids]
+    if not hasattr(tokenizer, "decode_bytes"):  # one character per token
+        return [visible(tokenizer.token_text(i)) for i in ids]
+    pieces = [tokenizer.decode_bytes([i]) for i in ids]
+    data = b"".join(pieces)
+    owner = []  # for each byte of data: (the character it belongs to, its byte number in it, the character's length)
+    at = 0
+    while at < len(data):
+        for length in (1, 2, 3, 4):
+            try:
+                char = data[at:at + length].decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                continue
+        else:  # not UTF-8 here (a stray byte): the byte alone, in hex
+            char, length = f"<{data[at]:02x}>", 1
+        owner += [(char, k, length) for k in range(1, length + 1)]
+        at += length
+    labels, at = [], 0
+    for piece in pieces:
+        label, k = "", at
+        while k < at + len(piece):
+            char, byte, length = owner[k]
+            held = min(length - byte + 1, at + len(piece) - k)  # bytes of this character inside the token
+            if byte == 1 and held == length:
+                label += visible(char)
+            else:
+                numbers = f"{byte}" if held == 1 else f"{byte}-{byte + held - 1}"
+                label += f"{visible(char)}[{numbers}/{length}]" if not char.startswith("<") else char
+            k += held
+        labels.append(label)
+        at += len(piece)
+    return labels
+
+
+def token_pieces(tokenizer, ids):
+    """How the tokenizer cut a text into ids: [(id, label)] in order."""
+    ids = [int(i) for i in ids]
+    return list(zip(ids, token_labels(tokenizer, ids)))
+
+
+COLOURS = ["\x1b[30;48;5;153m", "\x1b[30;48;5;223m", "\x1b[30;48;5;194m", "\x1b[30;48;5;225m"]
+
+
+def format_tokens(pieces, colour=False):
+    """The text as its tokens, then the ids: '[To][␣be][,]' (or coloured spans on a terminal), one line each."""
+    if colour:
+        spans = "".join(f"{COLOURS[i % len(COLOURS)]}{label}\x1b[0m" for i, (_, label) in enumerate(pieces))
+    else:
+        spans = "".join(f"[{label}]" for _, label in pieces)
+    return f"{spans}\n{len(pieces)} tokens: {' '.join(str(i) for i, _ in pieces)}"
 
 
 @contextlib.contextmanager
@@ -93,16 +153,15 @@ def plot_attention(maps, labels, path):
     for layer, heads in enumerate(maps):
         for head, weights in enumerate(heads):
             ax = axes[layer][head]
-            ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+            image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
             ax.set_title(f"layer {layer} head {head}", fontsize=9)
-            ax.set_xticks(range(T), labels, fontsize=7)
+            ax.set_xticks(range(T), labels, fontsize=7, rotation=90)
             ax.set_yticks(range(T), labels, fontsize=7)
             ax.set_xlabel("key (what is read)", fontsize=8)
             ax.set_ylabel("query (who reads)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+    return save_figure(fig, path)
 
 
 def logit_lens(model, tokenizer, ids, top=3):
@@ -129,6 +188,63 @@ def format_logit_lens(rows):
     return "\n".join(lines)
 
 
+def plot_logit_lens(rows, path):
+    """logit_lens()'s rows as a grid: one row per stage (embeddings at the bottom, the last block at the top), one
+    column per position; each cell names the top next-token guess, coloured by its probability."""
+    plt = pyplot()
+    stages = list(dict.fromkeys(name for name, *_ in rows))
+    T = len(rows) // len(stages)
+    probs = np.array([guesses[0][1] for *_, guesses in rows]).reshape(len(stages), T)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.45 * T, 1.2 + 0.45 * len(stages)))
+    image = ax.imshow(probs, cmap="Blues", vmin=0, vmax=1, origin="lower", aspect="auto")
+    for cell, (_, pos, _, guesses) in enumerate(rows):
+        stage = cell // T
+        colour = "white" if probs[stage, pos] > 0.6 else "black"
+        ax.text(pos, stage, guesses[0][0], ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(T), [label for _, pos, label, _ in rows[:T]], fontsize=8)
+    ax.set_yticks(range(len(stages)), stages, fontsize=8)
+    ax.set_xlabel("position: the token read there (the cell: the guess for the next one)")
+    fig.colorbar(image, ax=ax, label="probability of the top guess", fraction=0.03, pad=0.02)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+FEW_POINTS = 30  # curves with at most this many points show a marker at each
+
+
+def validation_curve(run):
+    """(name, steps, validation bits per byte) of a run: a folder holding metrics.jsonl, or the file itself.
+    Bits per byte = nats per token × tokens per byte of the validation text ÷ ln 2, recorded by train.py as val_bpb:
+    unlike the loss per token, it compares runs with different tokenizers."""
+    run = Path(run)
+    metrics = run / "metrics.jsonl" if run.is_dir() else run
+    if not metrics.is_file():
+        raise DataError(f"{run}: no metrics.jsonl there (train.py writes it into its --out-dir)")
+    rows = [r for r in read_metrics(metrics) if _is_number(r.get("val_loss"))]
+    if not rows:
+        raise DataError(f"{metrics}: no evaluations recorded (train.py writes one row per --eval-interval)")
+    if not all(_is_number(r.get("val_bpb")) for r in rows):
+        raise DataError(f"{metrics}: its rows record no bits per byte (val_bpb), only nats per token, which do not "
+                        "compare across tokenizers")
+    name = (run if run.is_dir() else run.parent).resolve().name
+    return name, [r["step"] for r in rows], [r["val_bpb"] for r in rows]
+
+
+def plot_compare(runs, path):
+    """Several runs' validation curves in one picture, in bits per byte, named by their folders."""
+    curves = [validation_curve(run) for run in runs]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, steps, bpb in curves:
+        ax.plot(steps, bpb, label=name, marker="o" if len(steps) <= FEW_POINTS else None, markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation loss (bits per byte)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def plot_loss_curve(metrics_path, path):
     metrics_path = Path(metrics_path)
     if not metrics_path.is_file():
@@ -139,16 +255,24 @@ def plot_loss_curve(metrics_path, path):
         raise DataError(f"{metrics_path}: no evaluations recorded (train.py writes one row per --eval-interval)")
     plt = pyplot()
     steps = [r["step"] for r in rows]
+    marker = "o" if len(rows) <= FEW_POINTS else None
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(steps, [r["train_loss"] for r in rows], label="train")
-    ax.plot(steps, [r["val_loss"] for r in rows], label="validation")
+    ax.plot(steps, [r["train_loss"] for r in rows], label="train", marker=marker, markersize=3)
+    ax.plot(steps, [r["val_loss"] for r in rows], label="validation", marker=marker, markersize=3)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats per token)")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path, dpi=110):
+    """Write and close a figure; an SVG or PDF carries no date or version, so the same drawing is the same file."""
+    metadata = {"Date": None, "Creator": None} if str(path).lower().endswith((".svg", ".pdf")) else {"Software": None}
+    fig.savefig(path, dpi=dpi, metadata=metadata)
+    fig.clf()
+    pyplot().close(fig)
     return path
 
 

@@ -7,6 +7,8 @@ Keep the graph after backward with loss.backward(retain_graph=True) to look at i
 Large graphs (a GPT's loss has hundreds of nodes) stay legible two ways: `max_depth` keeps only the nodes
 within that many edges of the root, and `collapse` draws every module's ops as one labelled box. For the
 latter, run the forward pass inside `with tp.record_modules(model):` (nn.py) so each op remembers its module.
+Small graphs teach more with `values=True` (each node's data and gradient, as numbers or a norm) and
+`order=True` (each op numbered by when backward() reaches it).
 """
 import shutil
 import subprocess
@@ -28,6 +30,21 @@ def _label(t):
     if t.name:
         return t.name
     return "param" if t.requires_grad else "input"
+
+
+def _numbers(array):
+    """A few numbers as text ('[1.5 -2]'), or the norm of a larger array ('‖·‖=3.2')."""
+    a = array.astype("float64")
+    if a.size <= 4:
+        return "[" + " ".join(f"{x:.3g}" for x in a.ravel().tolist()) + "]" if a.ndim else f"{float(a):.4g}"
+    return f"‖·‖={float((a ** 2).sum() ** 0.5):.3g}"
+
+
+def backward_order(root):
+    """The op nodes in the order backward() runs their backward: the reverse of the topological order over the
+    nodes that require grad (the root's op first)."""
+    walk = topological_order(root, follow=lambda parent: parent.requires_grad)
+    return [node for node in reversed(walk) if node.op is not None]
 
 
 def graph_text(root, max_nodes=200):
@@ -76,11 +93,14 @@ def _module_of(node, collapse):
     return ".".join(parts[:collapse]) if len(parts) >= collapse else None
 
 
-def graph_dot(root, max_depth=None, collapse=None):
+def graph_dot(root, max_depth=None, collapse=None, values=False, order=False):
     """Graphviz DOT text. Leaves are boxes (parameters filled and named by their module path), ops ellipses,
     edges run parent -> child. max_depth: only nodes within that many edges of root. collapse=k: one box per
-    module named by k components (collapse=2: 'blocks.0'), for ops recorded under record_modules()."""
+    module named by k components (collapse=2: 'blocks.0'), for ops recorded under record_modules().
+    values: each node's data and gradient (up to 4 numbers, else their norm). order: each op labelled with its
+    step in the backward walk (1: the root's op, which backward() runs first)."""
     nodes = topological_order(root)
+    step = {id(node): i + 1 for i, node in enumerate(backward_order(root))} if order else {}
     if max_depth is not None:
         depth = _depths(root)
         hidden = sum(1 for n in nodes if depth[id(n)] > max_depth)
@@ -96,8 +116,13 @@ def graph_dot(root, max_depth=None, collapse=None):
             continue
         key[id(node)] = f"n{i}"
         text = f"{_label(node)}\\n{node.shape} {node.dtype}"
+        if id(node) in step:
+            text = f"backward step {step[id(node)]}: {text}"
         norm = _grad_norm(node)
-        if norm is not None:
+        if values:
+            text += f"\\ndata {_numbers(node.data)}"
+            text += f"\\ngrad {_numbers(node.grad.data)}" if norm is not None else ""
+        elif norm is not None:
             text += f"\\ngrad‖={norm:.3g}"
         shape = "box" if node.is_leaf else "ellipse"
         fill = ', style=filled, fillcolor="#dde8f5"' if node.is_leaf and node.requires_grad else ""
@@ -119,15 +144,15 @@ def graph_dot(root, max_depth=None, collapse=None):
     return "\n".join(lines)
 
 
-def render_graph(root, path, max_depth=None, collapse=None):
+def render_graph(root, path, max_depth=None, collapse=None, values=False, order=False):
     """Draw the graph behind root to path (.svg, .png or .pdf) with Graphviz's `dot`; the DOT text is written
-    beside it (.dot). Without `dot` installed, a RuntimeError says how to install it."""
+    beside it (.dot). The options are graph_dot's. Without `dot` installed, a RuntimeError says how to install it."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in ("svg", "png", "pdf"):
         raise ValueError(f"render_graph: {path} should end in .svg, .png or .pdf")
     dot_path = path.with_suffix(".dot")
-    dot_path.write_text(graph_dot(root, max_depth=max_depth, collapse=collapse))
+    dot_path.write_text(graph_dot(root, max_depth=max_depth, collapse=collapse, values=values, order=order))
     dot = shutil.which("dot")
     if dot is None:
         raise RuntimeError(f"drawing the graph needs Graphviz's `dot` program: apt-get install graphviz (Debian, "
