@@ -27,6 +27,15 @@ def test_every_figure_a_page_shows_is_checked_in_and_small():
     assert max(sizes) < 150_000 and sum(sizes) < 1_000_000
 
 
+FROM_A_TRAINING_RUN = {"loss-curve.png", "compare.png", "attention.png", "attention-bpe.png", "logit-lens.png"}
+
+
+def blocks(image, size=8):
+    """The image's colours averaged over size x size blocks."""
+    h, w = image.shape[0] // size * size, image.shape[1] // size * size
+    return image[:h, :w, :3].reshape(h // size, size, w // size, size, 3).mean(axis=(1, 3))
+
+
 def svg_text(path):
     """An SVG's text without Graphviz's comments (they name its version)."""
     return re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.S)
@@ -52,5 +61,12 @@ def test_the_script_draws_the_pictures_that_are_checked_in(tmp_path, matplotlib)
         else:
             new, old = matplotlib.image.imread(path), matplotlib.image.imread(FIGURES / path.name)
             assert new.shape == old.shape, stale
-            differs = np.abs(new - old).max(axis=-1) > 0.1
-            assert differs.mean() < 0.005, stale
+            if path.name in FROM_A_TRAINING_RUN:
+                # 300 float32 steps amplify the last bit of each matmul, which depends on the machine's BLAS kernels
+                # (another rounding moves a curve or an attention weight visibly): the same picture, not the same
+                # pixels. 8x8 blocks that differ: up to a quarter under other roundings, most of them for another
+                # picture.
+                assert (np.abs(blocks(new) - blocks(old)).max(axis=-1) > 0.05).mean() < 0.4, stale
+            else:
+                differs = np.abs(new - old).max(axis=-1) > 0.1
+                assert differs.mean() < 0.005, stale
