@@ -87,6 +87,9 @@ def make_parser():
                                                    "--replace-unknown")
     g.add_argument("--replace-unknown", metavar="CHAR", type=one_character,
                    help="with --chars: put CHAR in place of other characters")
+    g.add_argument("--unicode", choices=["nfc", "as-is"],
+                   help="char tokenizer: compose accents written as separate marks (NFC, the default: 'é' typed "
+                        "or stored either way is one character), or keep the text as it is")
     g.add_argument("--val-fraction", type=real(0, 1, low_open=True, high_open=True), default=0.1,
                    help="the end of the corpus kept for validation")
     g = p.add_argument_group("optimisation (given with --resume, these override the checkpoint's)")
@@ -146,7 +149,7 @@ ARCHITECTURE = ["norm", "norm_placement", "norm_bias", "norm_eps", "final_norm",
                 "scaled_residual_init"]
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
 FIXED_FOR_A_RUN = ["preset", "n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "tokenizer", "chars",
-                   "replace_unknown", "vocab_size", "bpe_pattern"] + ARCHITECTURE
+                   "replace_unknown", "unicode", "vocab_size", "bpe_pattern"] + ARCHITECTURE
 LORA_SETTINGS = ["lora_rank", "lora_alpha", "lora_targets"]  # an adapter's shape: fixed for a run too
 NOT_SAVED = ("resume", "out_dir", "overwrite")
 
@@ -189,6 +192,8 @@ def parse_args(argv):
         args.preset, args.tokenizer = args.preset or "char-small", args.tokenizer or "char"
         if args.tokenizer == "bpe":
             args.vocab_size, args.bpe_pattern = args.vocab_size or 2048, args.bpe_pattern or "gpt4"
+        if args.tokenizer == "char":
+            args.unicode = args.unicode or "nfc"
         preset = GPTConfig(**PRESETS[args.preset])
         for key in ARCHITECTURE:
             setattr(args, key, getattr(preset, key) if getattr(args, key) is None else getattr(args, key))
@@ -204,6 +209,7 @@ def parse_args(argv):
 # flags that act only with another setting: (flag's dest, the setting, the values it acts with)
 APPLIES_ONLY_WITH = [("vocab_size", "tokenizer", ("bpe", None)), ("bpe_pattern", "tokenizer", ("bpe", None)),
                      ("chars", "tokenizer", ("char", None)), ("replace_unknown", "tokenizer", ("char", None)),
+                     ("unicode", "tokenizer", ("char", None)),
                      ("momentum", "optimizer", ("sgd",)), ("gelu_approximate", "ffn", ("gelu", None)),
                      ("rope_base", "positions", ("rope", None)), ("norm_bias", "norm", ("layernorm", None)),
                      ("head_bias", "tie_weights", (False, None))]
@@ -221,6 +227,13 @@ def given_flags(parser, argv):
     """The dests of the flags written on this command line (not the defaults, nor a resumed run's settings)."""
     words = [word.split("=")[0] for word in argv]
     return {action.dest for action in parser._actions if any(opt in words for opt in action.option_strings)}
+
+
+def settings_in_force(args):
+    """The settings that act on this run: none that is unset, and none that acts only with another setting this run
+    does not have (--gelu-approximate in a ReLU model, --vocab-size with characters)."""
+    idle = {flag for flag, setting, values in APPLIES_ONLY_WITH if getattr(args, setting) not in values}
+    return {key: value for key, value in vars(args).items() if value is not None and key not in idle}
 
 
 def refuse_unused_flags(given, args):
@@ -332,7 +345,8 @@ def build_tokenizer(args, raw, train_raw, source):
         return tokenizer
     return CharTokenizer.from_text(decode_utf8(raw, source), allowed=args.chars,
                                    unknown="replace" if args.replace_unknown else "drop",
-                                   replacement=args.replace_unknown)
+                                   replacement=args.replace_unknown,
+                                   normalize=None if args.unicode == "as-is" else "NFC")
 
 
 @dataclass
@@ -534,7 +548,7 @@ def describe(run, source, sizes):
         print(f"LoRA: rank {run.lora['rank']} on {layers} layers: training {trained:,} of "
               f"{run.model.num_parameters():,} parameters ({100 * trained / run.model.num_parameters():.2f}%); the "
               f"base ({run.base['source']}) stays frozen and checkpoints hold only the adapters")
-    print("training:", json.dumps(vars(args)))
+    print("training:", json.dumps(settings_in_force(args)))
     if run.step:
         print(f"resumed from {args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
         if args.schedule == "cosine" and args.steps > args.lr_decay_steps:

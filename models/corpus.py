@@ -1,6 +1,7 @@
 """The corpus and the data a GPT trains on: reading text files, the default corpus (Shakespeare, fetched once
 and cached), the train/validation split and random training windows. Tokenizers are in models/tokenizer.py.
 """
+import codecs
 import hashlib
 import os
 import shutil
@@ -44,12 +45,18 @@ def read_corpus(path):
         files = corpus_files(path)
         if not files:
             raise DataError(f"{path}: the folder has no files")
-        data = b"\n".join(p.read_bytes() for p in files)
+        data = b"\n".join(read_file(p) for p in files)
     else:
-        data = path.read_bytes()
+        data = read_file(path)
     if not data.strip():
         raise DataError(f"{path}: the corpus is empty")
     return data
+
+
+def read_file(path):
+    """A file's bytes, less a leading UTF-8 byte-order mark (an editor's marker, not text)."""
+    data = Path(path).read_bytes()
+    return data[3:] if data.startswith(codecs.BOM_UTF8) else data
 
 
 def decode_utf8(data, source):
@@ -61,7 +68,7 @@ def decode_utf8(data, source):
         where, offset = source, err.start
         if Path(source).is_dir():  # find the file that holds the offset in the joined bytes
             for file in corpus_files(source):
-                size = file.stat().st_size
+                size = len(read_file(file))
                 if offset < size:
                     where = file
                     break

@@ -13,6 +13,7 @@ BPETokenizer: byte-level byte-pair encoding learned from a corpus: ids 0..255 ar
 """
 import codecs
 import heapq
+import unicodedata
 
 import numpy as np
 
@@ -31,11 +32,17 @@ class CharTokenizer:
       "error"   (default) raise a DataError naming every such character;
       "drop"    leave it out;
       "replace" put `replacement` (a character of the vocabulary) in its place.
+    `normalize` "NFC" composes text before it is encoded: an accent typed or stored as a separate combining mark
+    (NFD, as macOS and many PDF copies write "é") becomes the one character "é" of the vocabulary. None keeps the
+    text as it is.
     """
 
-    def __init__(self, chars, unknown="error", replacement=None):
+    def __init__(self, chars, unknown="error", replacement=None, normalize=None):
         if unknown not in ("error", "drop", "replace"):
             raise ValueError(f"CharTokenizer: unknown must be 'error', 'drop' or 'replace', not {unknown!r}")
+        if normalize not in (None, "NFC"):
+            raise ValueError(f"CharTokenizer: normalize must be 'NFC' or None, not {normalize!r}")
+        self.normalize = normalize
         self.chars = "".join(chars)
         if len(set(self.chars)) != len(self.chars):
             raise ValueError("CharTokenizer: the vocabulary has repeated characters")
@@ -45,9 +52,11 @@ class CharTokenizer:
         self.unknown, self.replacement = unknown, replacement
 
     @classmethod
-    def from_text(cls, text, allowed=None, unknown="drop", replacement=None):
+    def from_text(cls, text, allowed=None, unknown="drop", replacement=None, normalize=None):
         """The vocabulary of `text` (sorted), limited to the characters of `allowed` when given.
         Characters of the text outside `allowed` are then dropped or replaced, as `unknown` says."""
+        if normalize:
+            text, allowed = (None if t is None else unicodedata.normalize(normalize, t) for t in (text, allowed))
         present = set(text)
         if allowed is not None:
             present &= set(allowed)
@@ -55,7 +64,7 @@ class CharTokenizer:
                 present.add(replacement)
         if not present:
             raise DataError("the corpus has no characters in the allowed set")
-        return cls(sorted(present), unknown=unknown, replacement=replacement)
+        return cls(sorted(present), unknown=unknown, replacement=replacement, normalize=normalize)
 
     @property
     def vocab_size(self):
@@ -64,10 +73,14 @@ class CharTokenizer:
     def __len__(self):
         return self.vocab_size
 
+    def normal(self, text):
+        return unicodedata.normalize(self.normalize, text) if self.normalize else text
+
     def unknown_chars(self, text):
-        return sorted(set(text) - self.index.keys())
+        return sorted(set(self.normal(text)) - self.index.keys())
 
     def encode(self, text):
+        text = self.normal(text)
         missing = self.unknown_chars(text)
         if missing and self.unknown == "error":
             shown = ", ".join(repr(c) for c in missing[:20])
@@ -93,7 +106,8 @@ class CharTokenizer:
         return _StreamDecoder(self.decode, None)
 
     def to_dict(self):
-        return {"kind": "char", "chars": self.chars, "unknown": self.unknown, "replacement": self.replacement}
+        return {"kind": "char", "chars": self.chars, "unknown": self.unknown, "replacement": self.replacement,
+                "normalize": self.normalize}
 
 
 class ByteTokenizer:
@@ -415,7 +429,7 @@ def encode_prompt(tokenizer, prompt, drop_unknown=False):
     missing = tokenizer.unknown_chars(prompt)
     if missing and not drop_unknown:
         raise UnknownCharacters("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing))
-    prompt = "".join(c for c in prompt if c not in missing)
+    prompt = "".join(c for c in getattr(tokenizer, "normal", str)(prompt) if c not in missing)
     if not prompt:
         raise DataError("no prompt character is in the model's vocabulary")
     return tokenizer.encode(prompt)
@@ -434,7 +448,7 @@ def tokenizer_from_dict(values):
         return BPETokenizer([((a, b), 256 + i) for i, (a, b) in enumerate(merges)], pattern)
     if values.get("kind") == "char":
         return CharTokenizer(values["chars"], unknown=values.get("unknown", "error"),
-                             replacement=values.get("replacement"))
+                             replacement=values.get("replacement"), normalize=values.get("normalize"))
     raise DataError(f"unknown tokenizer kind {values.get('kind')!r}")
 
 

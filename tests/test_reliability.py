@@ -624,3 +624,51 @@ def test_a_run_folder_whose_metrics_file_is_a_folder_is_one_line(tmp_path, corpu
     code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", out, "--overwrite", *TINY], capsys)
     assert code == 2 and one_line_error(err) and "its metrics.jsonl is a folder" in err, err
     assert (out / "metrics.jsonl").is_dir()
+
+
+# ---- Unicode: decomposed accents (NFD, as macOS and PDF copies write them) and a byte-order mark ----
+
+SPANISH = "¿Qué canción cantó el niño? La cigüeña y el pingüino. Ça va, en français, ¿sí? Él leyó sobre ñandúes.\n" * 30
+
+
+def test_decomposed_text_is_composed_for_the_char_tokenizer_and_a_bom_is_dropped(tmp_path, capsys):
+    import unicodedata
+    corpus = tmp_path / "nfd.txt"
+    corpus.write_bytes(b"\xef\xbb\xbf" + unicodedata.normalize("NFD", SPANISH).encode("utf-8"))
+    out = tmp_path / "run"
+    code, out_text, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", out, *TINY], capsys)
+    assert code == 0, err
+    _, tokenizer, record = load_model(out / "last.npz")
+    assert set(tokenizer.chars) == set(SPANISH)  # é, not e + U+0301; no U+FEFF
+    assert record.args["unicode"] == "nfc" and tokenizer.to_dict()["normalize"] == "NFC"
+    typed = {form: tokenizer.encode(unicodedata.normalize(form, "canción")) for form in ("NFC", "NFD")}
+    assert typed["NFC"].tolist() == typed["NFD"].tolist() == [tokenizer.chars.index(c) for c in "canción"]
+    # a --chars whitelist typed in NFD keeps the accented letters
+    whitelist = unicodedata.normalize("NFD", "abcdefghijklmnopqrstuvwxyzçéíñóú ")
+    code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "w", "--chars", whitelist,
+                              *TINY], capsys)
+    assert code == 0, err
+    assert set("çéíñóú") <= set(load_model(tmp_path / "w" / "last.npz")[1].chars)
+
+
+def test_unicode_as_is_keeps_the_marks_and_acts_only_with_the_char_tokenizer(tmp_path, capsys):
+    import unicodedata
+    corpus = tmp_path / "nfd.txt"
+    corpus.write_text(unicodedata.normalize("NFD", SPANISH), encoding="utf-8")
+    code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", "--unicode", "as-is",
+                              *TINY], capsys)
+    assert code == 0, err
+    assert "\u0301" in load_model(tmp_path / "r" / "last.npz")[1].chars
+    code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "b", "--tokenizer", "byte",
+                              "--unicode", "nfc", *TINY], capsys)
+    assert code == 2 and one_line_error(err) and "--unicode acts only with --tokenizer char" in err, err
+    code, _, err = run_train(["--resume", tmp_path / "r" / "last.npz", "--steps", 3, "--unicode", "nfc"], capsys)
+    assert code == 2 and one_line_error(err) and "trained with --unicode as-is" in err, err
+
+
+def test_a_byte_order_mark_is_not_text_for_any_tokenizer(tmp_path):
+    (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfhello")
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfworld \xff")
+    assert read_corpus(tmp_path / "a.txt") == b"hello"
+    with pytest.raises(NotUTF8Error, match=r"b.txt: not valid UTF-8 \(byte 0xff at offset 6\)"):
+        decode_utf8(read_corpus(tmp_path), tmp_path)  # the offset in the file as an editor shows it
