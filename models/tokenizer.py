@@ -16,6 +16,7 @@ import heapq
 import unicodedata
 
 import numpy as np
+from tqdm import tqdm
 
 from models.corpus import DataError, cache_dir, decode_utf8
 from tinygrad_proust.checkpoint import write_atomically
@@ -206,20 +207,28 @@ class BPETokenizer:
     def unknown_chars(self, text):
         return []  # bytes cover every text
 
-    def encode(self, text):
+    def encode(self, text, progress=False):
+        """The ids of text; progress=True shows a bar over the text's chunks (a corpus of many megabytes)."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         if self._split is None:
             return _apply_merges(np.frombuffer(data, dtype=np.uint8).astype(np.int32), self.merges).astype(np.int64)
         ids = []
-        for chunk in self._split.findall(data.decode("utf-8")):
+        chunks = self._split.findall(data.decode("utf-8"))
+        for chunk in tqdm(chunks, desc="BPE encoding", unit=" chunks", leave=False, disable=not progress):
             ids.extend(self._encode_chunk(chunk))
         return np.array(ids, dtype=np.int64)
 
     def _encode_chunk(self, chunk):
-        """A chunk's ids: repeatedly merge the pair that was learned first, as training did (cached per chunk)."""
+        """A chunk's ids: repeatedly merge the pair that was learned first, as training did (cached per chunk). A
+        long chunk (text without spaces: DNA, code, a language written without them) takes each merge in the order
+        learned over the whole chunk at once, which gives the same ids: a merge only ever makes pairs learned later.
+        """
         if chunk in self._cache:
             return self._cache[chunk]
-        ids = list(chunk.encode("utf-8"))
+        data = chunk.encode("utf-8")
+        if len(data) > LONG_CHUNK:  # the pair-by-pair loop costs len(chunk) per merge applied, in Python
+            return _apply_merges(np.frombuffer(data, dtype=np.uint8).astype(np.int32), self.merges).tolist()
+        ids = list(data)
         while len(ids) > 1:
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, 1 << 62))
             new = self.ranks.get(pair)
@@ -231,7 +240,7 @@ class BPETokenizer:
         return ids
 
     def encode_corpus(self, data, source):
-        return self.encode(data if self._split is None else decode_utf8(data, source))
+        return self.encode(data if self._split is None else decode_utf8(data, source), progress=len(data) > 1 << 20)
 
     def decode(self, ids):
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
@@ -388,6 +397,9 @@ def _first_occurring(codes, seq, base):
     pairs = seq[:-1].astype(np.int64) * base + seq[1:]
     wanted = np.isin(pairs, np.array(codes, dtype=np.int64)) & (seq[:-1] >= 0) & (seq[1:] >= 0)
     return int(pairs[np.argmax(wanted)])
+
+
+LONG_CHUNK = 512  # bytes: from here on, one vectorised pass per merge beats merging pair by pair
 
 
 def _apply_merges(seq, merges):

@@ -166,3 +166,21 @@ def test_a_checkpoint_with_a_damaged_tokenizer_is_one_line(tmp_path, capsys):
         generate.main(["--checkpoint", str(path)])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and "tokenizer description is damaged" in err and "\n" not in err
+
+
+def test_a_long_chunk_encodes_as_the_pair_by_pair_loop_does(monkeypatch):
+    """Text without spaces (DNA, a run of digits or letters) is one long chunk: it takes each merge over the whole
+    chunk in learned order, which must give the ids of merging the lowest-ranked pair one at a time."""
+    from models import tokenizer as tokenizer_module
+    rng = np.random.default_rng(0)
+    dna = "".join(rng.choice(list("ACGT"), 4000))
+    text = "To be, or not to be: that is the question. " * 20 + dna + " " + "".join(rng.choice(list("abcé "), 3000))
+    text += " " + "x" * 700
+    tokenizer = BPETokenizer.train(text, 330, "gpt4")
+    longest = max(len(c.encode()) for c in tokenizer._split.findall(text))
+    assert longest > tokenizer_module.LONG_CHUNK  # the DNA and the x's take the whole-chunk path
+    fast = tokenizer.encode(text)
+    monkeypatch.setattr(tokenizer_module, "LONG_CHUNK", 1 << 30)  # every chunk pair by pair
+    tokenizer._cache.clear()
+    slow = tokenizer.encode(text)
+    assert fast.tolist() == slow.tolist() and tokenizer.decode(fast) == text
