@@ -283,3 +283,16 @@ def test_the_debugger_sessions_in_the_docs_are_what_pdb_prints(script, tmp_path)
         found = re.compile(".*?".join(map(re.escape, line.split("...")))).search(out, position)
         assert found, f"{script}: pdb did not print {line!r} after:\n{out[:position][-600:]}"
         position = found.end()
+
+
+def test_the_ops_the_readme_breaks_on_run_in_the_gpts_backward():
+    """README's break_on examples are about a GPT: each op they name must be one its backward pass runs (the
+    README once sent readers to a Softmax that the GPT, with its attention fused, never runs)."""
+    from models.gpt import GPT
+    readme = (ROOT / "README.md").read_text()
+    named, modules = re.findall(r"break_on\(\"(\w+)\"", readme), re.findall(r"module=\"([\w.]+)\"", readme)
+    model = GPT.from_preset("char-small", vocab_size=10)
+    _, loss = model(np.array([[1, 2, 3, 4]]), np.array([[2, 3, 4, 5]]))
+    ran = {node.op for node in loss._topological_order() if node.op}
+    assert named and set(named) <= ran, (named, ran)
+    assert set(modules) <= {name for name, _ in model.named_modules()}, modules
