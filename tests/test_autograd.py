@@ -461,10 +461,12 @@ def test_unknown_device():
 
 # ---- debugging aids ----
 
-def test_repr_shows_shape_dtype_device_grad_and_op():
-    x = tp.randn(3, 4, requires_grad=True)
-    assert repr(x) == "Tensor(shape=(3, 4), dtype=float32, device=cpu, requires_grad=True)"
-    assert repr(x * 2) == "Tensor(shape=(3, 4), dtype=float32, device=cpu, requires_grad=True, op=Mul)"
+def test_repr_shows_shape_dtype_device_statistics_grad_and_op():
+    x = tp.ones(3, 4, requires_grad=True)                  # norm sqrt(12) = 3.464
+    assert repr(x) == "Tensor(shape=(3, 4), dtype=float32, device=cpu, norm=3.464, min=1, max=1, mean=1, " \
+                      "requires_grad=True)"
+    assert repr(x * 2) == "Tensor(shape=(3, 4), dtype=float32, device=cpu, norm=6.928, min=2, max=2, mean=2, " \
+                          "requires_grad=True, op=Mul)"
 
 
 def test_repr_shows_the_values_of_small_tensors():

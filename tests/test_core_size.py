@@ -32,8 +32,11 @@ ENGINE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
 # wrapped (1). 1,423 -> 1,415: each op reads its array module once (Function.xp, set where the op is made: 40
 # array_module() calls gone from ops.py and fused.py), one unwrap() for the Tensor-or-array pattern (17 copies),
 # argmax and argmin through one helper. 1,415 -> 1,425: GELU's tanh form as a formula that reads in one line
-# (ops.Gelu, the reference) beside its passes in one buffer and its compiled kernel (fused.GeluTanh)
-ENGINE_BUDGET = 1425
+# (ops.Gelu, the reference) beside its passes in one buffer and its compiled kernel (fused.GeluTanh). 1,425 -> 1,438:
+# the debugger at a GPT's scale: every op records the modules whose forward made it (Function.module_path,
+# module_name, shown in its repr: 5), the observers' accumulate event between two ops (5), a large tensor's repr
+# with its norm, min, max and mean and a gradient's norm (4), less one notify() for every event (1)
+ENGINE_BUDGET = 1438
 # 2,100 -> 2,207 (2026-12): the engine's 88, full()'s dtype from its value, full_like/empty/eye, the GPU's
 # whole-group optimizer step (optim.flatten, Adam.step_group) and the dropout mask stream's keyed hash, with the
 # warning for older states. 2,207 -> 2,399: the engine's 19; the compiled GPU kernels (kernels.py, 156 lines, 80
@@ -47,8 +50,9 @@ ENGINE_BUDGET = 1425
 # a checksum of the checkpoint's own metadata (4); write_atomically, shared by every writer, refusing a device, pipe
 # or folder where a file goes and naming the file (not its .tmp) when a write fails (11); graph pictures that teach
 # on small graphs, each node's data and gradient (values=True) and each op's step in the backward walk (order=True)
-# (14)
-FRAMEWORK_BUDGET = 2741
+# (14); the engine's 13; break_on at every occurrence, in one module, and at the engine's accumulate step, with a
+# warning when it never stopped (42); Module.__call__ keeping the stack of running modules (4)
+FRAMEWORK_BUDGET = 2800
 
 
 def code_lines(path):

@@ -3,6 +3,9 @@ the same logits and greedy text; Transformers -> ours -> the same logits and gre
 expresses are one clear line, train.py fine-tunes from a Transformers directory, and checkpoints can be safetensors.
 Transformers, safetensors and tokenizers are test extras (installed in CI, so these tests run there)."""
 import json
+import re
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +16,11 @@ import train
 from export import main as export_main
 from models.export import ExportError, export_pretrained, load_pretrained
 from models.gpt import GPT, GPTConfig, preset_config
+from models.loading import load_model
 from models.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
+ROOT = Path(__file__).resolve().parent.parent
 TEXT = "ROMEO. What say you, my lord? Nothing, madam; and yet I say it all.\n" * 8
 SMALL = dict(n_layer=2, n_embd=32, n_head=2, ffn_hidden=48, block_size=32)
 
@@ -86,6 +91,32 @@ def test_ours_to_transformers_gives_the_same_logits_and_text(case, tmp_path, hf,
     theirs = hf_model.generate(torch.tensor(ids[None]), max_new_tokens=new, do_sample=False)[0].numpy()
     assert theirs.tolist() == ours.tolist()
     assert hf_tokenizer.decode(theirs) == tokenizer.decode(ours)
+
+
+def test_the_readmes_snippet_runs_on_the_model_the_readme_trains(tmp_path, hf, torch, capsys):
+    """README's Transformers snippet, as a reader runs it, on what `python train.py` makes (char-small, context 64;
+    here trained for one step) exported by export.py: it runs, and prints what the generate.py command it names
+    writes."""
+    section = (ROOT / "README.md").read_text().split("## Take your model to PyTorch / Hugging Face")[1]
+    snippet = section.split("```python\n")[1].split("```")[0]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT * 4)
+    train.main(["--data", str(corpus), "--steps", "1", "--batch-size", "2", "--eval-interval", "1",
+                "--eval-batches", "1", "--sample-tokens", "0", "--out-dir", str(tmp_path / "out")])
+    checkpoint = tmp_path / "out" / "best.npz"
+    export_main([str(checkpoint), str(tmp_path / "hf" / "my-model")])
+    model, tokenizer, _ = load_model(checkpoint)
+    assert model.config == preset_config("char-small", vocab_size=model.config.vocab_size)   # context 64
+    capsys.readouterr()
+    exec(snippet.replace('"hf/my-model"', repr(str(tmp_path / "hf" / "my-model"))), {})
+    printed = capsys.readouterr().out
+    command = shlex.split(re.search(r"`generate\.py ([^`]*)`", snippet).group(1))
+    generate.main(command + ["--checkpoint", str(checkpoint)])
+    written = capsys.readouterr().out
+    tokens = tokenizer.encode(printed.rstrip("\n"))
+    assert len(tokens) == 64                                            # the prompt and what fits after it
+    assert_greedy_is_decided(model, tokens, len(tokenizer.encode("ROMEO.")))
+    assert printed.rstrip("\n") == written.rstrip("\n")
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -5,17 +5,22 @@ detect_anomaly(): stop at the op that first produces a NaN or an Inf, forward or
     names the op, its input shapes and the line of your code that created it. Each check reads the array on the
     host, so it is slow: use it to find a bug, not to train.
 
-break_on(op_name, phase="backward"): open the debugger inside the named op's backward (or forward) the next time
-    it runs, so `python -m pdb my_script.py` then `c` lands in, say, Softmax.backward with `self` and `g` to print.
+break_on(op_name, phase="backward", module=None, every=False): open the debugger inside the named op's backward
+    (or forward) the next time it runs, so `python -m pdb my_script.py` then `c` lands in, say, Softmax.backward
+    with `self` and `g` to print. every=True stops each time it runs (each layer's attention, in turn); module=
+    "blocks.1.attn" only where that module (or one inside it) made the op. A block in which the op never ran
+    warns, naming the ops that did. break_on("accumulate") stops in the engine itself, between two ops, where it
+    sums a gradient down to a broadcast input's shape or adds it to one that input's other consumers gave.
 """
 import contextlib
 import os
 import pdb
 import sys
 import traceback
+import warnings
 
 from .device import array_module
-from .tensor import Function, Observer, observe
+from .tensor import Function, Observer, Tensor, observe
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,23 +74,59 @@ def op_classes():
 
 
 class _BreakOn(Observer):
-    def __init__(self, op_name, phase):
-        self.op_name, self.phase, self.fired = op_name, phase, False
+    def __init__(self, op_name, phase, module, every):
+        self.op_name, self.phase, self.module, self.every = op_name, phase, module, every
+        self.stops, self.ran, self.elsewhere = 0, set(), set()  # ops run in the phase; modules it ran in instead
 
     def before(self, ctx, phase):
-        if not self.fired and phase == self.phase and type(ctx).__name__ == self.op_name:
-            self.fired = True  # once: `c` in the debugger runs on to the end
-            enter_debugger()
+        if phase == self.phase:
+            self.ran.add(ctx.name)
+            if ctx.name == self.op_name and self._inside(ctx):
+                self._stop(sys._getframe())
+
+    def accumulate(self, ctx, parent, grad, earlier):
+        if self.op_name == "accumulate" and (earlier is not None or tuple(grad.shape) != parent.shape) \
+                and self._inside(ctx):
+            frame = sys._getframe()
+            while frame.f_code is not Tensor.backward.__code__:  # the engine's loop, to stop in
+                frame = frame.f_back
+            self._stop(frame, in_engine=True)
+
+    def _inside(self, ctx):
+        if self.module is None:
+            return True
+        name = ctx.module_name
+        if name == self.module or name.startswith(self.module + "."):
+            return True
+        self.elsewhere.add(name or "no module")
+        return False
+
+    def _stop(self, frame, in_engine=False):
+        self.stops += 1
+        if self.every or self.stops == 1:  # once, unless every=True: `c` in the debugger runs on to the end
+            enter_debugger(frame, in_engine)
+
+    def warning(self):
+        """One line saying why the block never stopped, or None if it did."""
+        if self.stops:
+            return None
+        where = f" in {self.module}" if self.module else ""
+        if self.elsewhere:
+            return f"break_on: {self.op_name} ran only outside {self.module}, in: {', '.join(sorted(self.elsewhere))}"
+        if self.op_name == "accumulate":
+            return f"break_on: the backward pass summed no gradient{where} inside the block"
+        ran = ", ".join(sorted(self.ran)) or "none"
+        return f"break_on: no {self.op_name} {self.phase} ran{where} inside the block; the ops that ran: {ran}"
 
 
 # The engine's own frames: stepping passes over them, so the first stop is the op's `def forward/backward` line.
 _ENGINE_MODULES = ["tinygrad_proust.tensor", "tinygrad_proust.debug"]
 
 
-def enter_debugger():
-    """Stop in the debugger at the next op frame, honouring PYTHONBREAKPOINT as breakpoint() does:
-    "0" turns it off; a debugger of your choice (ipdb.set_trace, an IDE's hook) stops here instead, and one
-    `s` then enters the op."""
+def enter_debugger(frame, in_engine=False):
+    """Stop in the debugger at the next op frame called from `frame` (in_engine: at the next line of `frame`, the
+    engine's own loop), honouring PYTHONBREAKPOINT as breakpoint() does: "0" turns it off; a debugger of your
+    choice (ipdb.set_trace, an IDE's hook) stops here instead, and one `s` then enters the op."""
     if sys.breakpointhook is not sys.__breakpointhook__:  # an IDE (or a test) installed its own hook
         return sys.breakpointhook()
     setting = os.environ.get("PYTHONBREAKPOINT", "")
@@ -93,15 +134,29 @@ def enter_debugger():
         return None
     if setting not in ("", "pdb.set_trace"):
         return sys.breakpointhook()
-    pdb.Pdb(skip=_ENGINE_MODULES).set_trace(sys._getframe().f_back)
+    if not in_engine:
+        return pdb.Pdb(skip=_ENGINE_MODULES).set_trace(frame)
+    debugger = pdb.Pdb(skip=["tinygrad_proust.debug", "bdb"])
+    debugger.set_trace(frame)
+    debugger.set_next(frame)  # stop in the engine's loop only, not in the calls it is returning from
 
 
 @contextlib.contextmanager
-def break_on(op_name, phase="backward"):
-    """`with break_on("Softmax"):` stops in Softmax.backward the next time it runs; phase="forward" for forward."""
+def break_on(op_name, phase="backward", module=None, every=False):
+    """`with break_on("Softmax"):` stops in Softmax.backward the next time it runs; phase="forward" for forward;
+    every=True at each time it runs; module="blocks.1.attn" only in ops that module (or one inside it) made, by
+    the names the model's named_modules() gives. break_on("accumulate") stops in the engine's backward loop
+    where it sums a gradient to a broadcast input's shape, or adds it to a gradient already there. If the block
+    ends without a stop, a warning says which ops ran instead."""
     if phase not in ("forward", "backward"):
         raise ValueError(f"break_on: phase must be 'forward' or 'backward', got {phase!r}")
-    if op_name not in op_classes():
-        raise ValueError(f"break_on: no op named {op_name!r}; ops are: {', '.join(sorted(op_classes()))}")
-    with observe(_BreakOn(op_name, phase)) as observer:
+    if op_name not in op_classes() and op_name != "accumulate":
+        raise ValueError(f"break_on: no op named {op_name!r}; ops are: {', '.join(sorted(op_classes()))} "
+                         "(or 'accumulate', the engine's step between two ops)")
+    if op_name == "accumulate" and phase != "backward":
+        raise ValueError("break_on: 'accumulate' is a step of the backward pass; leave phase='backward'")
+    with observe(_BreakOn(op_name, phase, module, every)) as observer:
         yield observer
+    message = observer.warning()
+    if message:
+        warnings.warn(message, stacklevel=3)

@@ -13,7 +13,7 @@ import numpy as np
 from . import functional as F, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
-from .tensor import Observer, Tensor, observe, to_dtype, unwrap
+from .tensor import Observer, Tensor, module_paths, observe, to_dtype, unwrap
 
 
 class Parameter(Tensor):
@@ -116,18 +116,22 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        if not (self._forward_hooks or _global_hooks["pre"] or _global_hooks["post"]):
-            return self.forward(*args, **kwargs)
-        for hook in list(_global_hooks["pre"].values()):
-            hook(self, args)
-        output = self.forward(*args, **kwargs)
-        for hook in list(_global_hooks["post"].values()):
-            replaced = hook(self, args, output)
-            output = output if replaced is None else replaced
-        for hook, with_kwargs in list(self._forward_hooks.values()):
-            replaced = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
-            output = output if replaced is None else replaced
-        return output
+        module_paths.append(module_paths[-1] + (self,))  # the ops made below know their module (op.module_name)
+        try:
+            if not (self._forward_hooks or _global_hooks["pre"] or _global_hooks["post"]):
+                return self.forward(*args, **kwargs)
+            for hook in list(_global_hooks["pre"].values()):
+                hook(self, args)
+            output = self.forward(*args, **kwargs)
+            for hook in list(_global_hooks["post"].values()):
+                replaced = hook(self, args, output)
+                output = output if replaced is None else replaced
+            for hook, with_kwargs in list(self._forward_hooks.values()):
+                replaced = hook(self, args, kwargs, output) if with_kwargs else hook(self, args, output)
+                output = output if replaced is None else replaced
+            return output
+        finally:
+            module_paths.pop()
 
     def register_forward_hook(self, hook, *, with_kwargs=False):
         """Call hook(module, args, output) after every forward of this module, or hook(module, args, kwargs,

@@ -28,6 +28,9 @@ _grad_enabled = True
 MaxResult = collections.namedtuple("max", ["values", "indices"])  # what Tensor.max(dim) returns, as PyTorch's
 SortResult = collections.namedtuple("sort", ["values", "indices"])  # sort and topk
 _REPR_MAX_VALUES = 8  # a repr shows the values of tensors up to this size
+# The modules whose forward is running, as a stack of paths (outermost module first): nn.Module.__call__ pushes
+# and pops, and every op records the innermost path, so it knows which module made it (Function.module_name)
+module_paths = [()]
 
 
 @contextlib.contextmanager
@@ -63,8 +66,10 @@ class Function:
                                                 as named attributes (self.x, self.y, self.mask, ...)
         backward(grad) -> one gradient per parent (an array, or None where no gradient flows)
 
-    The instance is the graph node's context: `parents` are the input Tensors, in order.
+    The instance is the graph node's context: `parents` are the input Tensors, in order; `module_path` the
+    modules whose forward made it, outermost first (read `module_name` for their dotted name).
     """
+    module_path = ()
 
     def __init__(self, parents):
         self.parents = parents
@@ -82,6 +87,7 @@ class Function:
         for name, value in options.items():  # masks, targets, indices: arrays that are not inputs
             _check_option_device(cls.__name__, name, value, parents[0])
         ctx = cls(parents)
+        ctx.module_path = module_paths[-1]
         if observers:
             notify("before", ctx, "forward")
         try:
@@ -107,8 +113,17 @@ class Function:
     def name(self):
         return type(self).__name__
 
+    @property
+    def module_name(self):
+        """The dotted name of the module that made this op, as the outermost module's named_modules() gives it
+        ("blocks.2.attn.attend"); "" for an op made outside any module's forward. Looked up when asked, so
+        that recording the path costs the forward pass nothing but a reference."""
+        return ".".join(next((name for name, m in outer.named_modules() if m is inner), type(inner).__name__)
+                        for outer, inner in zip(self.module_path, self.module_path[1:]))
+
     def __repr__(self):
-        return f"<{self.name} op, parents={[tuple(p.shape) for p in self.parents]}>"
+        module = f", module={self.module_name}" if len(self.module_path) > 1 else ""
+        return f"<{self.name} op, parents={[tuple(p.shape) for p in self.parents]}{module}>"
 
 
 def _check_option_device(op_name, name, value, like):
@@ -129,6 +144,10 @@ class Observer:
 
         before(ctx, phase)          just before the op's forward or backward runs (phase "forward" | "backward")
         after(ctx, phase, arrays)   just after: arrays is (output,) in forward, the parents' gradients in backward
+        accumulate(ctx, parent, grad, earlier)   in backward, between two ops: the engine is about to sum `grad`,
+                                    what ctx.backward returned for `parent`, down to parent's shape (if ctx
+                                    broadcast it) and add it to `earlier`, the gradient parent's other consumers
+                                    gave it so far (None if none has yet)
 
     The observers' own state (which module is running, where to stop) lives with them, in debug.py and graph.py.
     """
@@ -139,16 +158,17 @@ class Observer:
     def after(self, ctx, phase, arrays):
         pass
 
+    def accumulate(self, ctx, parent, grad, earlier):
+        pass
+
 
 observers = []  # the active observers; empty unless a debugging tool is on, so ops pay one list check
 
 
-def notify(event, ctx, phase, arrays=None):
+def notify(event, *args):
+    """Call `event` ("before", "after" or "accumulate") of every active observer with these arguments."""
     for observer in observers:
-        if event == "before":
-            observer.before(ctx, phase)
-        else:
-            observer.after(ctx, phase, arrays)
+        getattr(observer, event)(*args)
 
 
 @contextlib.contextmanager
@@ -315,12 +335,15 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self):
-        """Small tensors show their values (a scalar loss shows its number); larger ones their shape."""
+        """Small tensors show their values (a scalar loss shows its number); larger ones their shape and
+        summary statistics (norm = sqrt of the sum of squares), taken in float64; a gradient shows its norm."""
         if self.data.size <= _REPR_MAX_VALUES:
             values = np.array2string(to_device(self.data, "cpu"), precision=4, separator=", ", max_line_width=100)
             parts = [values, f"dtype={self.dtype}", f"device={self.device}"]
         else:
-            parts = [f"shape={self.shape}", f"dtype={self.dtype}", f"device={self.device}"]
+            x = to_device(self.data, "cpu").astype(np.float64)
+            parts = [f"shape={self.shape}", f"dtype={self.dtype}", f"device={self.device}", f"norm={_norm(x):.4g}",
+                     f"min={x.min():.4g}", f"max={x.max():.4g}", f"mean={x.mean():.4g}"]
         if self.name:
             parts.insert(0, f"name={self.name!r}")
         if self.requires_grad:
@@ -328,7 +351,7 @@ class Tensor:
         if self._ctx is not None:
             parts.append(f"op={self.op}")
         if self.grad is not None:
-            parts.append("grad=yes")
+            parts.append(f"grad_norm={_norm(to_device(self.grad.data, 'cpu').astype(np.float64)):.4g}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def __bool__(self):
@@ -444,6 +467,8 @@ class Tensor:
                 notify("after", ctx, "backward", parent_grads)
             for parent, pg in zip(ctx.parents, parent_grads):
                 if pg is not None and parent.requires_grad:
+                    if observers:
+                        notify("accumulate", ctx, parent, pg, pending.get(parent))
                     pg = _fit_to(parent, pg, ctx)
                     pending[parent] = pg if parent not in pending else pending[parent] + pg
             if not retain_graph:
@@ -823,6 +848,11 @@ def _promoted(a, b):
 def unwrap(value):
     """The array inside a Tensor; anything else (an array, a number, None) as it is."""
     return value.data if isinstance(value, Tensor) else value
+
+
+def _norm(x):
+    """sqrt(sum of squares) of a float64 host array: the size of a tensor or a gradient, as a repr shows it."""
+    return float(np.sqrt((x * x).sum()))
 
 
 def _as_array(value):
