@@ -34,6 +34,19 @@ def node_lines(dot):
     return [line for line in dot.splitlines() if "[label=" in line]
 
 
+def test_ops_are_boxed_by_the_module_that_made_them_without_record_modules():
+    """Every op knows its module (ctx.module_name): the name record_modules gives it, without record_modules, so a
+    drawing groups a plain forward's ops by block too."""
+    from tinygrad_proust.tensor import topological_order
+    _, recorded = tiny_loss()
+    _, plain = tiny_loss(record=False)
+    pairs = [(a, b) for a, b in zip(topological_order(recorded), topological_order(plain)) if not a.is_leaf]
+    assert len(pairs) > 20 and all(type(a._ctx) is type(b._ctx) for a, b in pairs)
+    assert [getattr(a._ctx, "module", "") for a, b in pairs] == [b._ctx.module_name for a, b in pairs]
+    boxes = [[line for line in node_lines(loss.to_dot(collapse=2)) if "box3d" in line] for loss in (plain, recorded)]
+    assert boxes[0] == boxes[1] and len(boxes[0]) == 2  # the same boxes, holding the same ops and parameters
+
+
 def test_collapsed_graph_has_one_box_per_block_and_named_leaves():
     _, loss = tiny_loss()
     full, collapsed = loss.to_dot(), loss.to_dot(collapse=2)

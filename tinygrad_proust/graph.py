@@ -88,7 +88,7 @@ def _module_of(node, collapse):
     if node.is_leaf:
         path = node.name.rsplit(".", 1)[0] if node.name and "." in node.name else ""  # blocks.0.ln_1.weight
     else:
-        path = getattr(node._ctx, "module", "")
+        path = getattr(node._ctx, "module", "") or node._ctx.module_name  # record_modules' name, or the op's own
     parts = path.split(".") if path else []
     return ".".join(parts[:collapse]) if len(parts) >= collapse else None
 
@@ -96,7 +96,8 @@ def _module_of(node, collapse):
 def graph_dot(root, max_depth=None, collapse=None, values=False, order=False):
     """Graphviz DOT text. Leaves are boxes (parameters filled and named by their module path), ops ellipses,
     edges run parent -> child. max_depth: only nodes within that many edges of root. collapse=k: one box per
-    module named by k components (collapse=2: 'blocks.0'), for ops recorded under record_modules().
+    module named by k components (collapse=2: 'blocks.0'): every op knows its module; parameters are named by their
+    path under record_modules().
     values: each node's data and gradient (up to 4 numbers, else their norm). order: each op labelled with its
     step in the backward walk (1: the root's op, which backward() runs first)."""
     nodes = topological_order(root)
