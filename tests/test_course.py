@@ -108,3 +108,19 @@ def test_teacher_hands_out_a_student_copy_and_grades_it(tmp_path):
     assert table[str(copy)]["checks_passed"] == 0 and table[str(copy)]["checks"] == total
     assert table[str(runner.SOLUTIONS)]["checks_passed"] == total
     assert table[str(runner.SOLUTIONS)]["exercises_complete"] == len(EXERCISES)
+
+
+def test_the_colab_notebook_installs_as_the_projects_does_and_runs_a_check(monkeypatch):
+    from test_colab import install_cell, run_cell
+    notebook = json.loads((ROOT / "course" / "colab.ipynb").read_text(encoding="utf-8"))
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert install_cell() in cells  # the same install cell as docs/colab.ipynb's (tested there, outside the repo)
+    assert cells[-1] == "!python -m course check --in {FOLDER}\n"  # every exercise: checked by the tests above
+    monkeypatch.chdir(ROOT)
+    namespace = {}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for index, cell in enumerate(cells[:-1]):
+        run_cell(cell, namespace, env, index)  # every `!` command must exit 0: a check fails the cell otherwise
+        if index == 0:
+            assert namespace["FOLDER"] == "course/exercises" and namespace["N"] == 1
+            namespace["FOLDER"] = str(runner.SOLUTIONS)
