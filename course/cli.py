@@ -69,12 +69,29 @@ def check_command(numbers, folder):
 
 
 def make_stubs():
-    """Each exercise file is its solution with the marked regions cut out (runner.stub_text); this rewrites them."""
+    """Each exercise file is its solution with the marked regions cut out (runner.stub_text); this rewrites them,
+    and the table of exercises in course/README.md and course/TEACHER.md."""
     for ex in exercises():
         solution = (SOLUTIONS / f"{ex.name}.py").read_text(encoding="utf-8")
         (EXERCISES / f"{ex.name}.py").write_text(stub_text(solution), encoding="utf-8")
         print(f"wrote course/exercises/{ex.name}.py")
+    for page in PAGES_WITH_THE_TABLE:
+        text = page.read_text(encoding="utf-8")
+        start, end = text.index(TABLE_START), text.index(TABLE_END) + len(TABLE_END)
+        page.write_text(text[:start] + exercise_table() + text[end:], encoding="utf-8")
+        print(f"wrote the table of exercises in {page.relative_to(ROOM.parent)}")
     return 0
+
+
+PAGES_WITH_THE_TABLE = (ROOM / "README.md", ROOM / "TEACHER.md")
+TABLE_START, TABLE_END = "<!-- the exercises: python -m course make-stubs writes this table -->", "<!-- end -->"
+
+
+def exercise_table():
+    rows = [f"| {ex.number} | [{ex.title}](exercises/{ex.name}.py) | {ex.minutes} | "
+            f"{', '.join(str(n) for n in ex.needs) or '-'} |" for ex in exercises()]
+    return "\n".join([TABLE_START, "| # | exercise (your file) | minutes | needs |", "|---|---|---|---|", *rows,
+                      TABLE_END])
 
 
 def exercises_folder(path):

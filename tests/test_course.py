@@ -30,6 +30,13 @@ def test_there_are_exercises_in_order():
         assert (runner.SOLUTIONS / f"{ex.name}.py").is_file() and (runner.EXERCISES / f"{ex.name}.py").is_file()
 
 
+def test_the_pages_list_every_exercise():
+    from course import cli
+    for page in cli.PAGES_WITH_THE_TABLE:
+        assert cli.exercise_table() in page.read_text(encoding="utf-8"), \
+            f"{page.name}: its table is not the exercises' (python -m course make-stubs rewrites it)"
+
+
 @pytest.mark.parametrize("ex", EXERCISES, ids=lambda ex: ex.name)
 def test_stub_is_the_solution_with_the_exercise_cut_out(ex):
     solution = (runner.SOLUTIONS / f"{ex.name}.py").read_text(encoding="utf-8")
@@ -124,3 +131,15 @@ def test_the_colab_notebook_installs_as_the_projects_does_and_runs_a_check(monke
         if index == 0:
             assert namespace["FOLDER"] == "course/exercises" and namespace["N"] == 1
             namespace["FOLDER"] = str(runner.SOLUTIONS)
+
+
+def test_the_learners_page_shows_what_a_check_really_prints(tmp_path):
+    page = (ROOT / "course" / "README.md").read_text(encoding="utf-8")
+    shown = [line for line in page.splitlines() if line.startswith("  ✗ ")]
+    folder = tmp_path / "work"
+    shutil.copytree(runner.SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / "ex01_value.py"
+    swapped = [m for m in runner.mistakes("ex01_value") if "swapped" in m.what][0]
+    path.write_text(runner.with_mistake(path.read_text(encoding="utf-8"), swapped), encoding="utf-8")
+    printed = runner.format_report(runner.run(runner.exercise(1), folder)).splitlines()
+    assert shown and all(line in printed for line in shown), printed
