@@ -71,12 +71,12 @@ def gpt_losses(steps, make_optimizer=None, batch=8, lr=3e-3, seed=0, **overrides
     return losses
 
 
-def same_losses(what, got, want, rtol=2e-3):
+def same_losses(what, got, want, rtol=2e-3, reference="the framework's own op",
+                later="the first loss agrees, so the forward is right and a gradient is wrong"):
     """Raise Wrong at the first step where a training run with the learner's op leaves the framework's."""
     for step, (a, b) in enumerate(zip(got, want)):
         if not np.isfinite(a):
-            raise Wrong(f"{what}: the loss is {a} at step {step} (the framework's is {b:.4f})")
+            raise Wrong(f"{what}: the loss is {a} at step {step} (with {reference} it is {b:.4f})")
         if abs(a - b) > rtol * abs(b):
-            raise Wrong(f"{what}: the loss at step {step} is {a:.5f}, with the framework's own op it is {b:.5f}"
-                        + (" (the first step's loss differs: the forward is wrong)" if step == 0 else
-                           " (the first loss agrees, so the forward is right and a gradient is wrong)"))
+            raise Wrong(f"{what}: the loss at step {step} is {a:.5f}, with {reference} it is {b:.5f}"
+                        + (" (the first step's loss differs: the forward is wrong)" if step == 0 else f" ({later})"))
