@@ -71,7 +71,7 @@ def gpt_losses(steps, make_optimizer=None, batch=8, lr=3e-3, seed=0, **overrides
     return losses
 
 
-def same_losses(what, got, want, rtol=2e-3, reference="the framework's own op",
+def same_losses(what, got, want, rtol=2e-5, reference="the framework's own op",
                 later="the first loss agrees, so the forward is right and a gradient is wrong"):
     """Raise Wrong at the first step where a training run with the learner's op leaves the framework's."""
     for step, (a, b) in enumerate(zip(got, want)):
