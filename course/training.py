@@ -103,3 +103,14 @@ def train_with(train, model, run, seed=0):
     losses = train(model, optimizer, train_ids, run["steps"], run["batch_size"], run["block_size"],
                    np.random.default_rng(seed))
     return validation_loss(model, val_ids, run["block_size"]), losses
+
+
+def require(ex, *checks):
+    """Train only a model whose forward is right: a wrong one is reported by the checks named, and its training
+    would take time to say less."""
+    from .runner import Wrong
+    for check in checks:
+        try:
+            check(ex)
+        except Wrong:
+            raise Wrong("not trained yet: first make the checks above pass") from None
