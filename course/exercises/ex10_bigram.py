@@ -1,0 +1,62 @@
+"""Exercise 10 · A bigram model and its training loop
+
+Goal: the simplest language model of the Sonnets' characters, in which the next character depends on the current
+one only, and the loop that trains it (every model after this one trains with your loop).
+
+The model is a table W of shape (V, V), V = 62 characters: row i holds the logits of the character after i,
+
+    logits[b, t, :] = W[idx[b, t], :]                      idx (B, T) int64 -> logits (B, T, V)
+    p = softmax(logits[b, t])                              the model's guess for the character at t + 1
+    loss = -1/(B·T) Σ_{b,t} log p[targets[b, t]]           the mean cross-entropy over all B·T positions
+
+The data is the text as one array of ids. A training example is a window of T characters x = ids[i : i+T] with its
+targets y = ids[i+1 : i+T+1]: each position's target is the character that follows it. A model that knows nothing
+gives each character probability 1/V, so a fresh model's loss is near ln V = ln 62 ≈ 4.13.
+
+You write:
+1. `get_batch(ids, batch_size, block_size, rng)`: B windows at random starts i = rng.integers(0, len(ids) - T, B)
+   (the last start whose targets still fit is len(ids) - T - 1), returned as x, y: int64 arrays of shape (B, T).
+2. `Bigram.forward(idx)`: the table's rows for idx (the table is an nn.Embedding(V, V): it looks rows up).
+3. `loss_of(logits, targets)`: the mean cross-entropy; F.cross_entropy takes (N, V) logits and (N,) targets, so
+   view (B, T, V) as (B·T, V) and (B, T) as (B·T,). It takes the logits themselves (its softmax is inside).
+4. `train(model, optimizer, ids, steps, batch_size, block_size, rng)`: each step: a batch, the logits, the loss,
+   optimizer.zero_grad() (backward ADDS to .grad: without it every step's gradient piles onto the last ones),
+   loss.backward(), optimizer.step(). Return the list of the losses (floats).
+
+Trained by AdamW (lr 0.1) for 1,500 steps of 32 windows of 64 characters (a few seconds), the bigram model
+reaches a validation loss of 2.41 on the last tenth of the text (the check asks for below 2.46).
+Check: python -m course check 10
+"""
+import numpy as np  # noqa: F401  (for your code)
+
+import tinygrad_proust as tp
+from tinygrad_proust import functional as F  # noqa: F401  (F.cross_entropy)
+from tinygrad_proust import nn
+
+
+def get_batch(ids, batch_size, block_size, rng):
+    """x, y: (batch_size, block_size) int64 windows of ids at random starts, y one character after x."""
+    raise NotImplementedError('exercise 10: get_batch')
+
+
+class Bigram(nn.Module):
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.table = nn.Embedding(vocab_size, vocab_size)  # row i: the logits of the character after i
+
+    def forward(self, idx):
+        """idx (B, T) -> logits (B, T, V)."""
+        raise NotImplementedError('exercise 10: Bigram.forward')
+
+
+def loss_of(logits, targets):
+    """The mean cross-entropy of logits (B, T, V) against targets (B, T) of ids: a Tensor holding one number."""
+    targets = targets if isinstance(targets, tp.Tensor) else tp.tensor(targets)
+    raise NotImplementedError('exercise 10: loss_of')
+
+
+def train(model, optimizer, ids, steps, batch_size, block_size, rng):
+    """Train model for `steps` steps on random windows of ids; return the training losses (floats)."""
+    losses = []
+    raise NotImplementedError('exercise 10: the training loop')
+    return losses

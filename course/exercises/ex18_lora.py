@@ -1,0 +1,48 @@
+"""Exercise 18 · LoRA: fine-tuning a trained GPT through a low-rank update
+
+Goal: adapt a trained model to a new text by training few numbers. A LoRA layer keeps a Linear layer's weight W
+(out, in) frozen and learns a low-rank change to it, r (in + out) numbers instead of in · out:
+
+    y = W x + b + (alpha / r) · B A x          A: (r, in) small random,  B: (out, r) zeros
+    dy/dA, dy/dB flow; W and b get no gradient (requires_grad = False) and never change
+
+Why B = 0: at the start B A = 0, so the model is exactly the trained one, and training moves it from there (A
+random, so that B's gradient, (alpha/r) dy (A x)ᵀ, is not zero). Why alpha / r: the update's scale stays the same
+when r changes, so a learning rate found for one rank works for another. Merging: W' = W + (alpha / r) B A is an
+ordinary Linear layer with the same outputs and no extra cost.
+
+You write `LoRALinear` (its parameters, forward and merged) and `add_lora` (freeze every parameter of the model,
+then wrap each block's attention projections, attn.c_attn and attn.c_proj, in a LoRALinear). The check trains your
+GPT on the Sonnets, then fine-tunes only the adapters on a new text: the last sonnets in lower case (no capitals: a
+small change of style the trained model does not expect). In full mode the new text's loss drops from 2.39 to 2.19.
+Check: python -m course check 18
+"""
+import math  # noqa: F401  (math.sqrt)
+
+import tinygrad_proust as tp  # noqa: F401  (tp.randn, tp.zeros)
+from tinygrad_proust import nn
+
+from .ex15_gpt import GPT  # noqa: F401  (your GPT from exercise 15)
+
+
+class LoRALinear(nn.Module):
+    """base(x) + (alpha / r) x Aᵀ Bᵀ, with base (an nn.Linear) frozen."""
+
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base, self.r, self.alpha = base, r, alpha
+        raise NotImplementedError('exercise 18: the frozen base, A and B')
+
+    def forward(self, x):
+        raise NotImplementedError('exercise 18: LoRALinear.forward')
+
+    def merged(self):
+        """An nn.Linear with weight W + (alpha / r) B A and the base's bias: the same outputs."""
+        linear = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
+        raise NotImplementedError('exercise 18: merged')
+        return linear
+
+
+def add_lora(model, r, alpha):
+    """Freeze model, then put a LoRALinear around every block's attn.c_attn and attn.c_proj; returns model."""
+    raise NotImplementedError('exercise 18: add_lora')
