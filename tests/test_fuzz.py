@@ -45,6 +45,15 @@ TRAIN_FLAGS = {
     "--lora-rank": ("int", 1, 65536), "--lora-alpha": ("real", 0, 1e6, True, False), "--lora-targets": ("text",),
     "--lora-dropout": ("real", 0, 1, False, True),
     "--device": ("choice", ["cpu", "gpu", "cuda", "auto"]), "--seed": ("int", 0, 2**32 - 1),
+    "--unicode": ("choice", ["nfc", "as-is"]),
+    # the architecture
+    "--norm": ("choice", ["layernorm", "rmsnorm"]), "--norm-placement": ("choice", ["pre", "post"]),
+    "--norm-eps": ("real", 0, 1, True, False), "--ffn": ("choice", ["relu", "gelu", "swiglu"]),
+    "--gelu-approximate": ("choice", ["tanh", "none"]), "--positions": ("choice", ["learned", "sinusoidal", "rope"]),
+    "--rope-base": ("real", 1, 1e12, True, False),
+    **{f"--{prefix}{name}": ("switch",) for name in ("norm-bias", "final-norm", "ffn-bias", "attn-bias",
+                                                     "scale-embeddings", "tie-weights", "head-bias",
+                                                     "scaled-residual-init") for prefix in ("", "no-")},
 }
 GENERATE_FLAGS = {
     "--checkpoint": ("path", "checkpoint"), "--out-dir": ("path", "checkpoint-folder"), "--prompt": ("switch",),
@@ -57,8 +66,11 @@ INSPECTION_FLAGS = {
     "attention": {"--checkpoint": ("path", "checkpoint"), "--prompt": ("text",), "--drop-unknown": ("switch",),
                   "--out": ("path", "picture")},
     "logit-lens": {"--checkpoint": ("path", "checkpoint"), "--prompt": ("text",), "--drop-unknown": ("switch",),
-                   "--top": ("int", 1, 10**6), "--save": ("path", "table")},
+                   "--top": ("int", 1, 10**6), "--save": ("path", "table"), "--out": ("path", "picture")},
     "loss-curve": {"--metrics": ("path", "metrics"), "--out": ("path", "picture")},
+    "compare": {"--out": ("path", "picture")},
+    "tokens": {"--checkpoint": ("path", "checkpoint"), "--text": ("text",), "--drop-unknown": ("switch",),
+               "--no-color": ("switch",)},
 }
 
 
@@ -163,7 +175,7 @@ MAINS = {"train": train.main, "generate": generate.main, "inspection": inspectio
 
 
 def test_the_fuzz_tries_hundreds_of_bad_values():
-    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 48
+    assert len(CASES) > 400 and len({(script, flag) for script, _, flag, _ in CASES}) == 57
 
 
 @pytest.mark.parametrize("script, prefix, flag, value", CASES,

@@ -59,15 +59,6 @@ def test_collapsed_graph_has_one_box_per_block_and_named_leaves():
     assert 'label="wte.weight\\n(11, 16) float32\\ngrad‖=' in collapsed            # leaves by module path
 
 
-def test_without_recording_only_the_parameters_are_grouped():
-    model, loss = tiny_loss(record=False)
-    collapsed, full = loss.to_dot(collapse=2), loss.to_dot()
-    ops = sum("shape=ellipse" in line for line in node_lines(full))
-    assert sum("shape=ellipse" in line for line in node_lines(collapsed)) == ops  # every op still its own node
-    in_block0 = sum(1 for name, _ in model.named_parameters() if name.startswith("blocks.0."))
-    assert f'[label="blocks.0\\n({in_block0} nodes)"' in collapsed
-
-
 def test_recording_names_the_parameters_of_any_module():
     from tinygrad_proust import nn
     layer = nn.Linear(3, 2)
