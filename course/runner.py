@@ -8,10 +8,13 @@ An exercise is three files with one name, `exNN_topic.py`:
 A folder of exercise files is imported as one package, so a later exercise imports the learner's own earlier work
 (`from .ex01_value import Value`) and grading several students' folders in one process keeps them apart.
 """
+import contextlib
 import hashlib
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 import types
 from dataclasses import dataclass, field
@@ -103,7 +106,7 @@ def sibling(ex, name):
 @dataclass
 class Result:
     check: str          # the check's docstring: what it checks
-    status: str         # "pass", "fail" or "todo" (a stub not written yet)
+    status: str         # "pass", "fail" or "todo" (a stub not written yet, or no file)
     message: str = ""
 
 
@@ -111,38 +114,84 @@ class Result:
 class Report:
     exercise: Exercise
     results: list = field(default_factory=list)
+    stopped: bool = False  # Ctrl-C: the checks after it were not run
 
     @property
     def passed(self):
         return sum(r.status == "pass" for r in self.results)
 
     @property
+    def total(self):
+        """The exercise's number of checks, whatever happened to them (a file that does not import still has them
+        all to pass: scores compare across learners)."""
+        return len(self.exercise.check_functions())
+
+    @property
     def complete(self):
-        return self.passed == len(self.results) > 0
+        return self.passed == self.total > 0
 
 
-def run(exercise, folder=EXERCISES):
-    """Run every check of `exercise` on the learner's file in `folder`; a check's failure never stops the next."""
+class TimeLimit(Exception):
+    """A check ran longer than its time limit."""
+
+
+TIME_LIMIT = 900  # seconds for one check: the longest trains for a few minutes on a slow laptop
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Raise TimeLimit in the running code after `seconds` (where the system has alarms: not on Windows)."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TimeLimit(f"took longer than {seconds:g} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run(exercise, folder=EXERCISES, seconds=TIME_LIMIT):
+    """Run every check of `exercise` on the learner's file in `folder`; a check's failure never stops the next. A
+    check that runs past `seconds` fails naming where the learner's code was (an endless loop?); Ctrl-C stops
+    the checks, saying the same."""
     report = Report(exercise)
     learner_file = Path(folder).resolve() / f"{exercise.name}.py"
-    try:
-        module = load(folder, exercise.name)
-    except NotImplementedError as stub:  # a stub raised while the module was being imported
-        module, loading_error = None, Result("the file imports", "todo", str(stub))
-    except Exception as error:  # noqa: BLE001  (any error in the learner's file is reported, not raised)
-        module, loading_error = None, Result("the file imports", "fail", explain(error, learner_file))
-    if module is None:
-        report.results.append(loading_error)
+    checks = [((c.__doc__ or c.__name__).strip().splitlines()[0], c) for c in exercise.check_functions()]
+    if not learner_file.is_file():
+        report.results = [Result(what, "todo", f"there is no {learner_file.name} in {folder}") for what, _ in checks]
         return report
-    for check in exercise.check_functions():
-        what = (check.__doc__ or check.__name__).strip().splitlines()[0]
+    try:
+        with time_limit(seconds):
+            module = load(folder, exercise.name)
+    except NotImplementedError as stub:  # a stub raised while the module was being imported
+        report.results = [Result(what, "todo", str(stub)) for what, _ in checks]
+        return report
+    except KeyboardInterrupt as stop:
+        report.results, report.stopped = [Result("the file imports", "fail", explain(stop, learner_file))], True
+        return report
+    except Exception as error:  # noqa: BLE001  (any error in the learner's file is reported, not raised)
+        message = explain(error, learner_file)
+        report.results = [Result(what, "fail", f"the file does not import: {message}") for what, _ in checks]
+        return report
+    for what, check in checks:
         try:
-            check(module)
+            with time_limit(seconds):
+                check(module)
             report.results.append(Result(what, "pass"))
         except NotImplementedError as stub:
             report.results.append(Result(what, "todo", str(stub) or "not written yet"))
         except Wrong as wrong:
             report.results.append(Result(what, "fail", str(wrong)))
+        except KeyboardInterrupt as stop:
+            report.results.append(Result(what, "fail", explain(stop, learner_file)))
+            report.stopped = True
+            break
         except Exception as error:  # noqa: BLE001
             report.results.append(Result(what, "fail", explain(error, learner_file)))
     return report
@@ -155,6 +204,10 @@ def explain(error, learner_file):
         if Path(frame.filename).resolve().parent == learner_file.parent:
             where = f" ({Path(frame.filename).name}, line {frame.lineno}: `{(frame.line or '').strip()}`)"
             break
+    if isinstance(error, KeyboardInterrupt):
+        return f"stopped (Ctrl-C){' while running your code' + where if where else ''}"
+    if isinstance(error, TimeLimit):
+        return f"{error}{': an endless loop?' + where if where else ''}"
     message = str(error).splitlines()[0] if str(error) else ""
     return f"your code raised {type(error).__name__}: {message}{where}"
 

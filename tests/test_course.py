@@ -99,22 +99,57 @@ def test_check_command_says_what_is_wrong_in_a_learners_file(tmp_path):
 
 
 def test_teacher_hands_out_a_student_copy_and_grades_it(tmp_path):
+    teacher = tmp_path / "teacher"  # a clone where the teacher has done exercise 1: the copy still gets the stub
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(teacher)], check=True)
+    solved = (runner.SOLUTIONS / "ex01_value.py").read_text(encoding="utf-8")
+    (teacher / "course" / "exercises" / "ex01_value.py").write_text(solved, encoding="utf-8")
     copy = tmp_path / "student"
-    done = course("student-copy", str(copy))
+    done = course("student-copy", str(copy), cwd=teacher)
     assert done.returncode == 0, done.stderr
-    assert not (copy / "course" / "solutions").exists() and (copy / "course" / "exercises" / "ex01_value.py").exists()
+    assert not (copy / "course" / "solutions").exists() and not (copy / "tests" / "test_course.py").exists()
+    assert (copy / "course" / "exercises" / "ex01_value.py").read_text(encoding="utf-8") == runner.stub_text(solved)
     assert (copy / "course" / "runner.py").exists() and (copy / "tinygrad_proust" / "tensor.py").exists()
-    assert course("student-copy", str(copy)).returncode == 2  # never over an existing folder
+    refused = course("student-copy", str(copy), cwd=teacher)  # never over an existing folder
+    assert refused.returncode == 2 and refused.stderr.strip() == f"course: {copy} exists: give a new folder for " \
+        "the student copy"
     in_copy = course("check", "1", cwd=copy)  # the copy runs on its own
     assert in_copy.returncode == 1 and "score: 0 of 6" in in_copy.stdout
+    assert course("make-stubs", cwd=copy).stderr.strip() == \
+        "course: this copy has no course/solutions: the stubs are made from them"
+    # make-stubs leaves a learner's work alone unless forced
+    kept = course("make-stubs", cwd=teacher)
+    assert kept.returncode == 2 and "ex01_value.py differ from their stubs" in kept.stderr
+    assert (teacher / "course" / "exercises" / "ex01_value.py").read_text(encoding="utf-8") == solved
+
+    partial = tmp_path / "partial"  # a student who handed in only exercise 1, solved
+    partial.mkdir()
+    shutil.copy(runner.SOLUTIONS / "ex01_value.py", partial / "ex01_value.py")
     scores = tmp_path / "scores.json"
-    graded = course("grade", str(copy), str(runner.SOLUTIONS), "--json", str(scores))
+    graded = course("grade", str(copy), str(runner.SOLUTIONS), str(tmp_path / "nothing-here"), str(partial),
+                    "--json", str(scores))
     assert graded.returncode == 0, graded.stderr
     table = json.loads(scores.read_text(encoding="utf-8"))
     total = sum(len(ex.check_functions()) for ex in EXERCISES)
     assert table[str(copy)]["checks_passed"] == 0 and table[str(copy)]["checks"] == total
     assert table[str(runner.SOLUTIONS)]["checks_passed"] == total
     assert table[str(runner.SOLUTIONS)]["exercises_complete"] == len(EXERCISES)
+    assert "no exercise files" in table[str(tmp_path / "nothing-here")]["error"]
+    assert table[str(partial)]["checks"] == total and table[str(partial)]["exercises_complete"] == 1
+    missing = table[str(partial)]["exercises"]["2"]["not_passed"]
+    assert missing and all("to do: there is no ex02_backward.py" in line for line in missing)
+
+
+def test_an_endless_loop_is_stopped_and_its_line_named(tmp_path):
+    folder = tmp_path / "work"
+    shutil.copytree(runner.SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / "ex02_backward.py"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "    order, visited = [], set()\n", "    order, visited = [], set()\n    while True:\n        pass\n", 1),
+        encoding="utf-8")
+    done = course("check", "2", "--in", str(folder), "--time-limit", "1")
+    assert done.returncode == 1
+    assert "took longer than 1 s: an endless loop? (ex02_backward.py, line" in done.stdout
+    assert "`while True:`" in done.stdout or "`pass`" in done.stdout  # the line the loop was on
 
 
 def test_the_colab_notebook_installs_as_the_projects_does_and_runs_a_check(monkeypatch):
