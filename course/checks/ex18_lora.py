@@ -95,7 +95,10 @@ def check_fine_tune(ex):
     """fine-tuning only the adapters on a new text lowers its loss; the trained weights do not change"""
     training.require(ex, check_init, check_update, check_merged, check_only_adapters_train)
     vocab, train_ids, val_ids = training.dataset()
-    pre, tune, drop = ((200, 60, 0.05) if quick() else (1000, 300, 0.12))  # measured: 2.385 -> 2.193 (full)
+    # measured on the reference answers: 2.455 -> 2.271 (full), 2.786 -> 2.689 (quick); the pretraining at lr 1e-2
+    # is noisy: its validation loss ranges over 2.21 to 2.34 for seeds 0 to 3, with the learner's ops or the
+    # framework's alike
+    pre, tune, drop = ((200, 60, 0.05) if quick() else (1000, 300, 0.12))
     model = small_gpt(ex, vocab)
     run = dict(batch_size=16, block_size=32, steps=pre, lr=1e-2)
     training.train_with(ex, model, run)
