@@ -18,8 +18,9 @@ You write:
    (the last start whose targets still fit is len(ids) - T - 1), returned as x, y: int64 arrays of shape (B, T).
 2. `Bigram.forward(idx)`: the table's rows for idx (the table is an nn.Embedding(V, V): it looks rows up).
 3. `loss_of(logits, targets)`: the mean cross-entropy, by your CrossEntropy from exercise 5 (imported below): it
-   takes (N, V) logits and (N,) targets, so view (B, T, V) as (B·T, V) and (B, T) as (B·T,). It takes the logits
-   themselves (its softmax is inside). Every model after this one trains on this loss: on your CrossEntropy.
+   takes (N, V) logits and (N,) targets (a NumPy array, given as an option: CrossEntropy.apply(logits,
+   target=...)), so view the (B, T, V) logits as (B·T, V) and reshape the (B, T) targets to (B·T,). It takes the
+   logits themselves (its softmax is inside). Every model after this one trains on this loss: on your CrossEntropy.
 4. `train(model, optimizer, ids, steps, batch_size, block_size, rng)`: each step: a batch, the logits, the loss,
    optimizer.zero_grad() (backward ADDS to .grad: without it every step's gradient piles onto the last ones),
    loss.backward(), optimizer.step(). Return the list of the losses (floats).
@@ -53,7 +54,7 @@ class Bigram(nn.Module):
 
 def loss_of(logits, targets):
     """The mean cross-entropy of logits (B, T, V) against targets (B, T) of ids: a Tensor holding one number."""
-    targets = targets.numpy() if isinstance(targets, tp.Tensor) else np.asarray(targets)  # an array of ids
+    targets = targets.numpy() if isinstance(targets, tp.Tensor) else np.asarray(targets)  # a NumPy array of ids
     raise NotImplementedError('exercise 10: loss_of')
 
 
