@@ -3,6 +3,7 @@
     vocab_size, train_ids, val_ids = dataset()       62 characters; the first 90% of the text trains, the rest judges
     validation_loss(model, val_ids, block_size)      the mean cross-entropy over fixed windows (no randomness)
     shared_run()                                     batch, context, width, steps and learning rate of a check's run
+    train_with(ex, model, run)                       the learner's loop (exercise 10) and AdamW (exercise 9) train it
 
 A check trains the learner's model once with the learner's own loop (exercise 10's `train`) and keeps the result
 for the checks after it (`trained`), so a check run trains each model once.
@@ -94,14 +95,15 @@ def trained(ex, key, make):
     return _trained[cache_key][1]
 
 
-def train_with(train, model, run, seed=0):
-    """Train `model` with a learner's `train` loop (exercise 10) by AdamW over the training text; returns the
-    validation loss and the training losses."""
-    from tinygrad_proust.optim import AdamW
+def train_with(ex, model, run, seed=0):
+    """Train `model` over the training text with the learner's own loop (exercise 10's `train`) and own optimizer
+    (exercise 9's AdamW), both from the folder of the learner's module `ex`; returns the validation loss and the
+    training losses."""
+    from .runner import sibling
     _, train_ids, val_ids = dataset()
-    optimizer = AdamW(model.parameters(), lr=run["lr"], weight_decay=0.0)
-    losses = train(model, optimizer, train_ids, run["steps"], run["batch_size"], run["block_size"],
-                   np.random.default_rng(seed))
+    optimizer = sibling(ex, "ex09_adamw").AdamW(model.parameters(), lr=run["lr"], weight_decay=0.0)
+    losses = sibling(ex, "ex10_bigram").train(model, optimizer, train_ids, run["steps"], run["batch_size"],
+                                              run["block_size"], np.random.default_rng(seed))
     return validation_loss(model, val_ids, run["block_size"]), losses
 
 

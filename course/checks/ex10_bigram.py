@@ -12,7 +12,7 @@ from tinygrad_proust.optim import AdamW
 
 TITLE = "A bigram model and its training loop"
 MINUTES = 30
-NEEDS = []
+NEEDS = [5, 9]
 
 
 
@@ -145,7 +145,7 @@ def check_training(ex):
     tp.manual_seed(0)
     model = ex.Bigram(vocab)
     settings, target = run()
-    val, losses = training.train_with(ex.train, model, settings)
+    val, losses = training.train_with(ex, model, settings)
     if not val < target:
         start = f"from {losses[0]:.3f} " if losses else ""
         raise Wrong(f"after {settings['steps']} steps the validation loss is {val:.3f} (training loss {start}to "

@@ -7,11 +7,11 @@ import numpy as np
 import tinygrad_proust as tp
 from course import training
 from course.diagnose import compare
-from course.runner import Wrong, quick, sibling
+from course.runner import Wrong, quick
 
 TITLE = "One head of self-attention"
 MINUTES = 30
-NEEDS = [10, 11]
+NEEDS = [5, 10, 11]
 
 
 def slow_head(x, wq, wk, wv, scale=True, softmax_over_keys=True, mask_first=True):
@@ -87,7 +87,7 @@ def check_training(ex):
     vocab, _, _ = training.dataset()
     tp.manual_seed(0)
     model = ex.OneHeadLM(vocab, run["n_embd"], run["block_size"])
-    val, _ = training.train_with(sibling(ex, "ex10_bigram").train, model, run)
+    val, _ = training.train_with(ex, model, run)
     if not val < target:
         raise Wrong(f"after {run['steps']} steps the validation loss is {val:.3f}; it should be below {target} "
                     f"(exercise 11's mean of the past reached {previous})")

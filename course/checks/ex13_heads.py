@@ -8,12 +8,12 @@ import numpy as np
 import tinygrad_proust as tp
 from course import training
 from course.diagnose import compare
-from course.runner import Wrong, quick, sibling
+from course.runner import Wrong, quick
 from tinygrad_proust import functional as F
 
 TITLE = "Several heads (split, attend, concatenate, project)"
 MINUTES = 30
-NEEDS = [10, 12]
+NEEDS = [8, 10, 12]
 
 
 def weights_of(attn):
@@ -104,7 +104,7 @@ def check_training(ex):
     vocab, _, _ = training.dataset()
     tp.manual_seed(0)
     model = ex.MultiHeadLM(vocab, run["n_embd"], run["block_size"], run["n_head"])
-    val, _ = training.train_with(sibling(ex, "ex10_bigram").train, model, run)
+    val, _ = training.train_with(ex, model, run)
     if not val < target:
         raise Wrong(f"after {run['steps']} steps the validation loss is {val:.3f}; it should be below {target} "
                     f"(one head reached {previous})")

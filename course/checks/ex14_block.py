@@ -8,11 +8,11 @@ import numpy as np
 import tinygrad_proust as tp
 from course import training
 from course.diagnose import compare
-from course.runner import Wrong, quick, sibling
+from course.runner import Wrong, quick
 
 TITLE = "A transformer block (residuals, pre-norm, GELU MLP)"
 MINUTES = 25
-NEEDS = [10, 13]
+NEEDS = [6, 10, 13]
 
 
 def gelu_tanh(x):
@@ -93,7 +93,7 @@ def check_training(ex):
     vocab, _, _ = training.dataset()
     tp.manual_seed(0)
     model = ex.BlockLM(vocab, run["n_embd"], run["block_size"], run["n_head"])
-    val, _ = training.train_with(sibling(ex, "ex10_bigram").train, model, run)
+    val, _ = training.train_with(ex, model, run)
     if not val < target:
         raise Wrong(f"after {run['steps']} steps the validation loss is {val:.3f}; it should be below {target} "
                     f"(exercise 13's heads reached {previous})")

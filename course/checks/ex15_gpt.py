@@ -6,7 +6,7 @@ import numpy as np
 import tinygrad_proust as tp
 from course import training
 from course.diagnose import compare
-from course.runner import Wrong, quick, sibling
+from course.runner import Wrong, quick
 from models.gpt import GPT, GPTConfig
 from tinygrad_proust import functional as F
 
@@ -15,6 +15,12 @@ MINUTES = 25
 NEEDS = [10, 14]
 
 SIZE = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8)
+
+# The learner's GPT runs on the learner's ops (exercises 5, 6, 8), the reference on the framework's: both in float32,
+# so they agree up to rounding, never bitwise. Measured against models.gpt.GPT run in float64 with the same weights:
+# the logits of either are within 1e-6 of it (at a scale of 2), each gradient within 1e-6 of its largest entry.
+# The tolerances below (1e-4 for the logits, rtol 1e-3 + atol 1e-5 for the gradients) are 100 times that, and a
+# listed mistake moves the logits by far more.
 
 
 def reference(**size):
@@ -92,12 +98,12 @@ def check_training(ex):
     training.require(ex, check_logits)
     run = training.shared_run()
     # measured on the reference answers: one block (exercise 14) reached 1.801 (full), 2.337 (quick); two blocks
-    # 1.814, 2.611 (in as many steps a deeper model has not pulled ahead yet, so the run asks only for the loss stated)
+    # 1.802, 2.612 (in as many steps a deeper model has not pulled ahead yet, so the run asks only for the loss stated)
     previous, target = (2.337, 2.70) if quick() else (1.801, 1.87)
     vocab, _, _ = training.dataset()
     tp.manual_seed(0)
     model = ex.GPT(vocab, run["block_size"], 2, run["n_head"], run["n_embd"])
-    val, _ = training.train_with(sibling(ex, "ex10_bigram").train, model, run)
+    val, _ = training.train_with(ex, model, run)
     if not val < target:
         raise Wrong(f"after {run['steps']} steps the validation loss is {val:.3f}; it should be below {target} "
                     f"(one block reached {previous})")

@@ -9,11 +9,10 @@ from course.diagnose import compare
 from course.runner import Wrong, quick, sibling
 from tinygrad_proust import functional as F
 from tinygrad_proust import nn
-from tinygrad_proust.optim import AdamW
 
 TITLE = "LoRA (a frozen model, a low-rank update, merged)"
 MINUTES = 30
-NEEDS = [10, 15]
+NEEDS = [9, 10, 15]
 
 
 def layer(ex, r=2, alpha=6.0):
@@ -96,15 +95,19 @@ def check_fine_tune(ex):
     """fine-tuning only the adapters on a new text lowers its loss; the trained weights do not change"""
     training.require(ex, check_init, check_update, check_merged, check_only_adapters_train)
     vocab, train_ids, val_ids = training.dataset()
-    pre, tune, drop = ((200, 60, 0.05) if quick() else (1000, 300, 0.12))  # measured: 2.385 -> 2.193 (full)
+    # measured on the reference answers: 2.455 -> 2.271 (full), 2.786 -> 2.689 (quick); the pretraining at lr 1e-2
+    # is noisy: its validation loss ranges over 2.21 to 2.34 for seeds 0 to 3, with the learner's ops or the
+    # framework's alike
+    pre, tune, drop = ((200, 60, 0.05) if quick() else (1000, 300, 0.12))
     model = small_gpt(ex, vocab)
     run = dict(batch_size=16, block_size=32, steps=pre, lr=1e-2)
-    training.train_with(sibling(ex, "ex10_bigram").train, model, run)
+    training.train_with(ex, model, run)
     new_ids = training.encode(training.decode(val_ids).lower())  # the last sonnets in lower case
     before = training.validation_loss(model, new_ids, 32)
     ex.add_lora(model, 4, 8.0)
     frozen = {n: p.numpy().copy() for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] not in ("A", "B")}
-    optimizer = AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
+    adapters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = sibling(ex, "ex09_adamw").AdamW(adapters, lr=1e-2, weight_decay=0.0)  # the learner's AdamW
     sibling(ex, "ex10_bigram").train(model, optimizer, new_ids, tune, 16, 32, np.random.default_rng(1))
     after = training.validation_loss(model, new_ids, 32)
     changed = [n for n, p in model.named_parameters() if n in frozen and not np.array_equal(p.numpy(), frozen[n])]

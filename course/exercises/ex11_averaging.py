@@ -15,7 +15,7 @@ The model: x = token embedding + position embedding (B, T, C); the features are 
 side (the character itself and the mean of its past, (B, T, 2C)); a Linear layer turns them into logits (B, T, V).
 
 You write `causal_average(x)` and `AveragingLM.forward(idx)`. Your training loop from exercise 10 trains it.
-Trained by AdamW (lr 3e-3) for 1,500 steps of 32 windows of 64 characters, width 64 (about 30 seconds), the
+Trained by your AdamW (lr 3e-3) for 1,500 steps of 32 windows of 64 characters, width 64 (about 30 seconds), the
 model reaches a validation loss of 2.38 (the check asks for below 2.42; the bigram model reached 2.41).
 Check: python -m course check 11
 """

@@ -14,10 +14,11 @@ and the softmax does not saturate into a one-hot row at initialisation. Why -inf
 so the masked places get weight 0 and the others still sum to 1 (zeroing weights after the softmax would leave
 rows that no longer sum to 1).
 
-You write `Head.forward(x)`. The model around it is exercise 11's with the head where the mean was: features
-[x, head(x)] side by side, then a Linear layer to the logits. Trained by AdamW (lr 3e-3) for 1,500 steps of 32
-windows of 64 characters, width 64 (one to two minutes), it reaches a validation loss of 2.18 (the check asks for below
-2.25); the mean of exercise 11 reached 2.38.
+The softmax is yours: exercise 5's Softmax (a Function over the last dim, imported below), called as
+Softmax.apply(scores). You write `Head.forward(x)`. The model around it is exercise 11's with the head where the
+mean was: features [x, head(x)] side by side, then a Linear layer to the logits. Trained by your AdamW (lr 3e-3)
+for 1,500 steps of 32 windows of 64 characters, width 64 (one to two minutes), it reaches a validation loss of
+2.18 (the check asks for below 2.25); the mean of exercise 11 reached 2.38.
 Check: python -m course check 12
 """
 import math  # noqa: F401  (for your code: math.sqrt, math.inf)
@@ -25,9 +26,9 @@ import math  # noqa: F401  (for your code: math.sqrt, math.inf)
 import numpy as np  # noqa: F401  (np.triu)
 
 import tinygrad_proust as tp
-from tinygrad_proust import functional as F  # noqa: F401  (F.softmax)
 from tinygrad_proust import nn
 
+from .ex05_softmax import Softmax  # noqa: F401  (your softmax from exercise 5, over the last dim: Softmax.apply(x))
 from .ex10_bigram import get_batch, loss_of, train  # noqa: F401  (your loop from exercise 10 trains this model)
 
 

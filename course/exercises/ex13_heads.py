@@ -6,23 +6,25 @@ every head, the heads become a dimension of their own, and a last Linear layer m
 
     q, k, v = c_attn(x).split(C, dim=2)                 x (B, T, C) -> 3 × (B, T, C)
     q.view(B, T, nh, hs).transpose(1, 2)                (B, nh, T, hs): head h holds channels h·hs .. (h+1)·hs - 1
-    y = scaled_dot_product_attention(q, k, v, causal)   (B, nh, T, hs): exercise 12's head, for every head at once
+    y = CausalSelfAttention.apply(q, k, v)              (B, nh, T, hs): exercise 12's head, for every head at once
     y.transpose(1, 2).reshape(B, T, C)                  the heads side by side again
     out = c_proj(y)                                     (B, T, C)
 
 The transposes matter: q.view(B, nh, T, hs) has the right shape but cuts the (T, C) block in the wrong places, so a
-"head" would hold pieces of several positions. F.scaled_dot_product_attention does exercise 12's computation
-(scale, causal mask, softmax, weighted values) over every head in one call.
+"head" would hold pieces of several positions. Your CausalSelfAttention from exercise 8 (imported below) does
+exercise 12's computation (scale, causal mask, softmax, weighted values) over every head in one call, on arrays
+of shape (B, nh, T, hs).
 
 You write `MultiHeadAttention.forward(x)`. The model is exercise 12's with these heads in place of the one head.
-Trained by AdamW (lr 3e-3) for 1,500 steps of 32 windows of 64 characters, width 64, 4 heads (one to two
+Trained by your AdamW (lr 3e-3) for 1,500 steps of 32 windows of 64 characters, width 64, 4 heads (one to two
 minutes), it reaches a validation loss of 2.07 (the check asks for below 2.16); one head reached 2.18.
 Check: python -m course check 13
 """
 import tinygrad_proust as tp
-from tinygrad_proust import functional as F  # noqa: F401  (F.scaled_dot_product_attention)
+from tinygrad_proust import functional as F  # noqa: F401  (the framework's own ops)
 from tinygrad_proust import nn
 
+from .ex08_attention import CausalSelfAttention  # noqa: F401  (your exercise 8: CausalSelfAttention.apply(q, k, v))
 from .ex10_bigram import get_batch, loss_of, train  # noqa: F401  (your loop from exercise 10 trains this model)
 
 

@@ -14,7 +14,8 @@ ordinary Linear layer with the same outputs and no extra cost.
 You write `LoRALinear` (its parameters, forward and merged) and `add_lora` (freeze every parameter of the model,
 then wrap each block's attention projections, attn.c_attn and attn.c_proj, in a LoRALinear). The check trains your
 GPT on the Sonnets, then fine-tunes only the adapters on a new text: the last sonnets in lower case (no capitals: a
-small change of style the trained model does not expect). In full mode the new text's loss drops from 2.39 to 2.19.
+small change of style the trained model does not expect), both times with your loop and AdamW (exercises 10 and
+9). In full mode the new text's loss drops from 2.45 to 2.27.
 Check: python -m course check 18
 """
 import math  # noqa: F401  (math.sqrt)

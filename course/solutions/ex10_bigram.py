@@ -17,21 +17,24 @@ You write:
 1. `get_batch(ids, batch_size, block_size, rng)`: B windows at random starts i = rng.integers(0, len(ids) - T, B)
    (the last start whose targets still fit is len(ids) - T - 1), returned as x, y: int64 arrays of shape (B, T).
 2. `Bigram.forward(idx)`: the table's rows for idx (the table is an nn.Embedding(V, V): it looks rows up).
-3. `loss_of(logits, targets)`: the mean cross-entropy; F.cross_entropy takes (N, V) logits and (N,) targets, so
-   view (B, T, V) as (B·T, V) and (B, T) as (B·T,). It takes the logits themselves (its softmax is inside).
+3. `loss_of(logits, targets)`: the mean cross-entropy, by your CrossEntropy from exercise 5 (imported below): it
+   takes (N, V) logits and (N,) targets (a NumPy array, given as an option: CrossEntropy.apply(logits,
+   target=...)), so view the (B, T, V) logits as (B·T, V) and reshape the (B, T) targets to (B·T,). It takes the
+   logits themselves (its softmax is inside). Every model after this one trains on this loss: on your CrossEntropy.
 4. `train(model, optimizer, ids, steps, batch_size, block_size, rng)`: each step: a batch, the logits, the loss,
    optimizer.zero_grad() (backward ADDS to .grad: without it every step's gradient piles onto the last ones),
    loss.backward(), optimizer.step(). Return the list of the losses (floats).
 
-Trained by AdamW (lr 0.1) for 1,500 steps of 32 windows of 64 characters (a few seconds), the bigram model
-reaches a validation loss of 2.41 on the last tenth of the text (the check asks for below 2.46).
+Trained by your AdamW from exercise 9 (lr 0.1) for 1,500 steps of 32 windows of 64 characters (a few seconds),
+the bigram model reaches a validation loss of 2.41 on the last tenth of the text (the check asks for below 2.46).
 Check: python -m course check 10
 """
 import numpy as np  # noqa: F401  (for your code)
 
 import tinygrad_proust as tp
-from tinygrad_proust import functional as F  # noqa: F401  (F.cross_entropy)
 from tinygrad_proust import nn
+
+from .ex05_softmax import CrossEntropy  # noqa: F401  (your exercise 5: CrossEntropy.apply(logits, target=ids))
 
 
 def get_batch(ids, batch_size, block_size, rng):
@@ -58,10 +61,10 @@ class Bigram(nn.Module):
 
 def loss_of(logits, targets):
     """The mean cross-entropy of logits (B, T, V) against targets (B, T) of ids: a Tensor holding one number."""
-    targets = targets if isinstance(targets, tp.Tensor) else tp.tensor(targets)
+    targets = targets.numpy() if isinstance(targets, tp.Tensor) else np.asarray(targets)  # a NumPy array of ids
     # TODO exercise 10: loss_of
     B, T, V = logits.shape
-    return F.cross_entropy(logits.view(B * T, V), targets.view(B * T))
+    return CrossEntropy.apply(logits.view(B * T, V), target=targets.reshape(B * T))
     # END
 
 
@@ -88,11 +91,11 @@ MISTAKES = [
             "y = np.stack([ids[i:i + block_size] for i", "one character after"),
     Mistake("a start so late that the targets run off the end", "rng.integers(0, len(ids) - block_size, batch_size)",
             "rng.integers(0, len(ids) - block_size + 1, batch_size)", "len(ids) - T - 1"),
-    Mistake("the sum of the losses, not the mean", "return F.cross_entropy(logits.view(B * T, V), targets.view(B * T))",
-            "return F.cross_entropy(logits.view(B * T, V), targets.view(B * T), reduction='sum')", "the mean"),
-    Mistake("softmax before the cross-entropy", "return F.cross_entropy(logits.view(B * T, V), targets.view(B * T))",
-            "return F.cross_entropy(F.softmax(logits, dim=-1).view(B * T, V), targets.view(B * T))",
-            "softmax is inside"),
+    Mistake("the sum of the losses, not the mean",
+            "return CrossEntropy.apply(logits.view(B * T, V), target=targets.reshape(B * T))",
+            "return CrossEntropy.apply(logits.view(B * T, V), target=targets.reshape(B * T)) * (B * T)", "the mean"),
+    Mistake("softmax before the cross-entropy", "CrossEntropy.apply(logits.view(B * T, V)",
+            "CrossEntropy.apply(logits.softmax(-1).view(B * T, V)", "softmax is inside"),
     Mistake("zero_grad forgotten: gradients accumulate", "        optimizer.zero_grad()\n", "", "zero_grad"),
     Mistake("zero_grad between backward and step: nothing to step with",
             "        optimizer.zero_grad()\n        loss.backward()\n",

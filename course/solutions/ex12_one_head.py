@@ -14,10 +14,11 @@ and the softmax does not saturate into a one-hot row at initialisation. Why -inf
 so the masked places get weight 0 and the others still sum to 1 (zeroing weights after the softmax would leave
 rows that no longer sum to 1).
 
-You write `Head.forward(x)`. The model around it is exercise 11's with the head where the mean was: features
-[x, head(x)] side by side, then a Linear layer to the logits. Trained by AdamW (lr 3e-3) for 1,500 steps of 32
-windows of 64 characters, width 64 (one to two minutes), it reaches a validation loss of 2.18 (the check asks for below
-2.25); the mean of exercise 11 reached 2.38.
+The softmax is yours: exercise 5's Softmax (a Function over the last dim, imported below), called as
+Softmax.apply(scores). You write `Head.forward(x)`. The model around it is exercise 11's with the head where the
+mean was: features [x, head(x)] side by side, then a Linear layer to the logits. Trained by your AdamW (lr 3e-3)
+for 1,500 steps of 32 windows of 64 characters, width 64 (one to two minutes), it reaches a validation loss of
+2.18 (the check asks for below 2.25); the mean of exercise 11 reached 2.38.
 Check: python -m course check 12
 """
 import math  # noqa: F401  (for your code: math.sqrt, math.inf)
@@ -25,9 +26,9 @@ import math  # noqa: F401  (for your code: math.sqrt, math.inf)
 import numpy as np  # noqa: F401  (np.triu)
 
 import tinygrad_proust as tp
-from tinygrad_proust import functional as F  # noqa: F401  (F.softmax)
 from tinygrad_proust import nn
 
+from .ex05_softmax import Softmax  # noqa: F401  (your softmax from exercise 5, over the last dim: Softmax.apply(x))
 from .ex10_bigram import get_batch, loss_of, train  # noqa: F401  (your loop from exercise 10 trains this model)
 
 
@@ -48,7 +49,7 @@ class Head(nn.Module):
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)    # (B, T, T)
         future = np.triu(np.ones((T, T), dtype=bool), k=1)              # True above the diagonal: j > t
         scores = scores.masked_fill(future, -math.inf)
-        weights = F.softmax(scores, dim=-1)                             # over the keys j
+        weights = Softmax.apply(scores)                                 # over the keys j (the last dim)
         return weights @ v                                              # (B, T, hs)
         # END
 
@@ -76,9 +77,9 @@ MISTAKES = [
     Mistake("the mask off by one (k=2: each position sees the next)", "k=1)", "k=2)", "position 4 see position 5"),
     Mistake("the scores not scaled", "q @ k.transpose(-2, -1) / math.sqrt(self.head_size)",
             "q @ k.transpose(-2, -1)", "sqrt(head_size)"),
-    Mistake("softmax over the queries, not the keys", "F.softmax(scores, dim=-1)", "F.softmax(scores, dim=-2)",
-            "the last dim"),
+    Mistake("softmax over the queries, not the keys", "weights = Softmax.apply(scores)",
+            "weights = Softmax.apply(scores.transpose(-2, -1)).transpose(-2, -1)", "the last dim"),
     Mistake("the mask applied after the softmax (zeros, rows no longer sum to 1)",
-            "        scores = scores.masked_fill(future, -math.inf)\n        weights = F.softmax(scores, dim=-1)",
-            "        weights = F.softmax(scores, dim=-1).masked_fill(future, 0.0)", "before the softmax"),
+            "        scores = scores.masked_fill(future, -math.inf)\n        weights = Softmax.apply(scores)",
+            "        weights = Softmax.apply(scores).masked_fill(future, 0.0)", "before the softmax"),
 ]

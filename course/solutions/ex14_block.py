@@ -13,17 +13,34 @@ learns what to add). Why before: the stream itself is never normalised (its scal
 each sub-layer sees a unit-scale copy. Normalising after the add, ln(x + f(x)) (the original paper's post-norm),
 puts a norm on the residual path itself.
 
-You write `MLP.forward` and `Block.forward`. The model: embeddings, one block, a final LayerNorm, a Linear layer to
-the logits. Trained by AdamW (lr 3e-3) for 1,500 steps of 32 windows of 64 characters, width 64, 4 heads (one to
-two minutes), it reaches a validation loss of 1.80 (the check asks for below 1.90); exercise 13's heads reached 2.07.
+The norms are yours: `LayerNorm` below is a Module that holds nn.LayerNorm's weight and bias (the same names and
+initial values: ones and zeros) and applies your LayerNorm from exercise 6; the attention is your exercise 13's,
+on your exercise 8's op. You write `MLP.forward` and `Block.forward`. The model: embeddings, one block, a final
+LayerNorm, a Linear layer to the logits. Trained by your AdamW (lr 3e-3) for 1,500 steps of 32 windows of 64
+characters, width 64, 4 heads (one to two minutes), it reaches a validation loss of 1.80 (the check asks for
+below 1.90); exercise 13's heads reached 2.07.
 Check: python -m course check 14
 """
 import tinygrad_proust as tp
 from tinygrad_proust import functional as F  # noqa: F401  (F.gelu)
 from tinygrad_proust import nn
 
+from .ex06_layernorm import layer_norm  # your LayerNorm from exercise 6
 from .ex10_bigram import get_batch, loss_of, train  # noqa: F401  (your loop from exercise 10 trains this model)
 from .ex13_heads import MultiHeadAttention  # your heads from exercise 13
+
+
+class LayerNorm(nn.Module):
+    """nn.LayerNorm(n_embd)'s parameters (weight 1, bias 0, the same names), by your LayerNorm from exercise 6."""
+
+    def __init__(self, n_embd, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(tp.ones(n_embd))
+        self.bias = nn.Parameter(tp.zeros(n_embd))
+
+    def forward(self, x):
+        return layer_norm(x, self.weight, self.bias, eps=self.eps)
 
 
 class MLP(nn.Module):
@@ -43,9 +60,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, n_embd, n_head):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd)
+        self.ln_1 = LayerNorm(n_embd)
         self.attn = MultiHeadAttention(n_embd, n_head)
-        self.ln_2 = nn.LayerNorm(n_embd)
+        self.ln_2 = LayerNorm(n_embd)
         self.mlp = MLP(n_embd)
 
     def forward(self, x):
@@ -62,7 +79,7 @@ class BlockLM(nn.Module):
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
         self.block = Block(n_embd, n_head)
-        self.ln_f = nn.LayerNorm(n_embd)
+        self.ln_f = LayerNorm(n_embd)
         self.lm_head = nn.Linear(n_embd, vocab_size)
 
     def forward(self, idx):

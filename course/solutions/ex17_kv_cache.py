@@ -14,7 +14,10 @@ it, so they never change once computed: keep them (the cache) and, at each step,
 
 The first call gives the whole prompt (start 0, the usual causal mask); each later call gives one token, whose query
 sees every cached key (the mask is all True). F.causal_mask(T, start + T, offset=start) is the (T, start+T) mask
-for both. With the cache, the logits are the uncached model's, position by position (up to float32 rounding).
+for both. Your attention from exercise 8 knows only the square causal mask of T queries over their own T keys, so
+here the framework's F.scaled_dot_product_attention takes the mask (attn_mask=mask); the norms and the MLP are
+still your exercise 14's. With the cache, the logits are the uncached model's, position by position (up to float32
+rounding).
 
 You write `cached_attention` (the new keys and values appended, the attention over all of them) and
 `forward_cached` (exercise 15's forward at positions start .., through the cache); `generate` is given.
