@@ -19,8 +19,10 @@ here the framework's F.scaled_dot_product_attention takes the mask (attn_mask=ma
 still your exercise 14's. With the cache, the logits are the uncached model's, position by position (up to float32
 rounding).
 
-You write `cached_attention` (the new keys and values appended, the attention over all of them) and
-`forward_cached` (exercise 15's forward at positions start .., through the cache); `generate` is given.
+You write `cached_attention` (the new keys and values appended, the attention over all of them, the heads merged
+back and attn.c_proj applied, as exercise 13's forward ends) and `forward_cached` (exercise 15's forward at positions
+start .., through the cache: each block's residual steps written out, x + cached attention of ln_1(x), then x + the
+MLP of ln_2(x), since a block's own forward knows no cache); `generate` is given.
 Check: python -m course check 17
 """
 import numpy as np

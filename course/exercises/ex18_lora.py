@@ -3,7 +3,7 @@
 Goal: adapt a trained model to a new text by training few numbers. A LoRA layer keeps a Linear layer's weight W
 (out, in) frozen and learns a low-rank change to it, r (in + out) numbers instead of in · out:
 
-    y = W x + b + (alpha / r) · B A x          A: (r, in) small random,  B: (out, r) zeros
+    y = W x + b + (alpha / r) · B A x          A: (r, in) small random (randn / sqrt(in)),  B: (out, r) zeros
     dy/dA, dy/dB flow; W and b get no gradient (requires_grad = False) and never change
 
 Why B = 0: at the start B A = 0, so the model is exactly the trained one, and training moves it from there (A
@@ -15,7 +15,7 @@ You write `LoRALinear` (its parameters, forward and merged) and `add_lora` (free
 then wrap each block's attention projections, attn.c_attn and attn.c_proj, in a LoRALinear). The check trains your
 GPT on the Sonnets, then fine-tunes only the adapters on a new text: the last sonnets in lower case (no capitals: a
 small change of style the trained model does not expect), both times with your loop and AdamW (exercises 10 and
-9). In full mode the new text's loss drops from 2.45 to 2.27.
+9). There the new text's loss drops from 2.45 to 2.27.
 Check: python -m course check 18
 """
 import math  # noqa: F401  (math.sqrt)
