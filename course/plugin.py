@@ -45,6 +45,12 @@ def tiny_config(vocab_size, **overrides):
     return GPTConfig(**{**values, **overrides})
 
 
+def plain_sgd(model, lr=0.5):
+    """Plain gradient descent for the op checks: it moves by the gradient itself, so a gradient off by a factor (a
+    forgotten 1/N) shows in the next loss, where Adam would divide the factor out."""
+    return optim.SGD(model.parameters(), lr=lr)
+
+
 def gpt_losses(steps, make_optimizer=None, batch=8, lr=3e-3, seed=0, **overrides):
     """The training losses of a seeded tiny GPT on random windows of the Sonnets, one per step.
     make_optimizer(model) -> an optimizer; the framework's AdamW (nanoGPT's decay groups) by default."""
