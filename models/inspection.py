@@ -237,12 +237,7 @@ def plot_compare(runs, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, steps, bpb in curves:
         ax.plot(steps, bpb, label=name, marker="o" if len(steps) <= FEW_POINTS else None, markersize=3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("validation loss (bits per byte)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return save_curves(fig, ax, "validation loss (bits per byte)", path)
 
 
 def plot_loss_curve(metrics_path, path):
@@ -259,8 +254,13 @@ def plot_loss_curve(metrics_path, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(steps, [r["train_loss"] for r in rows], label="train", marker=marker, markersize=3)
     ax.plot(steps, [r["val_loss"] for r in rows], label="validation", marker=marker, markersize=3)
+    return save_curves(fig, ax, "loss (nats per token)", path)
+
+
+def save_curves(fig, ax, ylabel, path):
+    """Loss curves against the step, labelled, with a legend and a light grid, saved to path."""
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per token)")
+    ax.set_ylabel(ylabel)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
