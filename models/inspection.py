@@ -267,10 +267,19 @@ def save_curves(fig, ax, ylabel, path):
     return save_figure(fig, path)
 
 
+# what each format would stamp with the date or matplotlib's version (None leaves it out)
+UNDATED = {".svg": {"Date": None, "Creator": None}, ".pdf": {"CreationDate": None, "Creator": None, "Producer": None},
+           ".png": {"Software": None}}
+
+
 def save_figure(fig, path, dpi=110):
-    """Write and close a figure; an SVG or PDF carries no date or version, so the same drawing is the same file."""
-    metadata = {"Date": None, "Creator": None} if str(path).lower().endswith((".svg", ".pdf")) else {"Software": None}
-    fig.savefig(path, dpi=dpi, metadata=metadata)
+    """Write and close a figure; an SVG, PDF or PNG carries no date or version, so the same drawing is the same
+    file. The format is the file's suffix (matplotlib's: .png, .svg, .pdf, .jpg...)."""
+    suffix = Path(path).suffix.lower()
+    if suffix[1:] not in fig.canvas.get_supported_filetypes():
+        raise DataError(f"{path}: matplotlib cannot write {suffix or 'a file without a suffix'}; use .png, .svg or "
+                        ".pdf")
+    fig.savefig(path, dpi=dpi, metadata=UNDATED.get(suffix))
     fig.clf()
     pyplot().close(fig)
     return path

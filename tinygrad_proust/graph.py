@@ -43,8 +43,7 @@ def _numbers(array):
 def backward_order(root):
     """The op nodes in the order backward() runs their backward: the reverse of the topological order over the
     nodes that require grad (the root's op first)."""
-    walk = topological_order(root, follow=lambda parent: parent.requires_grad)
-    return [node for node in reversed(walk) if node.op is not None]
+    return [node for node in reversed(root._topological_order()) if node.op is not None]
 
 
 def graph_text(root, max_nodes=200):
