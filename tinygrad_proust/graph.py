@@ -5,8 +5,8 @@ once backward has run, the norm of its gradient (leaves keep .grad; call retain_
 Keep the graph after backward with loss.backward(retain_graph=True) to look at it then.
 
 Large graphs (a GPT's loss has hundreds of nodes) stay legible two ways: `max_depth` keeps only the nodes
-within that many edges of the root, and `collapse` draws every module's ops as one labelled box. For the
-latter, run the forward pass inside `with tp.record_modules(model):` (nn.py) so each op remembers its module.
+within that many edges of the root, and `collapse` draws every module's ops as one labelled box (every op
+knows its module; `with tp.record_modules(model):` around the forward also names parameters by their path).
 Small graphs teach more with `values=True` (each node's data and gradient, as numbers or a norm) and
 `order=True` (each op numbered by when backward() reaches it).
 """
@@ -87,7 +87,7 @@ def _module_of(node, collapse):
     if node.is_leaf:
         path = node.name.rsplit(".", 1)[0] if node.name and "." in node.name else ""  # blocks.0.ln_1.weight
     else:
-        path = getattr(node._ctx, "module", "") or node._ctx.module_name  # record_modules' name, or the op's own
+        path = node._ctx.module_name
     parts = path.split(".") if path else []
     return ".".join(parts[:collapse]) if len(parts) >= collapse else None
 

@@ -13,7 +13,7 @@ import numpy as np
 from . import functional as F, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
-from .tensor import Observer, Tensor, module_paths, observe, to_dtype, unwrap
+from .tensor import Tensor, module_paths, to_dtype, unwrap
 
 
 class Parameter(Tensor):
@@ -49,39 +49,14 @@ def register_module_forward_hook(hook):
     return _Handle(_global_hooks["post"], hook)
 
 
-class _ModuleRecorder(Observer):
-    """Keeps the stack of the model's modules whose forward is running; every op notes the innermost (ctx.module)."""
-
-    def __init__(self, names):
-        self.names, self.stack = names, []
-
-    def enter(self, module, args):
-        if id(module) in self.names:
-            self.stack.append(self.names[id(module)])
-
-    def leave(self, module, args, output):
-        if id(module) in self.names:
-            self.stack.pop()
-
-    def before(self, ctx, phase):
-        if phase == "forward":
-            ctx.module = self.stack[-1] if self.stack else ""
-
-
 @contextlib.contextmanager
 def record_modules(model):
-    """Inside this block, every op run by one of model's modules remembers the module's dotted name
-    (and parameters without a name are named by their path, so drawings label them)."""
+    """Name every parameter of model that has no name by its path ("blocks.0.ln_1.weight"), so drawings and reprs
+    label it. (Every op already knows the module that made it: ctx.module_name.) A context manager, as it was when
+    it also recorded the ops' modules, so code written for that keeps working."""
     for name, param in model.named_parameters():
         param.name = param.name or name
-    recorder = _ModuleRecorder({id(m): name for name, m in model.named_modules() if name})
-    handles = [register_module_forward_pre_hook(recorder.enter), register_module_forward_hook(recorder.leave)]
-    try:
-        with observe(recorder):
-            yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    yield
 
 
 class Module:

@@ -136,7 +136,7 @@ def _check_option_device(op_name, name, value, like):
 
 
 # ------------------------------------------------------------------------------------------------
-# Observers: tools that watch ops run (detect_anomaly, break_on, record_modules)
+# Observers: tools that watch ops run (detect_anomaly, break_on)
 # ------------------------------------------------------------------------------------------------
 
 class Observer:
