@@ -90,3 +90,13 @@ def gradients_against_finite_differences(fn, inputs, names, eps=1e-6, seed=0, rt
             numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
         compare(f"the gradient of input {n} ({name})", None if t.grad is None else t.grad.numpy(), numeric,
                 rtol=rtol, atol=atol)
+
+
+def positions_that_see(fn, x, position, change=3.0):
+    """The positions t < position whose output fn(x) (x: (B, T, C) floats) moves when x[:, position] does: in a
+    causal model, none."""
+    changed = x.copy()
+    changed[:, position] += change
+    with tp.no_grad():
+        before, after = as_numpy(fn(tp.tensor(x))), as_numpy(fn(tp.tensor(changed)))
+    return [t for t in range(position) if not np.allclose(before[:, t], after[:, t], rtol=1e-5, atol=1e-6)]

@@ -6,7 +6,7 @@ import numpy as np
 
 import tinygrad_proust as tp
 from course import training
-from course.diagnose import compare
+from course.diagnose import compare, positions_that_see
 from course.runner import Wrong, quick
 
 TITLE = "One head of self-attention"
@@ -67,12 +67,7 @@ def check_head(ex):
 def check_causal(ex):
     """no position sees a later one: changing position 5 of x leaves the outputs at 0 to 4 as they were"""
     head = big_head(ex)
-    x = np.random.default_rng(7).standard_normal((2, 9, 8)).astype(np.float32)
-    changed = x.copy()
-    changed[:, 5] += 3.0
-    with tp.no_grad():
-        before, after = head(tp.tensor(x)).numpy(), head(tp.tensor(changed)).numpy()
-    moved = [t for t in range(5) if not np.allclose(before[:, t], after[:, t], rtol=1e-5, atol=1e-6)]
+    moved = positions_that_see(head, np.random.default_rng(7).standard_normal((2, 9, 8)).astype(np.float32), 5)
     if moved:
         raise Wrong(f"your attention lets position {moved[0]} see position 5 (its output changed when x[:, 5] did): "
                     "set the scores of every key j > t to -inf before the softmax")
