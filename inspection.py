@@ -52,7 +52,7 @@ def make_parser():
 
 def colour_terminal():
     """Coloured spans only on a terminal that shows them (not a pipe or a file, not NO_COLOR, not TERM=dumb)."""
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 @console

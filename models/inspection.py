@@ -77,7 +77,7 @@ def token_labels(tokenizer, ids):
                 label += visible(char)
             else:
                 numbers = f"{byte}" if held == 1 else f"{byte}-{byte + held - 1}"
-                label += f"{visible(char)}[{numbers}/{length}]" if not char.startswith("<") else char
+                label += f"{visible(char)}[{numbers}/{length}]"
             k += held
         labels.append(label)
         at += len(piece)

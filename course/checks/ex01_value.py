@@ -23,7 +23,8 @@ def one_step(ex, make, *inputs, start=0.0):
 
 def expect(what, got, want, rule):
     if not isinstance(got, float) or not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
-        raise Wrong(f"{what} is {got!r}, it should be {want:.6g} ({rule})")
+        shown = f"{got:.6g}" if isinstance(got, float) else repr(got)
+        raise Wrong(f"{what} is {shown}, it should be {want:.6g} ({rule})")
 
 
 def check_add(ex):
