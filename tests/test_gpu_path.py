@@ -458,3 +458,19 @@ def test_every_cupy_name_the_code_uses_exists_in_every_supported_version():
             else:
                 known = set()                                    # nothing is looked up past a function
     assert not missing, missing
+
+
+def test_the_repr_of_a_large_gpu_tensor_brings_only_its_statistics_to_the_host(standin):
+    """A debugger shows a tensor's repr at every step: for a (B, T, V) tensor on the GPU that must not copy it."""
+    from cupy_standin import count_kernels
+    values = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    t = tp.tensor(values, device="gpu", requires_grad=True)
+    (t * t).sum().backward()
+    with count_kernels() as counts:
+        shown = repr(t)
+    synced = counts.table["other"]["sync"]
+    assert synced[0] == 5 and synced[1] <= 5 * 8  # norm, min, max, mean, grad_norm: one float64 each
+    x = values.astype(np.float64)
+    for part in (f"norm={np.sqrt((x * x).sum()):.4g}", f"min={x.min():.4g}", f"max={x.max():.4g}",
+                 f"mean={x.mean():.4g}", f"grad_norm={2 * np.sqrt((x * x).sum()):.4g}"):
+        assert part in shown, shown

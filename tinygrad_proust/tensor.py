@@ -341,9 +341,9 @@ class Tensor:
             values = np.array2string(to_device(self.data, "cpu"), precision=4, separator=", ", max_line_width=100)
             parts = [values, f"dtype={self.dtype}", f"device={self.device}"]
         else:
-            x = to_device(self.data, "cpu").astype(np.float64)
+            x = self.data.astype(self.xp.float64)  # on its device: only the four numbers come to the host
             parts = [f"shape={self.shape}", f"dtype={self.dtype}", f"device={self.device}", f"norm={_norm(x):.4g}",
-                     f"min={x.min():.4g}", f"max={x.max():.4g}", f"mean={x.mean():.4g}"]
+                     f"min={float(x.min()):.4g}", f"max={float(x.max()):.4g}", f"mean={float(x.mean()):.4g}"]
         if self.name:
             parts.insert(0, f"name={self.name!r}")
         if self.requires_grad:
@@ -351,7 +351,7 @@ class Tensor:
         if self._ctx is not None:
             parts.append(f"op={self.op}")
         if self.grad is not None:
-            parts.append(f"grad_norm={_norm(to_device(self.grad.data, 'cpu').astype(np.float64)):.4g}")
+            parts.append(f"grad_norm={_norm(self.grad.data.astype(self.xp.float64)):.4g}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def __bool__(self):
@@ -851,8 +851,8 @@ def unwrap(value):
 
 
 def _norm(x):
-    """sqrt(sum of squares) of a float64 host array: the size of a tensor or a gradient, as a repr shows it."""
-    return float(np.sqrt((x * x).sum()))
+    """sqrt(sum of squares) of a float64 array: the size of a tensor or a gradient, as a repr shows it."""
+    return float((x * x).sum()) ** 0.5
 
 
 def _as_array(value):
