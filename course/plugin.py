@@ -77,6 +77,15 @@ def gpt_losses(steps, make_optimizer=None, batch=8, lr=3e-3, seed=0, **overrides
     return losses
 
 
+def trains_as_the_framework(what, owner, name, replacement, steps, **options):
+    """A tiny GPT trained with owner.name as it is, then with the learner's `replacement` swapped in: the losses
+    must agree step by step (same_losses). options go to gpt_losses (the optimizer, the model's size)."""
+    want = gpt_losses(steps, **options)
+    with swapped(owner, name, replacement):
+        got = gpt_losses(steps, **options)
+    same_losses(f"a GPT trained with your {what}", got, want)
+
+
 def same_losses(what, got, want, rtol=2e-5, reference="the framework's own op",
                 later="the first loss agrees, so the forward is right and a gradient is wrong"):
     """Raise Wrong at the first step where a training run with the learner's op leaves the framework's."""

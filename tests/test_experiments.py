@@ -18,6 +18,7 @@ from models.loading import load_model
 from models.tokenizer import ByteTokenizer, CharTokenizer
 from tinygrad_proust import graph, nn
 from tinygrad_proust.checkpoint import load_checkpoint
+from test_reliability import run_train as reliability_run_train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,12 +36,8 @@ def corpus(tmp_path):
 
 def run_train(argv, capsys):
     """train.main(argv) -> (exit status, stderr)."""
-    try:
-        train.main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code
-    return code, capsys.readouterr().err
+    code, _, err = reliability_run_train(argv, capsys)
+    return code, err
 
 
 # ---- architecture flags ----

@@ -5,7 +5,7 @@ import numpy as np
 
 import tinygrad_proust as tp
 from course.diagnose import compare, gradients_against_finite_differences
-from course.plugin import gpt_losses, plain_sgd, same_losses, swapped
+from course.plugin import plain_sgd, trains_as_the_framework
 from course.runner import Wrong, quick
 from tinygrad_proust import fused
 from tinygrad_proust import functional as F
@@ -119,7 +119,5 @@ def framework_shaped(CrossEntropy):
 def check_in_a_gpt(ex):
     """a GPT trains with your CrossEntropy as its loss exactly as with the framework's"""
     steps = 6 if quick() else 30
-    want = gpt_losses(steps, make_optimizer=plain_sgd)
-    with swapped(fused, "CrossEntropy", framework_shaped(ex.CrossEntropy)):
-        got = gpt_losses(steps, make_optimizer=plain_sgd)
-    same_losses("a GPT trained with your CrossEntropy", got, want)
+    trains_as_the_framework("CrossEntropy", fused, "CrossEntropy", framework_shaped(ex.CrossEntropy), steps,
+                            make_optimizer=plain_sgd)

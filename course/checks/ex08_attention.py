@@ -7,7 +7,7 @@ import numpy as np
 
 import tinygrad_proust as tp
 from course.diagnose import compare, gradients_against_finite_differences
-from course.plugin import gpt_losses, same_losses, swapped
+from course.plugin import trains_as_the_framework
 from course.runner import Wrong, quick
 from tinygrad_proust import fused
 from tinygrad_proust import functional as F
@@ -133,7 +133,5 @@ def framework_shaped(Attention):
 def check_in_a_gpt(ex):
     """a GPT trains with your attention in every block exactly as with the framework's"""
     steps = 6 if quick() else 30
-    want = gpt_losses(steps, n_layer=2)
-    with swapped(fused, "ScaledDotProductAttention", framework_shaped(ex.CausalSelfAttention)):
-        got = gpt_losses(steps, n_layer=2)
-    same_losses("a GPT trained with your attention", got, want)
+    trains_as_the_framework("attention", fused, "ScaledDotProductAttention", framework_shaped(ex.CausalSelfAttention),
+                            steps, n_layer=2)
