@@ -53,6 +53,51 @@ def test_repeated_indices_scatter_add():
     np.testing.assert_allclose(w.grad.numpy(), [[3, 3], [0, 0], [1, 1]])
 
 
+@pytest.mark.parametrize("observed", [False, True])
+def test_slices_of_one_tensor_add_their_gradients_as_pytorch(observed, torch):
+    """The walk adds a slice's gradient into the gradient it already holds for the sliced tensor (q, k and v from
+    one tensor), in place; where that gradient is an array another op handed to two tensors (Add's g, g) it adds
+    into a copy. Overlapping, strided, repeated and integer-array pieces, and other uses before and after the
+    slices, against PyTorch; with an observer attached (the plain path: every op's own backward) the same."""
+    rng = np.random.default_rng(0)
+    x0, w0, c0 = rng.standard_normal((4, 6)), rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
+
+    def run(lib, tensor):
+        x, w, c = (tensor(a, requires_grad=True) for a in (x0, w0, c0))
+        h = x * w
+        seen = []
+        h.register_hook(lambda grad: seen.append(grad))
+        k = x * 3
+        early = (h * c).sum(0)                       # a use of h before its pieces
+        s = h + k                                    # Add hands the same g to h and to k
+        a, b, p = h.split(2, dim=1)
+        rows = h[lib.tensor([0, 0, 3])]              # a row taken twice
+        strided = h[1:3, ::2]                        # overlaps a, b and p
+        late = h.sum(1)                              # and a use after them
+        loss = ((a * 1.5).sum() + (b ** 2).sum() + (p * early[None, 4:]).sum() + rows.sum() * 3
+                + strided.exp().sum() + (late * late).sum() + (s * c).sum() + (k * k).sum())
+        leaves = [x, w, c]
+        for add_first in (False, True):              # Add's g reaches h before or after the slice's
+            x2, y2 = tensor(x0, requires_grad=True), tensor(w0, requires_grad=True)
+            h2 = x2 * 2
+            s2, a2 = h2 + y2, h2[:, :2]                  # y2.grad is Add's g itself
+            terms = [(s2 * 5.0).sum(), (a2 * a2).sum()]
+            loss = loss + (terms[0] + terms[1] if add_first else terms[1] + terms[0])
+            leaves += [x2, y2]
+        loss.backward()
+        return [t.grad.numpy() if lib is tp else t.grad.detach().numpy() for t in leaves] + [
+            seen[0].numpy() if lib is tp else seen[0].detach().numpy()]
+
+    if observed:
+        with tp.observe(tp.Observer()):
+            ours = run(tp, lambda a, requires_grad: tp.tensor(a, dtype=tp.float64, requires_grad=requires_grad))
+    else:
+        ours = run(tp, lambda a, requires_grad: tp.tensor(a, dtype=tp.float64, requires_grad=requires_grad))
+    theirs = run(torch, lambda a, requires_grad: torch.tensor(a, dtype=torch.float64, requires_grad=requires_grad))
+    for mine, reference in zip(ours, theirs):
+        np.testing.assert_allclose(mine, reference, rtol=1e-12, atol=1e-12)
+
+
 def test_no_grad_and_detach_record_nothing():
     x = tp.randn(3, requires_grad=True)
     with tp.no_grad():

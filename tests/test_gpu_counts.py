@@ -11,7 +11,7 @@ from benchmarks.counts import count_step
 
 # preset:BATCHxBLOCK -> (kernels, GB read + written) per training step, at most
 # (the GPU path, with the compiled kernels of tinygrad_proust/kernels.py, each counted as one launch)
-BOUNDS = {"proust:32x256": (281, 3.20), "byte-gpt:64x128": (419, 3.43), "baby-gpt:64x256": (644, 51.61)}
+BOUNDS = {"proust:32x256": (267, 2.88), "byte-gpt:64x128": (391, 2.96), "baby-gpt:64x256": (602, 45.72)}
 
 
 @pytest.mark.parametrize("case", list(BOUNDS))

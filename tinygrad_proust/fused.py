@@ -352,7 +352,7 @@ class ScaledDotProductAttention(Function):
         for (r0, r1, kend), p, dropped in reversed(list(zip(self.blocks, self.p, self.dropped))):
             g_rows = g[..., r0:r1, :]  # the last block reaches every key: its dK and dV start the sums
             block_keep = None if keep is None else keep[..., r0:r1, :kend]
-            dv_part = dropped.swapaxes(-1, -2) @ g_rows
+            dv_part = transposed_product(g_rows, dropped)  # Pᵀ G
             ds = g_rows @ v[..., :kend, :].swapaxes(-1, -2)  # dP, turned into dS in place below
             if not kernels.attention_softmax_backward(xp, ds, p, block_keep):  # on a GPU: these 4 lines
                 if block_keep is not None:
@@ -360,7 +360,7 @@ class ScaledDotProductAttention(Function):
                 ds -= (ds * p).sum(axis=-1, keepdims=True)
                 ds *= p
             dq.insert(0, ds @ k[..., :kend, :])
-            dk_part = ds.swapaxes(-1, -2) @ qs[..., r0:r1, :]
+            dk_part = transposed_product(qs[..., r0:r1, :], ds)  # dSᵀ (scale · Q)
             if dk is None:
                 dk, dv = dk_part, dv_part
             else:
@@ -369,6 +369,16 @@ class ScaledDotProductAttention(Function):
         dq = dq[0] if len(dq) == 1 else xp.concatenate(dq, axis=-2)
         dq *= self.scale
         return (dq, dk, dv) if len(self.parents) == 3 else (dq, dk, dv, ds)
+
+
+def transposed_product(a, b):
+    """bᵀ a over the last two dims, b a (..., T, S) score matrix, a a thin (..., T, d) one. On a GPU, CuPy copies a
+    batched matmul's non-contiguous operands first, so it is computed as (aᵀ b)ᵀ: the copy is of a's transpose,
+    not of the score matrix's (a transposed view is returned). NumPy reads either without a copy, and is faster
+    with bᵀ a as written."""
+    if launch_bound(a):
+        return (a.swapaxes(-1, -2) @ b).swapaxes(-1, -2)
+    return b.swapaxes(-1, -2) @ a
 
 
 def causal_mask(xp, t_query, t_key, offset=0):

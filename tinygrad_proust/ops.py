@@ -428,11 +428,16 @@ class GetItem(Function):
     # contributions, so it must be a scatter-ADD (ufunc.at), not an assignment
     def backward(self, g):
         gx = self.xp.zeros(self.in_shape, dtype=g.dtype)
+        self.backward_into(g, gx)
+        return gx
+
+    # the same, added into a gradient the walk already holds for x (the other slices' share)
+    def backward_into(self, g, gx):
         if _has_array(self.index):
             _scatter_add(gx, self.index, g)
         else:
-            gx[self.index] = g
-        return gx
+            part = gx[self.index]
+            self.xp.add(part, g, out=part)  # in the view: `gx[index] += g` would also copy it back
 
 
 class Einsum(Function):

@@ -66,6 +66,10 @@ class Function:
                                                 as named attributes (self.x, self.y, self.mask, ...)
         backward(grad) -> one gradient per parent (an array, or None where no gradient flows)
 
+    An op of one parent whose gradient is zero but for a part of the input (a slice) may also write
+    backward_into(grad, parent_grad): add that part into parent_grad in place. The walk uses it where it holds the
+    parent's gradient in an array of its own (q, k and v's slices of one tensor add into one array).
+
     The instance is the graph node's context: `parents` are the input Tensors, in order; `module_path` the
     modules whose forward made it, outermost first (read `module_name` for their dotted name).
     """
@@ -108,6 +112,8 @@ class Function:
 
     def backward(self, grad):
         raise NotImplementedError
+
+    backward_into = None
 
     @property
     def name(self):
@@ -451,26 +457,36 @@ class Tensor:
                 raise ValueError(f"backward(): grad of shape {tuple(grad.shape)} for a tensor of shape {self.shape}")
 
         pending = {self: grad}  # dL/d(node) of the nodes not reached yet, keyed by the tensor itself
+        owned = set()           # the nodes whose pending gradient is an array this walk made: added to in place
         for node in reversed(self._topological_order()):
             g = pending.pop(node, None)
             if g is None:
                 continue
+            owned.discard(node)
             g = node._receive_grad(g)
             ctx = node._ctx
             if ctx is None:  # a leaf: its gradient is in .grad, nothing flows further
                 continue
-            if observers:
-                notify("before", ctx, "backward")
-            parent_grads = ctx.backward(g)
-            parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
-            if observers:
-                notify("after", ctx, "backward", parent_grads)
-            for parent, pg in zip(ctx.parents, parent_grads):
-                if pg is not None and parent.requires_grad:
-                    if observers:
-                        notify("accumulate", ctx, parent, pg, pending.get(parent))
-                    pg = _fit_to(parent, pg, ctx)
-                    pending[parent] = pg if parent not in pending else pending[parent] + pg
+            if ctx.backward_into is not None and not observers:
+                parent = ctx.parents[0]  # add into the part of its gradient that this op's input was
+                if parent not in owned:
+                    pending[parent] = (ctx.xp.zeros(parent.shape, dtype=parent.dtype) if parent not in pending
+                                       else pending[parent].copy())
+                    owned.add(parent)
+                ctx.backward_into(g, pending[parent])
+            else:
+                if observers:
+                    notify("before", ctx, "backward")
+                parent_grads = ctx.backward(g)
+                parent_grads = parent_grads if isinstance(parent_grads, tuple) else (parent_grads,)
+                if observers:
+                    notify("after", ctx, "backward", parent_grads)
+                for parent, pg in zip(ctx.parents, parent_grads):
+                    if pg is not None and parent.requires_grad:
+                        if observers:
+                            notify("accumulate", ctx, parent, pg, pending.get(parent))
+                        pg = _fit_to(parent, pg, ctx)
+                        pending[parent] = pg if parent not in pending else pending[parent] + pg
             if not retain_graph:
                 node._ctx = _Freed(ctx.name)
 
