@@ -6,6 +6,7 @@
     python bench.py --generate           # generation speed with and without the KV cache
     python bench.py --train-race         # nanoGPT's CPU recipe end to end: train.py against the PyTorch twin
     python bench.py --cases proust:32x256 byte-gpt:64x128
+    python bench.py --count --by-op      # what a GPU training step asks of the device, by phase and by op
 
 A training step is forward, loss, backward, gradient clipping (1.0) and AdamW, in float32 on both sides, with
 each preset's own dropout. PyTorch runs the same model twice: with its fused scaled_dot_product_attention (SDPA,
@@ -57,9 +58,12 @@ def main(argv=None):
                    help="kernels, bytes and syncs of a GPU training step per phase, counted through the CuPy stand-in "
                         "(no GPU needed; --cases to choose); with --device gpu, kernels counted on the real GPU "
                         "(through PyTorch's profiler), ours against PyTorch's")
+    p.add_argument("--by-op", action="store_true",
+                   help="--count: also by the op (forward or backward) that launched each kernel")
     args = p.parse_args(argv)
+    refuse_unused_options(p, args)
     if args.count:
-        return launch_counts(args.cases, args.device)
+        return launch_counts(args.cases, args.device, args.by_op)
     if not args.no_reuse_memory:
         tp.device.reuse_host_memory()  # as train.py does; the whole process, so PyTorch's side gets it too
     print(f"machine: {machine(args.device)}\n")
@@ -79,6 +83,32 @@ def main(argv=None):
         generation_table(args.new_tokens, args.device)
     else:
         step_table(args.device, args.cases, args.steps, args.warmup, not args.no_numerical)
+
+
+# each experiment, and the options it reads besides itself (the default, the training-step race, is "steps")
+EXPERIMENTS = {"steps": {"device", "cases", "steps", "warmup", "no_numerical", "no_reuse_memory"},
+               "count": {"device", "cases", "by_op"},
+               "generate": {"device", "new_tokens", "no_reuse_memory"},
+               "hf_generate": {"new_tokens", "no_reuse_memory"},
+               "bpe": {"no_reuse_memory"},
+               "train_race": {"train_steps", "no_reuse_memory"},
+               "finetune": {"lora_targets", "no_reuse_memory"},
+               "tokenizer_race": {"no_reuse_memory"}}
+
+
+def refuse_unused_options(parser, args):
+    """One experiment a run, and no option it would not read (a flag silently ignored is an error here)."""
+    given = {name for name, value in vars(args).items() if value != parser.get_default(name)}
+    chosen = [name for name in EXPERIMENTS if name != "steps" and name in given] or ["steps"]
+    flag = lambda name: "--" + name.replace("_", "-")
+    if len(chosen) > 1:
+        parser.error(f"one experiment a run: {', '.join(map(flag, chosen))} were given together")
+    unused = sorted(given - EXPERIMENTS[chosen[0]] - {chosen[0]})
+    if unused:
+        what = "the training-step race" if chosen[0] == "steps" else flag(chosen[0])
+        parser.error(f"{', '.join(map(flag, unused))} {'does' if len(unused) == 1 else 'do'} not apply to {what}")
+    if args.by_op and args.device == "gpu":
+        parser.error("--by-op counts through the stand-in: leave out --device gpu (the GPU count is kernels only)")
 
 
 if __name__ == "__main__":

@@ -29,12 +29,13 @@ def use_standin():
     return sys.modules["cupy_standin"]
 
 
-def count_step(preset, batch, block, overrides=None, extrapolate=True):
+def count_step(preset, batch, block, overrides=None, extrapolate=True, by="phase"):
     """What one training step (the second, so AdamW's state exists) asks of a GPU, phase by phase, counted through
-    the CuPy stand-in: {phase: {kind: [calls, bytes]}}. Every count but bytes is independent of the batch size, and
-    bytes are affine in it (activations scale with the batch, parameters do not): the step runs at batches 1 and 2
-    and the bytes are extrapolated to `batch` (a test checks that against a step run at the batch itself, which
-    extrapolate=False does)."""
+    the CuPy stand-in: {phase: {kind: [calls, bytes]}}; by="op": {op: ...}, by the op's forward or backward (or
+    the engine's or optimizer's function) that made each call. Every count but bytes is independent of the batch
+    size, and bytes are affine in it (activations scale with the batch, parameters do not): the step runs at
+    batches 1 and 2 and the bytes are extrapolated to `batch` (a test checks that against a step run at the batch
+    itself, which extrapolate=False does)."""
     standin = use_standin()
     tables = []
     for b in ((1, 2) if extrapolate else (batch, batch)):
@@ -55,7 +56,7 @@ def count_step(preset, batch, block, overrides=None, extrapolate=True):
                 with counts.phase("optimizer"):
                     opt.step()
                     opt.zero_grad()
-        tables.append(counts.table)
+        tables.append(counts.table if by == "phase" else counts.by_op)
     one, two = tables
     assert {p: {k: c for k, (c, _) in row.items()} for p, row in one.items()} == \
            {p: {k: c for k, (c, _) in row.items()} for p, row in two.items()}, "counts depend on the batch size"
@@ -65,23 +66,31 @@ def count_step(preset, batch, block, overrides=None, extrapolate=True):
                     for kind, (calls, nbytes) in row.items()} for phase, row in two.items()}
 
 
-def print_counts(cases):
-    """One table per case: kernels, bytes and the rest, per phase of a training step."""
+def print_counts(cases, by_op=False):
+    """One table per case: kernels, bytes and the rest, per phase of a training step; with by_op, a second one by
+    the op (forward or backward) that launched them, the ops moving the most bytes first."""
     standin = use_standin()
     KERNELS, OTHERS = standin.KERNELS, standin.OTHERS
+
+    def print_table(table, title, rows):
+        print(f"| {title} | kernels | GB read + written | " + " | ".join(KERNELS + OTHERS) + " |")
+        print("|---" * (3 + len(KERNELS + OTHERS)) + "|")
+        for row in rows + ["step"]:
+            keys = None if row == "step" else [row]
+            name = f"**{row}**" if row == "step" else row
+            print(f"| {name} | {standin.total(table, 'kernels', keys):,} | "
+                  f"{standin.total(table, 'bytes', keys) / 1e9:.3f} | "
+                  + " | ".join(f"{standin.total(table, k, keys):,}" for k in KERNELS + OTHERS) + " |")
+
     for case in cases:
         preset, overrides, batch, block = parse_case(case)
         table = count_step(preset, batch, block, overrides)
         print(f"\n{case}: one training step (forward, backward, clipping 1.0, AdamW), as CuPy would run it\n")
-        print("| phase | kernels | GB read + written | " + " | ".join(KERNELS + OTHERS) + " |")
-        print("|---" * (3 + len(KERNELS + OTHERS)) + "|")
-        rows = [phase for phase in PHASES if phase in table] + [p for p in table if p not in PHASES]
-        for phase in rows + ["step"]:
-            phases = None if phase == "step" else [phase]
-            name = f"**{phase}**" if phase == "step" else phase
-            print(f"| {name} | {standin.total(table, 'kernels', phases):,} | "
-                  f"{standin.total(table, 'bytes', phases) / 1e9:.3f} | "
-                  + " | ".join(f"{standin.total(table, k, phases):,}" for k in KERNELS + OTHERS) + " |")
+        print_table(table, "phase", [p for p in PHASES if p in table] + [p for p in table if p not in PHASES])
+        if by_op:
+            table = count_step(preset, batch, block, overrides, by="op")
+            print(f"\n{case}, by op:\n")
+            print_table(table, "op", sorted(table, key=lambda op: (-standin.total(table, "bytes", [op]), op)))
 
 
 def count_on_gpu(preset, batch, block, overrides=None):
@@ -150,11 +159,11 @@ def print_gpu_counts(cases):
               f"{ours['kernels'] / max(sdpa['kernels'], 1):.2f} |", flush=True)
 
 
-def launch_counts(cases, device):
-    """bench.py --count: the stand-in's tables of a GPU training step, one per case; with device "gpu", the
-    kernels counted on the real GPU, ours against PyTorch's."""
+def launch_counts(cases, device, by_op=False):
+    """bench.py --count: the stand-in's tables of a GPU training step, one per case (by_op: and by op); with device
+    "gpu", the kernels counted on the real GPU, ours against PyTorch's."""
     cases = cases or COUNT_CASES
     if device == "gpu":
         print(f"machine: {machine(device)}\n")
         return print_gpu_counts(cases)
-    return print_counts(cases)
+    return print_counts(cases, by_op)

@@ -5,6 +5,7 @@ The counter itself is checked against calls whose cost is known by hand."""
 import numpy as np
 import pytest
 
+import bench
 import train
 from benchmarks.common import parse_case
 from benchmarks.counts import count_step
@@ -74,3 +75,33 @@ def test_a_train_script_step_reads_the_device_once(standin, tmp_path):
     with cupy_standin.count_syncs() as syncs:
         train.train_step(run, 1e-3)
     assert run.model.wte.weight.device == "gpu" and syncs.count == 1
+
+
+def test_the_table_by_op_holds_the_same_counts_as_the_table_by_phase(standin):
+    """bench.py --count --by-op: every call counted once either way; an op's own calls found by hand: a dropout
+    is one elementwise kernel reading x and its mask and writing y, at the embeddings and, in each of proust's two
+    layers, after attention, on the MLP's hidden layer and after the MLP."""
+    import cupy_standin
+    by_phase = count_step("proust", 2, 16, extrapolate=False)
+    by_op = count_step("proust", 2, 16, extrapolate=False, by="op")
+    for kind in cupy_standin.KERNELS + cupy_standin.OTHERS + ("kernels", "bytes"):
+        assert cupy_standin.total(by_op, kind) == cupy_standin.total(by_phase, kind), kind
+    dropout = by_op["Dropout.forward"]
+    B, T, C, hidden = 2, 16, 128, 512
+    assert dropout["elementwise"] == [7, 3 * 4 * (B * T * C * (1 + 2 * 2) + B * T * hidden * 2)]
+    assert sum(dropout[kind][0] for kind in cupy_standin.KERNELS) == 7
+    assert {"LayerNorm.backward", "GetItem.backward_into", "Tensor.backward", "AdamW.step_group",
+            "optim.clip_grad_norm_"} <= set(by_op)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bpe", "--train-race"], "one experiment a run: --bpe, --train-race were given together"),
+    (["--bpe", "--device", "gpu"], "--device does not apply to --bpe"),
+    (["--count", "--steps", "3"], "--steps does not apply to --count"),
+    (["--lora-targets", "mlp"], "--lora-targets does not apply to the training-step race"),
+    (["--generate", "--cases", "proust:1x8", "--warmup", "2"], "--cases, --warmup do not apply to --generate"),
+    (["--count", "--by-op", "--device", "gpu"], "--by-op counts through the stand-in")])
+def test_bench_refuses_an_option_its_experiment_would_ignore(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

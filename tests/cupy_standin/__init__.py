@@ -77,11 +77,13 @@ _counter = None
 class count_kernels:
     """`with count_kernels() as counts:`, with `counts.phase(name)` around each phase of a step. Then
     counts.table[phase][kind] = [calls, bytes] for kind in KERNELS + OTHERS; calls made inside the dropout mask
-    functions count as the phase "dropout masks" whatever phase is open."""
+    functions count as the phase "dropout masks" whatever phase is open. counts.by_op is the same by what made
+    the call: an op's forward or backward ("LayerNorm.backward"), else the function it was made in
+    ("Tensor.backward", the engine; "AdamW.step_group"; "optim.clip_grad_norm_")."""
 
     def __enter__(self):
         global _counter
-        self.table, self.current, _counter = {}, "other", self
+        self.table, self.by_op, self.current, _counter = {}, {}, "other", self
         return self
 
     def __exit__(self, *exc):
@@ -97,18 +99,44 @@ class count_kernels:
             self.current = outer
 
     def add(self, kind, nbytes=0, calls=1):
-        frame, phase = sys._getframe(2), self.current
+        frame, phase, maker = sys._getframe(2), self.current, None
         while frame is not None:
             if frame.f_code.co_name in MASK_CODE:
                 phase = "dropout masks"
-                break
+            if maker is None and _caller(frame):
+                maker = _maker(frame)
             frame = frame.f_back
-        entry = self.table.setdefault(phase, {k: [0, 0] for k in KERNELS + OTHERS})[kind]
-        entry[0] += calls
-        entry[1] += int(nbytes)
+        for table, key in ((self.table, phase), (self.by_op, maker or "other")):
+            entry = table.setdefault(key, {k: [0, 0] for k in KERNELS + OTHERS})[kind]
+            entry[0] += calls
+            entry[1] += int(nbytes)
 
     def total(self, what, phases=None):
         return total(self.table, what, phases)
+
+
+def _caller(frame):
+    """Whether a frame is code that calls CuPy (not the stand-in, NumPy, or the kernels' launch wrappers)."""
+    name = frame.f_globals.get("__name__", "")
+    return Path(frame.f_code.co_filename).parent != HERE and not name.startswith("numpy") and \
+        not name.endswith(".kernels")
+
+
+def _maker(frame):
+    """What made a call, from the first frame that calls CuPy: the nearest op's forward or backward (a method of
+    an object with `parents`: a Function) above it, else the function it was made in ("Class.method" or
+    "module.function")."""
+    first = frame
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if frame.f_code.co_name in ("forward", "backward", "backward_into") and hasattr(owner, "parents"):
+            return f"{type(owner).__name__}.{frame.f_code.co_name}"
+        frame = frame.f_back
+    while first.f_code.co_name.startswith("<") and first.f_back is not None:  # a comprehension's or lambda's
+        first = first.f_back
+    owner = first.f_locals.get("self")
+    where = type(owner).__name__ if owner is not None else first.f_globals.get("__name__", "?").rsplit(".", 1)[-1]
+    return f"{where}.{first.f_code.co_name}"
 
 
 def total(table, what, phases=None):
