@@ -98,6 +98,25 @@ def test_slices_of_one_tensor_add_their_gradients_as_pytorch(observed, torch):
         np.testing.assert_allclose(mine, reference, rtol=1e-12, atol=1e-12)
 
 
+
+BASIC_INDICES = [(0, 1), 1, (Ellipsis, 1), (None, 0), (slice(None), 1), True, (0, True),
+                 (slice(None, None, -1), slice(1, None, 2))]
+
+
+@pytest.mark.parametrize("index", BASIC_INDICES, ids=repr)
+def test_every_basic_index_adds_its_gradient_where_its_values_came_from(index, device="cpu"):
+    """A basic index (integers, slices, a negative step, None, Ellipsis, a bool) taken twice and x used once more:
+    the walk adds each piece into the gradient it holds (into a view of it, or, for a single element or a bool's
+    copy, by assignment). The loss 3 Σ x[i] + Σ x[i]² + Σ x² has the gradient 2x, plus 3 + 2x at the indexed
+    places (a basic index picks each place at most once). tests/test_gpu_path.py runs it on the GPU."""
+    x0 = np.arange(12.0).reshape(3, 4) / 7
+    x = tp.tensor(x0, dtype=tp.float64, requires_grad=True, device=device)
+    ((x[index] * 3).sum() + (x[index] ** 2).sum() + (x * x).sum()).backward()
+    expected = 2 * x0
+    expected[index] += 3 + 2 * x0[index]
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-15)
+
+
 def test_no_grad_and_detach_record_nothing():
     x = tp.randn(3, requires_grad=True)
     with tp.no_grad():

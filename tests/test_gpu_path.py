@@ -23,6 +23,7 @@ import pytest
 
 import bench
 import generate
+import test_autograd
 import tinygrad_proust as tp
 import train
 from models.gpt import GPT, GPTConfig, PRESETS
@@ -123,6 +124,12 @@ def _with_and_without_kernels(run, monkeypatch, kernel):
         results.append(run())
         assert (kernel in launched[count:]) if compiled else len(launched) == count, (compiled, launched[count:])
     return results
+
+
+@pytest.mark.parametrize("index", test_autograd.BASIC_INDICES, ids=repr)
+def test_every_basic_index_adds_its_gradient_on_the_gpu_too(gpu, index):
+    """As on the CPU: CuPy gives a 0-d view for a single element where NumPy gives a number."""
+    test_autograd.test_every_basic_index_adds_its_gradient_where_its_values_came_from(index, device="gpu")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

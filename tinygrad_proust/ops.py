@@ -435,9 +435,12 @@ class GetItem(Function):
     def backward_into(self, g, gx):
         if _has_array(self.index):
             _scatter_add(gx, self.index, g)
-        else:
-            part = gx[self.index]
-            self.xp.add(part, g, out=part)  # in the view: `gx[index] += g` would also copy it back
+            return
+        part = gx[self.index]
+        if isinstance(part, self.xp.ndarray) and not _has_bool(self.index):  # a view of gx: add in it
+            self.xp.add(part, g, out=part)  # (`gx[index] += g` would also copy the view back)
+        else:  # one element (NumPy gives a number, not a view) or a bool's copy
+            gx[self.index] += g
 
 
 class Einsum(Function):
@@ -593,6 +596,10 @@ def _axes(dim, ndim):
 def _has_array(index):
     parts = index if isinstance(index, tuple) else (index,)
     return any(hasattr(p, "shape") and getattr(p, "ndim", 0) > 0 or isinstance(p, list) for p in parts)
+
+
+def _has_bool(index):
+    return any(isinstance(p, (bool, np.bool_)) for p in (index if isinstance(index, tuple) else (index,)))
 
 
 def _scatter_add(target, index, values):

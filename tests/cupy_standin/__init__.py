@@ -356,10 +356,12 @@ class ndarray:
         return (ndarray._of(np.asarray(row)) for row in self._a)
 
     def __getitem__(self, index):
-        raw = self._a[_index(index)]
-        result = _wrap(raw)
-        # NumPy gives a scalar for a single element, CuPy a 0-d view
-        _record("__getitem__", index, self if isinstance(raw, np.generic) else result, self)
+        inner = _index(index)
+        raw = self._a[inner]
+        if isinstance(raw, np.generic):  # a single element: NumPy gives a number, CuPy a 0-d view of it
+            raw = self._a[(inner if isinstance(inner, tuple) else (inner,)) + (Ellipsis,)]
+        result = ndarray._of(raw)
+        _record("__getitem__", index, result, self)
         return result
 
     def __setitem__(self, index, value):
