@@ -31,7 +31,7 @@ from benchmarks.train_race import train_race
 import tinygrad_proust as tp
 
 
-def main(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--cases", nargs="*", help="preset:BATCHxBLOCK, e.g. proust:8x256")
@@ -39,7 +39,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--generate", action="store_true", help="measure generation with and without the KV cache")
     p.add_argument("--new-tokens", type=int, default=500)
-    p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison")
+    p.add_argument("--no-numerical", action="store_true", help="skip the numerical-gradient comparison (CPU)")
     p.add_argument("--no-reuse-memory", action="store_true",
                    help="leave glibc's allocator as it is (the 'before' of tinygrad_proust.device.reuse_host_memory)")
     p.add_argument("--hf-generate", action="store_true",
@@ -60,33 +60,11 @@ def main(argv=None):
                         "(through PyTorch's profiler), ours against PyTorch's")
     p.add_argument("--by-op", action="store_true",
                    help="--count: also by the op (forward or backward) that launched each kernel")
-    args = p.parse_args(argv)
-    refuse_unused_options(p, args)
-    if args.count:
-        return launch_counts(args.cases, args.device, args.by_op)
-    if not args.no_reuse_memory:
-        tp.device.reuse_host_memory()  # as train.py does; the whole process, so PyTorch's side gets it too
-    print(f"machine: {machine(args.device)}\n")
-    if torch_device_for(args.device) is None:
-        print("PyTorch here has no CUDA: its columns are n/a\n")
-    if args.bpe:
-        bpe_speed()
-    elif args.train_race:
-        train_race(args.train_steps)
-    elif args.finetune:
-        finetune(args.finetune[0], int(args.finetune[1]), args.lora_targets)
-    elif args.hf_generate:
-        hf_generation_race(args.new_tokens)
-    elif args.tokenizer_race:
-        tokenizer_race(args.tokenizer_race)
-    elif args.generate:
-        generation_table(args.new_tokens, args.device)
-    else:
-        step_table(args.device, args.cases, args.steps, args.warmup, not args.no_numerical)
+    return p
 
 
-# each experiment, and the options it reads besides itself (the default, the training-step race, is "steps")
-EXPERIMENTS = {"steps": {"device", "cases", "steps", "warmup", "no_numerical", "no_reuse_memory"},
+# each experiment (named by its option; the default, the training-step race, is "race") and the options it reads
+EXPERIMENTS = {"race": {"device", "cases", "steps", "warmup", "no_numerical", "no_reuse_memory"},
                "count": {"device", "cases", "by_op"},
                "generate": {"device", "new_tokens", "no_reuse_memory"},
                "hf_generate": {"new_tokens", "no_reuse_memory"},
@@ -96,19 +74,52 @@ EXPERIMENTS = {"steps": {"device", "cases", "steps", "warmup", "no_numerical", "
                "tokenizer_race": {"no_reuse_memory"}}
 
 
-def refuse_unused_options(parser, args):
-    """One experiment a run, and no option it would not read (a flag silently ignored is an error here)."""
-    given = {name for name, value in vars(args).items() if value != parser.get_default(name)}
-    chosen = [name for name in EXPERIMENTS if name != "steps" and name in given] or ["steps"]
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    experiment = chosen_experiment(parser, argv, args)
+    if experiment == "count":
+        return launch_counts(args.cases, args.device, args.by_op)
+    if not args.no_reuse_memory:
+        tp.device.reuse_host_memory()  # as train.py does; the whole process, so PyTorch's side gets it too
+    print(f"machine: {machine(args.device)}\n")
+    if torch_device_for(args.device) is None:
+        print("PyTorch here has no CUDA: its columns are n/a\n")
+    run = {"bpe": lambda: bpe_speed(),
+           "train_race": lambda: train_race(args.train_steps),
+           "finetune": lambda: finetune(args.finetune[0], int(args.finetune[1]), args.lora_targets),
+           "hf_generate": lambda: hf_generation_race(args.new_tokens),
+           "tokenizer_race": lambda: tokenizer_race(args.tokenizer_race),
+           "generate": lambda: generation_table(args.new_tokens, args.device),
+           "race": lambda: step_table(args.device, args.cases, args.steps, args.warmup, not args.no_numerical)}
+    run[experiment]()
+
+
+def chosen_experiment(parser, argv, args):
+    """The one experiment the options name (the training-step race when none does); an error for two, or for an
+    option given that it would not read (a flag silently ignored), even one given at its default."""
+    shadow = build_parser()
+    for action in shadow._actions:  # a parse that keeps only what was typed
+        action.default = argparse.SUPPRESS
+    given = set(vars(shadow.parse_args(argv)))
     flag = lambda name: "--" + name.replace("_", "-")
+    chosen = [name for name in EXPERIMENTS if name in given] or ["race"]
     if len(chosen) > 1:
         parser.error(f"one experiment a run: {', '.join(map(flag, chosen))} were given together")
     unused = sorted(given - EXPERIMENTS[chosen[0]] - {chosen[0]})
     if unused:
-        what = "the training-step race" if chosen[0] == "steps" else flag(chosen[0])
+        what = "the training-step race" if chosen[0] == "race" else flag(chosen[0])
         parser.error(f"{', '.join(map(flag, unused))} {'does' if len(unused) == 1 else 'do'} not apply to {what}")
+    for name, value, least in (("steps", args.steps, 1), ("warmup", args.warmup, 0), ("new_tokens", args.new_tokens, 1),
+                               ("train_steps", args.train_steps, 1), ("tokenizer_race", args.tokenizer_race, 1e-9),
+                               ("finetune", min(args.finetune or [1]), 1e-9)):
+        if value is not None and value < least:
+            parser.error(f"{flag(name)} must be {'at least 0' if least == 0 else 'positive'}, got {value:g}")
     if args.by_op and args.device == "gpu":
         parser.error("--by-op counts through the stand-in: leave out --device gpu (the GPU count is kernels only)")
+    if args.no_numerical and args.device == "gpu":
+        parser.error("--no-numerical: the numerical-gradient step runs only with --device cpu")
+    return chosen[0]
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def use_standin():
 def count_step(preset, batch, block, overrides=None, extrapolate=True, by="phase"):
     """What one training step (the second, so AdamW's state exists) asks of a GPU, phase by phase, counted through
     the CuPy stand-in: {phase: {kind: [calls, bytes]}}; by="op": {op: ...}, by the op's forward or backward (or
-    the engine's or optimizer's function) that made each call. Every count but bytes is independent of the batch
+    the engine's or optimizer's function) that made each call; by=("phase", "op"): both. Every count but bytes is
+    independent of the batch
     size, and bytes are affine in it (activations scale with the batch, parameters do not): the step runs at
     batches 1 and 2 and the bytes are extrapolated to `batch` (a test checks that against a step run at the batch
     itself, which extrapolate=False does)."""
@@ -56,14 +57,16 @@ def count_step(preset, batch, block, overrides=None, extrapolate=True, by="phase
                 with counts.phase("optimizer"):
                     opt.step()
                     opt.zero_grad()
-        tables.append(counts.table if by == "phase" else counts.by_op)
-    one, two = tables
-    assert {p: {k: c for k, (c, _) in row.items()} for p, row in one.items()} == \
-           {p: {k: c for k, (c, _) in row.items()} for p, row in two.items()}, "counts depend on the batch size"
-    if not extrapolate:
-        return two
-    return {phase: {kind: [calls, one[phase][kind][1] + (batch - 1) * (nbytes - one[phase][kind][1])]
-                    for kind, (calls, nbytes) in row.items()} for phase, row in two.items()}
+        tables.append({"phase": counts.table, "op": counts.by_op})
+    result = {}
+    for key in ("phase", "op"):
+        one, two = tables[0][key], tables[1][key]
+        assert {p: {k: c for k, (c, _) in row.items()} for p, row in one.items()} == \
+               {p: {k: c for k, (c, _) in row.items()} for p, row in two.items()}, "counts depend on the batch size"
+        result[key] = two if not extrapolate else {
+            group: {kind: [calls, one[group][kind][1] + (batch - 1) * (nbytes - one[group][kind][1])]
+                    for kind, (calls, nbytes) in row.items()} for group, row in two.items()}
+    return result[by] if isinstance(by, str) else tuple(result[key] for key in by)
 
 
 def print_counts(cases, by_op=False):
@@ -84,13 +87,12 @@ def print_counts(cases, by_op=False):
 
     for case in cases:
         preset, overrides, batch, block = parse_case(case)
-        table = count_step(preset, batch, block, overrides)
+        table, ops = count_step(preset, batch, block, overrides, by=("phase", "op"))
         print(f"\n{case}: one training step (forward, backward, clipping 1.0, AdamW), as CuPy would run it\n")
         print_table(table, "phase", [p for p in PHASES if p in table] + [p for p in table if p not in PHASES])
         if by_op:
-            table = count_step(preset, batch, block, overrides, by="op")
             print(f"\n{case}, by op:\n")
-            print_table(table, "op", sorted(table, key=lambda op: (-standin.total(table, "bytes", [op]), op)))
+            print_table(ops, "op", sorted(ops, key=lambda op: (-standin.total(ops, "bytes", [op]), op)))
 
 
 def count_on_gpu(preset, batch, block, overrides=None):

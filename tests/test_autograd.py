@@ -98,9 +98,8 @@ def test_slices_of_one_tensor_add_their_gradients_as_pytorch(observed, torch):
         np.testing.assert_allclose(mine, reference, rtol=1e-12, atol=1e-12)
 
 
-
-BASIC_INDICES = [(0, 1), 1, (Ellipsis, 1), (None, 0), (slice(None), 1), True, (0, True),
-                 (slice(None, None, -1), slice(1, None, 2))]
+BASIC_INDICES = [(0, 1), 1, -1, (Ellipsis, 1), (None, 0), (slice(None), 1), True, (0, True), (Ellipsis, True, 0),
+                 (slice(None, None, -1), slice(1, None, 2)), "0-d array", "0-d tensor"]
 
 
 @pytest.mark.parametrize("index", BASIC_INDICES, ids=repr)
@@ -111,10 +110,19 @@ def test_every_basic_index_adds_its_gradient_where_its_values_came_from(index, d
     places (a basic index picks each place at most once). tests/test_gpu_path.py runs it on the GPU."""
     x0 = np.arange(12.0).reshape(3, 4) / 7
     x = tp.tensor(x0, dtype=tp.float64, requires_grad=True, device=device)
+    if index in ("0-d array", "0-d tensor"):  # an index NumPy reads as advanced: x[i] is a copy
+        where = tp.tensor([0.0, 5.0, 1.0], device=device).argmax()
+        index, taken = (where.data if index == "0-d array" else where), 1
+    else:
+        taken = index
     ((x[index] * 3).sum() + (x[index] ** 2).sum() + (x * x).sum()).backward()
     expected = 2 * x0
-    expected[index] += 3 + 2 * x0[index]
+    expected[taken] += 3 + 2 * x0[taken]
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-15)
+    if device == "cpu":  # Python's sum over a tensor takes one element at a time
+        y = tp.tensor(x0[0], requires_grad=True)
+        sum(y).backward()
+        np.testing.assert_array_equal(y.grad.numpy(), np.ones(4))
 
 
 def test_no_grad_and_detach_record_nothing():

@@ -436,10 +436,10 @@ class GetItem(Function):
         if _has_array(self.index):
             _scatter_add(gx, self.index, g)
             return
-        part = gx[self.index]
-        if isinstance(part, self.xp.ndarray) and not _has_bool(self.index):  # a view of gx: add in it
-            self.xp.add(part, g, out=part)  # (`gx[index] += g` would also copy the view back)
-        else:  # one element (NumPy gives a number, not a view) or a bool's copy
+        part = gx[self.index] if _is_basic(self.index) else None
+        if isinstance(part, self.xp.ndarray):  # a view of gx: add in it (`gx[index] += g` would copy it back)
+            self.xp.add(part, g, out=part)
+        else:  # one element (NumPy gives a number), a bool or a 0-d array (NumPy gives a copy): each place once
             gx[self.index] += g
 
 
@@ -598,8 +598,10 @@ def _has_array(index):
     return any(hasattr(p, "shape") and getattr(p, "ndim", 0) > 0 or isinstance(p, list) for p in parts)
 
 
-def _has_bool(index):
-    return any(isinstance(p, (bool, np.bool_)) for p in (index if isinstance(index, tuple) else (index,)))
+def _is_basic(index):
+    """Slices, integers, None and Ellipsis only: x[index] is a view of x (or, NumPy's, one element's number)."""
+    return all(p is None or p is Ellipsis or isinstance(p, slice) or isinstance(p, (int, np.integer))
+               and not isinstance(p, (bool, np.bool_)) for p in (index if isinstance(index, tuple) else (index,)))
 
 
 def _scatter_add(target, index, values):

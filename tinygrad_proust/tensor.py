@@ -67,8 +67,9 @@ class Function:
         backward(grad) -> one gradient per parent (an array, or None where no gradient flows)
 
     An op of one parent whose gradient is zero but for a part of the input (a slice) may also write
-    backward_into(grad, parent_grad): add that part into parent_grad in place. The walk uses it where it holds the
-    parent's gradient in an array of its own (q, k and v's slices of one tensor add into one array).
+    backward_into(grad, parent_grad): add that part into parent_grad in place. The walk then calls it instead of
+    backward (unless an observer is attached), with the parent's gradient so far in an array of the walk's own:
+    zeros at first, or a copy of what another op handed over. q, k and v cut from one tensor fill one array.
 
     The instance is the graph node's context: `parents` are the input Tensors, in order; `module_path` the
     modules whose forward made it, outermost first (read `module_name` for their dotted name).

@@ -123,20 +123,25 @@ def _caller(frame):
 
 
 def _maker(frame):
-    """What made a call, from the first frame that calls CuPy: the nearest op's forward or backward (a method of
-    an object with `parents`: a Function) above it, else the function it was made in ("Class.method" or
-    "module.function")."""
-    first = frame
+    """What made a call, from the first frame that calls CuPy: the nearest op's forward, backward or backward_into
+    above it (a Function's: an object with `parents`), else the outermost function of the same package it was made
+    in, short of a module's forward ("Tensor.backward", the engine; "AdamW.step"; "optim.clip_grad_norm_";
+    "functional.dropout"), as "Class.method" or "module.function"."""
+    first, package = frame, frame.f_globals.get("__name__", "").split(".")[0]
     while frame is not None:
         owner = frame.f_locals.get("self")
         if frame.f_code.co_name in ("forward", "backward", "backward_into") and hasattr(owner, "parents"):
             return f"{type(owner).__name__}.{frame.f_code.co_name}"
         frame = frame.f_back
-    while first.f_code.co_name.startswith("<") and first.f_back is not None:  # a comprehension's or lambda's
-        first = first.f_back
-    owner = first.f_locals.get("self")
-    where = type(owner).__name__ if owner is not None else first.f_globals.get("__name__", "?").rsplit(".", 1)[-1]
-    return f"{where}.{first.f_code.co_name}"
+    frame = outer = first
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == package \
+            and not hasattr(frame.f_locals.get("self"), "named_modules"):
+        if not frame.f_code.co_name.startswith("<"):  # a comprehension's or lambda's: its function's
+            outer = frame
+        frame = frame.f_back
+    owner = outer.f_locals.get("self")
+    where = type(owner).__name__ if owner is not None else outer.f_globals["__name__"].rsplit(".", 1)[-1]
+    return f"{where}.{outer.f_code.co_name}"
 
 
 def total(table, what, phases=None):
