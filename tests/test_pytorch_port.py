@@ -2,7 +2,8 @@
 with an optional bias, causal attention both through SDPA and by hand with a registered tril buffer, weight tying,
 `self.apply(init)`, `ModuleDict`, `@no_grad()` top-k sampling that assigns -inf in place) is defined once, as a
 function of the library it is given, and built with `torch` and with `tinygrad_proust`. The same weights give the
-same logits, loss and gradients (float64, to 1e-9), and the same greedy continuation."""
+same logits, loss and gradients (float64, to 1e-9), and the same greedy continuation; and the in-place rules
+ported code relies on."""
 import math
 
 import numpy as np
@@ -167,3 +168,54 @@ def test_its_top_k_sampling_runs_and_greedy_continues_as_pytorch(torch):
     assert mine.tolist() == ref.tolist() and mine.shape == (2, 13) and len(set(mine[:, 3:].numpy().ravel())) > 2
     sampled = ours.generate(tp.tensor(prompt), 6, temperature=0.8, top_k=4)
     assert sampled.shape == (2, 9) and 0 <= sampled.numpy().min() and sampled.numpy().max() < CONFIG["vocab_size"]
+
+
+def test_in_place_ops_write_into_the_tensor_where_no_gradient_flows(device, torch):
+    """x += y, x.add_(y) and the rest change x itself, as PyTorch's, so every name for x sees the change; where a
+    gradient flows, `x += y` is `x = x + y` (a new tensor, the same values) and the named methods refuse."""
+    for lib in (tp, torch):
+        on = (lambda t: t.to(device)) if lib is tp else (lambda t: t)
+        x = on(lib.zeros(3))
+        alias = x
+        alias += 1
+        alias *= on(lib.tensor([1.0, 2.0, 3.0]))
+        alias -= 0.5
+        alias /= 2
+        assert x.tolist() == [0.25, 0.75, 1.25] and alias is x
+        x.sub_(0.25).mul_(2).add_(on(lib.ones(3)), alpha=2).div_(2)
+        assert x.tolist() == [1.0, 1.5, 2.0]
+        assert x.clamp_(min=1.25).tolist() == [1.25, 1.5, 2.0] and x.fill_(7).tolist() == [7.0] * 3
+        assert x.zero_().tolist() == [0.0] * 3 and x.copy_(lib.tensor([1, 2, 3])).tolist() == [1.0, 2.0, 3.0]
+        counts = on(lib.zeros(2, dtype=lib.int64))
+        counts += 3
+        assert counts.tolist() == [3, 3] and counts.dtype == lib.int64
+        with pytest.raises((TypeError, RuntimeError)):               # a float result into integers
+            counts += 0.5
+        with pytest.raises((ValueError, RuntimeError)):              # the result would not fit x's shape
+            on(lib.zeros(3)).add_(on(lib.ones(2, 3)))
+    w = tp.ones(3, requires_grad=True)
+    h = w * 2
+    before = h
+    h += 1                                                           # a gradient flows: a new tensor
+    assert h is not before and before.tolist() == [2.0] * 3 and h.tolist() == [3.0] * 3
+    h.sum().backward()
+    assert w.grad.tolist() == [2.0] * 3
+    for method in (lambda: w.add_(1), lambda: w.zero_(), lambda: h.mul_(2)):
+        with pytest.raises(ValueError, match="gradient"):
+            method()
+    with tp.no_grad():
+        w -= 0.5 * w.grad                                            # a leaf, under no_grad: in place
+    assert w.tolist() == [0.0] * 3 and w.is_leaf and w.requires_grad
+
+
+def test_a_parameter_is_replaced_only_by_a_parameter_and_its_data_stays_an_array(torch):
+    model = tp.nn.Linear(3, 2)
+    with pytest.raises(TypeError, match="weight"):
+        model.weight = model.weight * 2                              # as PyTorch's TypeError: not silently dropped
+    with pytest.raises(TypeError):
+        torch.nn.Linear(3, 2).weight = torch.ones(2, 3)
+    assert [name for name, _ in model.named_parameters()] == ["weight", "bias"]
+    model.bias = None                                                # None is allowed, as in PyTorch
+    model.weight.data = tp.full((2, 3), 0.5)                         # torch's way to swap a parameter's values
+    assert isinstance(model.weight.data, np.ndarray)
+    assert model(tp.ones(1, 3)).tolist() == [[1.5, 1.5]]

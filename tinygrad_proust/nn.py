@@ -22,6 +22,14 @@ class Parameter(Tensor):
     def __init__(self, data, requires_grad=True):
         super().__init__(unwrap(data), requires_grad=requires_grad)
 
+    @property
+    def data(self):
+        return self.__dict__["data"]
+
+    @data.setter
+    def data(self, value):  # `p.data = tensor`, PyTorch's way to swap a parameter's values: the array is kept
+        self.__dict__["data"] = unwrap(value)
+
 
 class _Handle:
     """What register_*_hook returns: .remove() takes the hook out again."""
@@ -73,6 +81,11 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
+        if name in self._parameters and not isinstance(value, (Parameter, type(None))):
+            raise TypeError(f"cannot assign a {type(value).__name__} as parameter {name!r} (a Parameter or None, as in "
+                            "PyTorch; change its values in place under no_grad, or through .data)")
+        if name in self.__dict__ and self.__dict__[name] is value:
+            return  # `self.weight *= 0.1` under no_grad assigns the parameter to its own name: it keeps its place
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
