@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import functional as F, rng
+from . import functional as F, optim, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
 from .tensor import Tensor, module_paths, to_dtype, unwrap
@@ -228,9 +228,9 @@ class Module:
     def float(self):
         return self.to(dtype="float32")
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else Tensor(p.xp.zeros_like(p.grad.data))
 
     def extra_repr(self):
         return ""
@@ -564,3 +564,9 @@ class init:
     def ones_(tensor):
         tensor.data = tensor.xp.ones(tensor.shape, dtype=tensor.dtype)
         return tensor
+
+
+class utils:
+    """torch.nn.utils's name for gradient clipping: optim.clip_grad_norm_."""
+
+    clip_grad_norm_ = staticmethod(optim.clip_grad_norm_)

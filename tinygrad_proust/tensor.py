@@ -349,6 +349,8 @@ class Tensor:
     def numel(self):
         return int(self.data.size)
 
+    nelement = numel
+
     def __len__(self):
         return self.shape[0]
 
@@ -773,9 +775,9 @@ class Tensor:
         found = getattr(self.data, reduction)(axis=dim)
         return Tensor._wrap(self.xp.expand_dims(found, dim) if keepdim else found, False, None)
 
-    def multinomial(self, num_samples, replacement=False):
+    def multinomial(self, num_samples, replacement=False, generator=None):
         from .creation import multinomial
-        return multinomial(self, num_samples, replacement)
+        return multinomial(self, num_samples, replacement, generator)
 
     def sort(self, dim=-1, descending=False, stable=False):
         """(values, indices) along `dim`; ties keep their order (a stable sort, whatever `stable` says). The values'
