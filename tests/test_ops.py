@@ -356,6 +356,18 @@ def test_leaky_relu_at_zero_has_pytorchs_slope(torch):
     assert x.grad.tolist() == t.grad.tolist() == [0.1, 0.1]
 
 
+def test_relu_of_infinities_and_negatives_is_pytorchs_zero(device, torch):
+    """relu(-inf) is 0 (not -inf · 0 = NaN), a negative gives +0 (not -0), NaN stays NaN and passes its gradient."""
+    values = [-np.inf, -2.0, np.nan, 3.0, np.inf]
+    x, t = tp.tensor(values, requires_grad=True, device=device), torch.tensor(values, requires_grad=True)
+    y, ty = F.relu(x), torch.nn.functional.relu(t)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    assert not np.signbit(y.numpy()[:2]).any()
+    y.sum().backward()
+    ty.sum().backward()
+    assert x.grad.tolist() == t.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+
+
 def test_ties_and_kinks_follow_pytorch(device, torch):
     """Where finite differences cannot decide (a tie, a kink), pinned by hand and against PyTorch: maximum and
     minimum split a tie's gradient in half, min() splits it evenly and min(dim) gives it to the first minimum,

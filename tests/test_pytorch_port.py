@@ -2,7 +2,12 @@
 with an optional bias, causal attention both through SDPA and by hand with a registered tril buffer, weight tying,
 `self.apply(init)`, `ModuleDict`, `@no_grad()` top-k sampling that assigns -inf in place) is defined once, as a
 function of the library it is given, and built with `torch` and with `tinygrad_proust`. The same weights give the
-same logits, loss and gradients (float64, to 1e-9), and the same greedy continuation."""
+same logits, loss and gradients (float64, to 1e-9), and the same greedy continuation.
+
+Then two smaller programs, written the same way: a makemore-style character MLP trained by a hand-written SGD step
+(each of the three ways PyTorch code writes one) and sampled with a generator of its own, and an MLP in
+nn.Sequential whose init is adjusted in place under no_grad, trained with AdamW, zero_grad(set_to_none=True) and
+nn.utils.clip_grad_norm_; and the in-place rules those programs rely on."""
 import math
 
 import numpy as np
@@ -167,3 +172,207 @@ def test_its_top_k_sampling_runs_and_greedy_continues_as_pytorch(torch):
     assert mine.tolist() == ref.tolist() and mine.shape == (2, 13) and len(set(mine[:, 3:].numpy().ravel())) > 2
     sampled = ours.generate(tp.tensor(prompt), 6, temperature=0.8, top_k=4)
     assert sampled.shape == (2, 9) and 0 <= sampled.numpy().min() and sampled.numpy().max() < CONFIG["vocab_size"]
+
+
+# ---- a makemore-style character MLP: an embedding table indexed by C[X], tanh, cross_entropy, a hand-written SGD
+# step, and sampling with a generator of its own, written once against `torch` and `F` ----
+NAMES = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "amelia", "harper"]
+BLOCK = 3
+
+
+def makemore_data(torch):
+    stoi = {ch: i + 1 for i, ch in enumerate(sorted(set("".join(NAMES))))}
+    stoi["."] = 0
+    xs, ys = [], []
+    for name in NAMES:
+        context = [0] * BLOCK
+        for ch in name + ".":
+            xs.append(context)
+            ys.append(stoi[ch])
+            context = context[1:] + [stoi[ch]]
+    return torch.tensor(xs), torch.tensor(ys), len(stoi)
+
+
+def sgd_through_data(torch, parameters, lr):
+    for p in parameters:
+        p.data += -lr * p.grad
+
+
+def sgd_under_no_grad(torch, parameters, lr):
+    with torch.no_grad():
+        for p in parameters:
+            p -= lr * p.grad
+
+
+def sgd_with_add_(torch, parameters, lr):
+    with torch.no_grad():
+        for p in parameters:
+            p.add_(p.grad, alpha=-lr)
+
+
+def train_makemore(torch, F, weights, update, steps=6):
+    X, Y, vocab = makemore_data(torch)
+    C, W1, b1, W2, b2 = parameters = [torch.tensor(w) for w in weights]
+    for p in parameters:
+        p.requires_grad = True
+    losses = []
+    for i in range(steps):
+        emb = C[X]                                                 # (N, BLOCK, d)
+        h = torch.tanh(emb.view(-1, W1.shape[0]) @ W1 + b1)
+        logits = h @ W2 + b2
+        loss = F.cross_entropy(logits, Y)
+        for p in parameters:
+            p.grad = None
+        loss.backward()
+        update(torch, parameters, 0.1 if i < steps // 2 else 0.01)
+        losses.append(loss.item())
+    return losses, parameters, sum(p.nelement() for p in parameters)
+
+
+def sample_makemore(torch, F, parameters, seed, count=4):
+    C, W1, b1, W2, b2 = parameters
+    g = torch.Generator().manual_seed(seed)
+    names = []
+    with torch.no_grad():
+        for _ in range(count):
+            context, out = [0] * BLOCK, []
+            while len(out) < 20:
+                h = torch.tanh(C[torch.tensor([context])].view(1, -1) @ W1 + b1)
+                probs = F.softmax(h @ W2 + b2, dim=1)
+                ix = torch.multinomial(probs, num_samples=1, replacement=True, generator=g).item()
+                context = context[1:] + [ix]
+                out.append(ix)
+                if ix == 0:
+                    break
+            names.append(out)
+    return names, torch.randn((2, 3), generator=g), torch.randint(0, 5, (4,), generator=g)
+
+
+@pytest.mark.parametrize("update", [sgd_through_data, sgd_under_no_grad, sgd_with_add_])
+def test_a_makemore_mlp_trains_as_pytorch_by_hand(update, torch):
+    """The three ways PyTorch code writes a hand-made SGD step each update the parameters themselves: the same
+    losses and weights as PyTorch's, float64 to 1e-12."""
+    rng = np.random.default_rng(0)
+    vocab = makemore_data(torch)[2]
+    weights = [rng.standard_normal(s) for s in ((vocab, 2), (2 * BLOCK, 20), (20,), (20, vocab), (vocab,))]
+    ours, ours_params, ours_count = train_makemore(tp, tp.functional, weights, update)
+    theirs, their_params, their_count = train_makemore(torch, torch.nn.functional, weights, update)
+    assert ours_count == their_count == sum(w.size for w in weights)
+    assert ours[-1] < ours[0] - 0.1                                  # it learns
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    for mine, ref in zip(ours_params, their_params):
+        assert mine.is_leaf and mine.requires_grad
+        np.testing.assert_allclose(mine.numpy(), ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_sampling_with_a_generator_of_its_own_repeats_and_leaves_the_global_stream_alone(torch):
+    rng = np.random.default_rng(0)
+    vocab = makemore_data(torch)[2]
+    params = [tp.tensor(rng.standard_normal(s)) for s in ((vocab, 2), (2 * BLOCK, 20), (20,), (20, vocab), (vocab,))]
+    tp.manual_seed(5)
+    first = sample_makemore(tp, tp.functional, params, seed=2147483647)
+    after_first = tp.randn(3).tolist()
+    tp.manual_seed(5)
+    again = sample_makemore(tp, tp.functional, params, seed=2147483647)
+    assert tp.randn(3).tolist() == after_first                       # the global stream never moved
+    assert first[0] == again[0] and first[1].tolist() == again[1].tolist() and first[2].tolist() == again[2].tolist()
+    assert all(0 <= ix < vocab for name in first[0] for ix in name)
+    other = sample_makemore(tp, tp.functional, params, seed=1)
+    assert (other[0], other[1].tolist()) != (first[0], first[1].tolist())
+    assert first[1].shape == (2, 3) and first[2].dtype == np.int64 and 0 <= first[2].numpy().min() <= 4
+
+
+# ---- an MLP in nn.Sequential trained by an optimizer, its init adjusted in place under no_grad ----
+def train_sequential(torch, nn, F, optim, weights, x, y, steps=5):
+    model = nn.Sequential(nn.Linear(4, 16), nn.GELU(), nn.Dropout(0.0), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 3)).double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.tensor(weights[name]))
+        model[-1].weight *= 0.1                                      # a less confident last layer
+        model[-1].bias.zero_()
+        model[0].bias.fill_(0.01)
+        model[3].weight.clamp_(-0.4, 0.4)
+    names = [name for name, _ in model.named_parameters()]
+    opt = optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
+    losses, norms = [], []
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), 0.5)))
+        opt.step()
+        losses.append(loss.item())
+    opt.zero_grad(set_to_none=False)
+    return names, losses, norms, model
+
+
+def test_an_mlp_with_its_init_adjusted_in_place_trains_as_pytorch(torch):
+    from tinygrad_proust import optim
+    torch.manual_seed(0)
+    reference = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Linear(16, 16), torch.nn.Linear(16, 3))
+    weights = {name.replace("1.", "3.").replace("2.", "5."): p.detach().double().numpy()
+               for name, p in reference.named_parameters()}
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)), rng.integers(0, 3, 32)
+    ours = train_sequential(tp, tp.nn, tp.functional, optim, weights, tp.tensor(x), tp.tensor(y))
+    theirs = train_sequential(torch, torch.nn, torch.nn.functional, torch.optim, weights, torch.tensor(x),
+                              torch.tensor(y))
+    assert ours[0] == theirs[0] == list(weights)                     # no parameter fell out of the model
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-12)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12)
+    their_params = dict(theirs[3].named_parameters())
+    for name, p in ours[3].named_parameters():
+        np.testing.assert_allclose(p.numpy(), their_params[name].detach().numpy(), rtol=1e-12, atol=1e-14)
+        assert p.grad.tolist() == their_params[name].grad.tolist() == np.zeros(p.shape).tolist()
+
+
+def test_in_place_ops_write_into_the_tensor_where_no_gradient_flows(device, torch):
+    """x += y, x.add_(y) and the rest change x itself, as PyTorch's, so every name for x sees the change; where a
+    gradient flows, `x += y` is `x = x + y` (a new tensor, the same values) and the named methods refuse."""
+    for lib in (tp, torch):
+        on = (lambda t: t.to(device)) if lib is tp else (lambda t: t)
+        x = on(lib.zeros(3))
+        alias = x
+        alias += 1
+        alias *= on(lib.tensor([1.0, 2.0, 3.0]))
+        alias -= 0.5
+        alias /= 2
+        assert x.tolist() == [0.25, 0.75, 1.25] and alias is x
+        x.sub_(0.25).mul_(2).add_(on(lib.ones(3)), alpha=2).div_(2)
+        assert x.tolist() == [1.0, 1.5, 2.0]
+        assert x.clamp_(min=1.25).tolist() == [1.25, 1.5, 2.0] and x.fill_(7).tolist() == [7.0] * 3
+        assert x.zero_().tolist() == [0.0] * 3 and x.copy_(lib.tensor([1, 2, 3])).tolist() == [1.0, 2.0, 3.0]
+        counts = on(lib.zeros(2, dtype=lib.int64))
+        counts += 3
+        assert counts.tolist() == [3, 3] and counts.dtype == lib.int64
+        with pytest.raises((TypeError, RuntimeError)):               # a float result into integers
+            counts += 0.5
+        with pytest.raises((ValueError, RuntimeError)):              # the result would not fit x's shape
+            on(lib.zeros(3)).add_(on(lib.ones(2, 3)))
+    w = tp.ones(3, requires_grad=True)
+    h = w * 2
+    before = h
+    h += 1                                                           # a gradient flows: a new tensor
+    assert h is not before and before.tolist() == [2.0] * 3 and h.tolist() == [3.0] * 3
+    h.sum().backward()
+    assert w.grad.tolist() == [2.0] * 3
+    for method in (lambda: w.add_(1), lambda: w.zero_(), lambda: h.mul_(2)):
+        with pytest.raises(ValueError, match="gradient"):
+            method()
+    with tp.no_grad():
+        w -= 0.5 * w.grad                                            # a leaf, under no_grad: in place
+    assert w.tolist() == [0.0] * 3 and w.is_leaf and w.requires_grad
+
+
+def test_a_parameter_is_replaced_only_by_a_parameter_and_its_data_stays_an_array(torch):
+    model = tp.nn.Linear(3, 2)
+    with pytest.raises(TypeError, match="weight"):
+        model.weight = model.weight * 2                              # as PyTorch's TypeError: not silently dropped
+    with pytest.raises(TypeError):
+        torch.nn.Linear(3, 2).weight = torch.ones(2, 3)
+    assert [name for name, _ in model.named_parameters()] == ["weight", "bias"]
+    model.bias = None                                                # None is allowed, as in PyTorch
+    model.weight.data = tp.full((2, 3), 0.5)                         # torch's way to swap a parameter's values
+    assert isinstance(model.weight.data, np.ndarray)
+    assert model(tp.ones(1, 3)).tolist() == [[1.5, 1.5]]

@@ -11,7 +11,7 @@ from .nn import record_modules
 from .tensor import (Function, Observer, Tensor, observe, bool_, float16, float32, float64, int32, int64,
                      is_grad_enabled, long, no_grad)
 
-manual_seed = rng.manual_seed
+manual_seed, Generator = rng.manual_seed, rng.Generator
 einsum, pad = functional.einsum, functional.pad
 # torch.exp(x), torch.maximum(a, b), ...: the Tensor methods as functions, under PyTorch's names
 TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "sin", "cos", "erf", "square", "clamp",
@@ -27,7 +27,8 @@ from_numpy = Tensor  # shares the array's memory, as torch.from_numpy does
 __all__ = [
     "Tensor", "Function", "Observer", "observe", "tensor", "multinomial", "zeros", "ones", "full", "full_like", "empty",
     "eye", "zeros_like", "ones_like", "randn", "rand", "randint", "arange", "cat", "stack", "where", "no_grad",
-    "is_grad_enabled", "manual_seed", "gradcheck", "GradcheckError", "DeviceError", "gpu_available", "detect_anomaly",
-    "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32",
-    "float64", "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double", *TENSOR_FUNCTIONS,
+    "is_grad_enabled", "manual_seed", "Generator", "gradcheck", "GradcheckError", "DeviceError", "gpu_available",
+    "detect_anomaly", "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional",
+    "float16", "float32", "float64", "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double",
+    *TENSOR_FUNCTIONS,
 ]

@@ -57,21 +57,21 @@ def ones_like(t, dtype=None, requires_grad=False):
     return Tensor(t.xp.ones(t.shape, dtype=to_dtype(dtype) or t.dtype), requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=float32, device="cpu", requires_grad=False):
+def randn(*shape, dtype=float32, device="cpu", requires_grad=False, generator=None):
     """Standard normal samples, drawn on the host from the seeded generator (same values on every device)."""
-    array = rng.generator().standard_normal(_shape_arg(shape), dtype=np.float64).astype(to_dtype(dtype))
+    array = rng.generator(generator).standard_normal(_shape_arg(shape), dtype=np.float64).astype(to_dtype(dtype))
     return _make(array, device, requires_grad)
 
 
-def rand(*shape, dtype=float32, device="cpu", requires_grad=False):
+def rand(*shape, dtype=float32, device="cpu", requires_grad=False, generator=None):
     """Uniform samples in [0, 1), drawn on the host from the seeded generator."""
-    array = rng.generator().random(_shape_arg(shape)).astype(to_dtype(dtype))
+    array = rng.generator(generator).random(_shape_arg(shape)).astype(to_dtype(dtype))
     return _make(array, device, requires_grad)
 
 
-def randint(low, high, size, device="cpu"):
+def randint(low, high, size, device="cpu", generator=None):
     """Integers in [low, high), int64."""
-    return _make(rng.generator().integers(low, high, size=_shape_arg((size,)), dtype=np.int64), device, False)
+    return _make(rng.generator(generator).integers(low, high, size=_shape_arg((size,)), dtype=np.int64), device, False)
 
 
 def arange(start, end=None, step=1, dtype=None, device="cpu"):
@@ -102,7 +102,7 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(dim) for t in tensors], dim=dim)
 
 
-def multinomial(input, num_samples, replacement=False):
+def multinomial(input, num_samples, replacement=False, generator=None):
     """Indices drawn from each row of non-negative weights (1-D or 2-D), as torch.multinomial, from the project's
     host generator (manual_seed): with replacement by the inverse CDF, without by the Gumbel top-k trick. int64,
     on input's device; no gradient."""
@@ -116,7 +116,7 @@ def multinomial(input, num_samples, replacement=False):
     if not replacement and num_samples > (rows > 0).sum(1).min():
         raise ValueError(f"multinomial: {num_samples} samples without replacement from a row with fewer non-zero "
                          "weights")
-    draw = rng.generator()
+    draw = rng.generator(generator)
     if replacement:
         cdf = np.cumsum(rows / rows.sum(1, keepdims=True), axis=1)
         picked = (draw.random((len(rows), num_samples, 1)) >= cdf[:, None, :-1]).sum(-1)

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import functional as F, rng
+from . import functional as F, optim, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
 from .tensor import Tensor, module_paths, to_dtype, unwrap
@@ -21,6 +21,14 @@ class Parameter(Tensor):
 
     def __init__(self, data, requires_grad=True):
         super().__init__(unwrap(data), requires_grad=requires_grad)
+
+    @property
+    def data(self):
+        return self.__dict__["data"]
+
+    @data.setter
+    def data(self, value):  # `p.data = tensor`, PyTorch's way to swap a parameter's values: the array is kept
+        self.__dict__["data"] = unwrap(value)
 
 
 class _Handle:
@@ -73,6 +81,11 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
+        if name in self._parameters and not isinstance(value, (Parameter, type(None))):
+            raise TypeError(f"cannot assign a {type(value).__name__} as parameter {name!r} (a Parameter or None, as in "
+                            "PyTorch; change its values in place under no_grad, or through .data)")
+        if name in self.__dict__ and self.__dict__[name] is value:
+            return  # `self.weight *= 0.1` under no_grad assigns the parameter to its own name: it keeps its place
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -215,9 +228,9 @@ class Module:
     def float(self):
         return self.to(dtype="float32")
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else Tensor(p.xp.zeros_like(p.grad.data))
 
     def extra_repr(self):
         return ""
@@ -551,3 +564,9 @@ class init:
     def ones_(tensor):
         tensor.data = tensor.xp.ones(tensor.shape, dtype=tensor.dtype)
         return tensor
+
+
+class utils:
+    """torch.nn.utils's name for gradient clipping: optim.clip_grad_norm_."""
+
+    clip_grad_norm_ = staticmethod(optim.clip_grad_norm_)

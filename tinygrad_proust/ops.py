@@ -198,10 +198,11 @@ class Maximum(Function):
 
 class Relu(Function):
     def forward(self, x):
-        self.positive = x > 0
-        return x * self.positive
+        out = self.xp.maximum(x, 0)  # not x · (x > 0): -inf · 0 is NaN, and a negative would give -0
+        self.positive = out != 0     # x > 0, and NaN (which passes its gradient, as PyTorch's)
+        return out
 
-    # d relu = 1 where x > 0, else 0
+    # d relu = 1 where x > 0 (or NaN), else 0
     def backward(self, g):
         return g * self.positive
 

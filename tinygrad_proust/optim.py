@@ -39,9 +39,10 @@ class Optimizer:
     def params(self):
         return [p for group in self.param_groups for p in group["params"]]
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Drop every gradient (PyTorch's default), or with set_to_none=False zero the ones there are."""
         for p in self.params():
-            p.grad = None
+            p.grad = None if set_to_none or p.grad is None else Tensor(p.xp.zeros_like(p.grad.data))
 
     def step(self):
         start = 0

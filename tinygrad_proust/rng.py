@@ -27,9 +27,23 @@ def manual_seed(seed):
     _seed, _position, _host = int(seed), 0, None
 
 
-def generator():
-    """The host (NumPy) generator, for initialising parameters."""
+class Generator:
+    """A stream of random numbers of its own, as torch.Generator: `g = Generator().manual_seed(42)`, then
+    randn, rand, randint and multinomial with generator=g draw from it and leave the global stream alone."""
+
+    def __init__(self, device="cpu"):
+        self.manual_seed(67280421310721)  # PyTorch's default seed
+
+    def manual_seed(self, seed):
+        self.numpy = np.random.default_rng(int(seed))
+        return self
+
+
+def generator(source=None):
+    """The host (NumPy) generator, for initialising parameters; a Generator's own when one is given."""
     global _host
+    if source is not None:
+        return source.numpy
     if _host is None:
         _host = np.random.default_rng(_seed)
     return _host

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import math
 import numbers
+import operator
 
 import numpy as np
 
@@ -263,7 +264,17 @@ class Tensor:
     `_ctx`, the op that produced it (None for a leaf: an input or a parameter)."""
 
     __hash__ = object.__hash__  # == is elementwise, as in PyTorch; identity stays the hash
-    __array_ufunc__ = None      # `np.float64(0.5) * t`, `np.ones(3) + t`: NumPy defers to Tensor's reflected ops
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        """NumPy meeting a Tensor: `np.float64(0.5) * t`, `np.ones(3) + t` are the Tensor's ops; an array updated
+        in place by a tensor, `p.data += -lr * p.grad` (the hand-written SGD step: .data is the array), takes its
+        values."""
+        if out is not None:
+            return getattr(ufunc, method)(*map(unwrap, inputs), out=tuple(map(unwrap, out)), **kwargs)
+        operator_ = _NUMPY_OPERATORS.get(ufunc.__name__)
+        if method != "__call__" or operator_ is None or kwargs:
+            return NotImplemented
+        return operator_(*(x if isinstance(x, Tensor) else self._operand(x) for x in inputs))
 
     def __init__(self, data, requires_grad=False, device=None, dtype=None, name=None):
         if isinstance(data, Tensor):
@@ -337,6 +348,8 @@ class Tensor:
 
     def numel(self):
         return int(self.data.size)
+
+    nelement = numel
 
     def __len__(self):
         return self.shape[0]
@@ -557,6 +570,40 @@ class Tensor:
         data[parts] = unwrap(value)
         self.data = data
 
+    # in place, as PyTorch's: x += y, x.add_(y), ... change x itself, so every name for x (a module's parameter, the
+    # loop variable of `for p in model.parameters()`) sees the change
+    def __iadd__(self, other): return self._in_place(self + other, "+=")
+    def __isub__(self, other): return self._in_place(self - other, "-=")
+    def __imul__(self, other): return self._in_place(self * other, "*=")
+    def __itruediv__(self, other): return self._in_place(self / other, "/=")
+    def add_(self, other, alpha=1): return self._in_place(self + other * alpha, "add_")
+    def sub_(self, other, alpha=1): return self._in_place(self - other * alpha, "sub_")
+    def mul_(self, other): return self._in_place(self * other, "mul_")
+    def div_(self, other): return self._in_place(self / other, "div_")
+    def clamp_(self, min=None, max=None): return self._in_place(self.clamp(min, max), "clamp_")
+    def fill_(self, value): return self._in_place(self._operand(value), "fill_")
+    def zero_(self): return self._in_place(self._operand(0), "zero_")
+    def copy_(self, src): return self._in_place(self._operand(src), "copy_")
+
+    def _in_place(self, result, op):
+        """Write `result` into self (into a new array, as __setitem__) where no gradient flows: a plain tensor, or
+        a leaf under no_grad (`p -= lr * p.grad`, the hand-written SGD step). Where one does, `x += y` is
+        `x = x + y`, a new tensor with the same values, and a named method (x.add_(y), which returns x) refuses.
+        Only copy_ and fill_ cast floats to integers (PyTorch refuses `counts += 0.5`)."""
+        if self.requires_grad and (_grad_enabled or not self.is_leaf) or result.requires_grad:
+            if op.endswith("_"):
+                raise ValueError(f"{op}: in-place ops where a gradient flows are not supported; build a new tensor "
+                                 "(x = x + y), or change a leaf under no_grad")
+            return result
+        if np.broadcast_shapes(result.shape, self.shape) != self.shape:
+            raise ValueError(f"{op}: a result of shape {result.shape} does not fit in a tensor of shape {self.shape}")
+        if result.dtype.kind == "f" and self.dtype.kind != "f" and op not in ("copy_", "fill_"):
+            raise TypeError(f"{op}: a {result.dtype} result cannot be written into a {self.dtype} tensor")
+        data = self.xp.empty_like(self.data)
+        data[...] = to_device(result.data, self.device)
+        self.data = data
+        return self
+
     def contiguous(self): return self  # every op here takes any memory layout
     def dim(self): return self.ndim
 
@@ -728,9 +775,9 @@ class Tensor:
         found = getattr(self.data, reduction)(axis=dim)
         return Tensor._wrap(self.xp.expand_dims(found, dim) if keepdim else found, False, None)
 
-    def multinomial(self, num_samples, replacement=False):
+    def multinomial(self, num_samples, replacement=False, generator=None):
         from .creation import multinomial
-        return multinomial(self, num_samples, replacement)
+        return multinomial(self, num_samples, replacement, generator)
 
     def sort(self, dim=-1, descending=False, stable=False):
         """(values, indices) along `dim`; ties keep their order (a stable sort, whatever `stable` says). The values'
@@ -850,6 +897,13 @@ class Tensor:
         if other.ndim == 1:
             out = out.squeeze(-1)
         return out
+
+
+# the NumPy ufuncs behind Python's operators, for NumPy values on the left of a Tensor
+_NUMPY_OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv,
+                    "power": operator.pow, "matmul": operator.matmul, "equal": operator.eq, "not_equal": operator.ne,
+                    "less": operator.lt, "less_equal": operator.le, "greater": operator.gt,
+                    "greater_equal": operator.ge}
 
 
 def _promoted(a, b):
