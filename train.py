@@ -28,8 +28,8 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, trained_bpe
 from models import adapters
-from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, integer, non_empty, one_character,
-                        pick_device, real)
+from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, given_flags, integer, non_empty,
+                        one_character, pick_device, real)
 from models.export import ExportError
 from models.loading import load_lora_base, load_model
 from models.metrics import read_metrics, write_metrics
@@ -221,12 +221,6 @@ def as_flag(dest, value):
     if isinstance(value, bool):
         return f"--{name}" if value else f"--no-{name}"
     return f"--{name} {value}"
-
-
-def given_flags(parser, argv):
-    """The dests of the flags written on this command line (not the defaults, nor a resumed run's settings)."""
-    words = [word.split("=")[0] for word in argv]
-    return {action.dest for action in parser._actions if any(opt in words for opt in action.option_strings)}
 
 
 def settings_in_force(args):
