@@ -100,7 +100,9 @@ def make_parser():
     g.add_argument("--lr", type=real(0, 100, low_open=True), default=3e-3, help="peak learning rate")
     g.add_argument("--min-lr", type=real(0, 100), help="floor of the cosine decay (default: lr / 10)")
     g.add_argument("--warmup", type=integer(0, 10**12), default=100, help="linear warm-up steps")
-    g.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
+    g.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
+                   help="cosine: --warmup, then a cosine decay to --min-lr at --lr-decay-steps; constant: --lr at "
+                        "every step")
     g.add_argument("--lr-decay-steps", type=integer(1, 10**12),
                    help="step at which the cosine reaches the floor (default: --steps of the first run)")
     g.add_argument("--weight-decay", type=real(0, 100), default=0.1, help="AdamW decay of the weight matrices")
@@ -212,7 +214,10 @@ APPLIES_ONLY_WITH = [("vocab_size", "tokenizer", ("bpe", None)), ("bpe_pattern",
                      ("unicode", "tokenizer", ("char", None)),
                      ("momentum", "optimizer", ("sgd",)), ("gelu_approximate", "ffn", ("gelu", None)),
                      ("rope_base", "positions", ("rope", None)), ("norm_bias", "norm", ("layernorm", None)),
-                     ("head_bias", "tie_weights", (False, None))]
+                     ("head_bias", "tie_weights", (False, None)),
+                     ("weight_decay", "optimizer", ("adamw",)), ("beta1", "optimizer", ("adamw", "adam")),
+                     ("beta2", "optimizer", ("adamw", "adam")), ("warmup", "schedule", ("cosine",)),
+                     ("min_lr", "schedule", ("cosine",)), ("lr_decay_steps", "schedule", ("cosine",))]
 
 
 def as_flag(dest, value):
@@ -232,11 +237,12 @@ def settings_in_force(args):
 
 def refuse_unused_flags(given, args):
     """A flag given (written on the command line) where it does nothing is an error, never printed as in force:
-    --vocab-size with the char tokenizer, --momentum with Adam, --seed on a resume (a resumed run continues its own
-    random streams)."""
+    --vocab-size with the char tokenizer, --momentum with Adam, --warmup with the constant schedule, --seed on a
+    resume (a resumed run continues its own random streams)."""
     for flag, setting, values in APPLIES_ONLY_WITH:
         if flag in given and getattr(args, setting) not in values:
-            fail(f"--{flag.replace('_', '-')} acts only with {as_flag(setting, values[0])}; this run has "
+            acting = " or ".join(as_flag(setting, value) for value in values if value is not None)
+            fail(f"--{flag.replace('_', '-')} acts only with {acting}; this run has "
                  f"{as_flag(setting, getattr(args, setting))}")
     if args.resume and "seed" in given:
         fail("--seed: a resumed run continues the random streams its checkpoint saved; --seed starts new runs")

@@ -363,10 +363,27 @@ def test_loss_curve_on_a_bad_metrics_file_is_one_line(tmp_path, capsys, content)
     (["--tokenizer", "byte", "--bpe-pattern", "none"], "--bpe-pattern acts only with --tokenizer bpe"),
     (["--tokenizer", "byte", "--chars", "abc"], "--chars acts only with --tokenizer char"),
     (["--momentum", "0.9"], "--momentum acts only with --optimizer sgd"),
+    (["--optimizer", "adam", "--weight-decay", "0.5"], "--weight-decay acts only with --optimizer adamw; this run has "
+                                                       "--optimizer adam"),
+    (["--optimizer", "sgd", "--beta2", "0.9"], "--beta2 acts only with --optimizer adamw or --optimizer adam"),
 ])
 def test_a_flag_that_would_do_nothing_is_refused(corpus, tmp_path, capsys, argv, message):
     code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY, *argv], capsys)
     assert code == 2 and one_line_error(err) and message in err, err
+
+
+@pytest.mark.parametrize("flag, value", [("--warmup", 10), ("--min-lr", 1e-4), ("--lr-decay-steps", 5)])
+def test_the_constant_schedule_takes_no_warmup_floor_or_decay(corpus, tmp_path, capsys, flag, value):
+    """--schedule constant trains at --lr from the first step to the last: the cosine's settings are refused."""
+    tiny = TINY[:TINY.index("--warmup")] + TINY[TINY.index("--warmup") + 2:]
+    argv = ["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", "--schedule", "constant", *tiny]
+    code, _, err = run_train([*argv, flag, value], capsys)
+    assert code == 2 and one_line_error(err), err
+    assert f"{flag} acts only with --schedule cosine; this run has --schedule constant" in err
+    code, out, err = run_train(argv, capsys)
+    assert code == 0, err
+    training = json.loads(next(line for line in out.splitlines() if line.startswith("training:"))[len("training:"):])
+    assert training["schedule"] == "constant" and not {"warmup", "min_lr", "lr_decay_steps"} & set(training)
 
 
 def test_a_char_run_prints_no_bpe_settings_and_a_resume_takes_no_seed(first_run, capsys):
