@@ -150,8 +150,9 @@ ARCHITECTURE = ["norm", "norm_placement", "norm_bias", "norm_eps", "final_norm",
                 "attn_bias", "positions", "rope_base", "scale_embeddings", "tie_weights", "head_bias",
                 "scaled_residual_init"]
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
-FIXED_FOR_A_RUN = ["preset", "n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "tokenizer", "chars",
-                   "replace_unknown", "unicode", "vocab_size", "bpe_pattern"] + ARCHITECTURE
+MODEL_SIZES = ["n_layer", "n_head", "n_embd", "ffn_hidden", "block_size"]
+FIXED_FOR_A_RUN = ["preset", *MODEL_SIZES, "tokenizer", "chars", "replace_unknown", "unicode", "vocab_size",
+                   "bpe_pattern"] + ARCHITECTURE
 LORA_SETTINGS = ["lora_rank", "lora_alpha", "lora_targets"]  # an adapter's shape: fixed for a run too
 NOT_SAVED = ("resume", "out_dir", "overwrite")
 
@@ -257,7 +258,8 @@ def resume_settings(parser, argv, args):
     except CheckpointError as err:
         fail(err)
     saved = {k: v for k, v in (record.args or {}).items() if k in vars(args) and k not in NOT_SAVED}
-    saved.update({k: record.config[k] for k in ARCHITECTURE if k in record.config})  # what the weights were built as
+    # what the weights were built as (a run that took its preset's sizes recorded no --n-layer)
+    saved.update({k: record.config[k] for k in MODEL_SIZES + ARCHITECTURE if k in record.config})
     if (record.tokenizer or {}).get("kind") == "char":  # what the tokenizer does (older runs did not record it)
         saved["unicode"] = "nfc" if record.tokenizer.get("normalize") else "as-is"
     if args.init_from and args.init_from != saved.get("init_from"):
@@ -268,9 +270,13 @@ def resume_settings(parser, argv, args):
         fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
     for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
         if key in saved and getattr(args, key) != saved[key]:
-            fail(f"{as_flag(key, getattr(args, key))}: the checkpoint's model was trained with "
-                 f"{as_flag(key, saved[key])}; "
+            was = f"without --{key.replace('_', '-')}" if saved[key] is None else f"with {as_flag(key, saved[key])}"
+            fail(f"{as_flag(key, getattr(args, key))}: the checkpoint's model was trained {was}; "
                  "the architecture and vocabulary of a run cannot change (start a new run instead)")
+    if "val_fraction" in saved and args.val_fraction != saved["val_fraction"]:
+        fail(f"--val-fraction {args.val_fraction:g}: the run splits its corpus at --val-fraction "
+             f"{saved['val_fraction']:g}; another split would mix its training and validation text (start a new run "
+             "from its weights with --init-from instead)")
     if record.args is None or record.rng is None or record.batch_rng is None or record.best_val_loss is None:
         fail(f"--resume {args.resume}: not a checkpoint of a train.py run (no settings or random states to continue "
              "from); start a new run from its weights with --init-from")
@@ -465,6 +471,12 @@ def prepare_out_dir(args, record):
     stale temporary files. A resumed run keeps its metrics up to its checkpoint's step: rows written after it, by
     a run that was killed before its next checkpoint, are dropped, so the curve never zig-zags."""
     out_dir = Path(args.out_dir)
+    # the folder the checkpoint was named in (a symbolic link to a checkpoint elsewhere resumes where the link is)
+    resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
+                                                                 Path(args.resume).resolve().parent)
+    if resuming_here and args.overwrite:
+        fail(f"--overwrite: a resumed run continues in its own folder ({out_dir}) and replaces no other run; "
+             "--overwrite replaces the run in a new run's --out-dir")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         claim_out_dir(out_dir)  # before anything in the folder is touched: its *.tmp may be a live run's
@@ -472,9 +484,6 @@ def prepare_out_dir(args, record):
         fail(f"--out-dir {out_dir}: cannot write there ({err.strerror or err})")
     for stale in out_dir.glob("*.tmp"):
         stale.unlink()
-    # the folder the checkpoint was named in (a symbolic link to a checkpoint elsewhere resumes where the link is)
-    resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
-                                                                 Path(args.resume).resolve().parent)
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
     for name in present:
         if not (out_dir / name).is_file():
