@@ -139,6 +139,7 @@ def test_an_adapter_refuses_another_base_and_merges_into_one_checkpoint(base, tm
         generate.main(["--checkpoint", str(adapter)])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and "is not the base this adapter was trained on" in err and "\n" not in err
+    assert err.startswith(f"error: checkpoint {adapter}: ") and "damaged" not in err  # the adapter itself is whole
 
 
 @pytest.mark.parametrize("argv, message", [
