@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli import Parser, console, fail, integer, load_model_and_prompt, pick_device, real
+from models.cli import Parser, console, fail, given_flags, integer, load_model_and_prompt, pick_device, real
 
 
 def parse_args(argv):
@@ -34,7 +34,27 @@ def parse_args(argv):
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu", "cuda", "auto"])
     p.add_argument("--drop-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    refuse_unused_options(p, args, given_flags(p, argv))
+    return args
+
+
+def refuse_unused_options(parser, args, given):
+    """No option that this run would not read: greedy decoding samples nothing, and --checkpoint looks for
+    nothing under --out-dir."""
+    if "checkpoint" in given and "out_dir" in given:
+        parser.error("--out-dir is where a checkpoint is looked for without --checkpoint: give one of them")
+    if args.greedy and "temperature" in given:
+        parser.error("--temperature: --greedy is temperature 0; give one of them")
+    if args.greedy or args.temperature == 0:
+        mode = "--greedy" if args.greedy else "--temperature 0"
+        unused = [f"--{name.replace('_', '-')}" for name in ("top_k", "top_p", "seed") if name in given]
+        if unused:
+            parser.error(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to greedy decoding "
+                         f"({mode}): it always takes the most likely token")
+        if args.num_samples > 1:
+            parser.error(f"--num-samples {args.num_samples}: greedy decoding ({mode}) writes the same text every "
+                         "time; sample with a temperature above 0")
 
 
 def find_checkpoint(out_dir):

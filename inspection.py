@@ -33,7 +33,7 @@ def make_parser():
         sub.add_argument("--prompt", required=True, type=non_empty)
         sub.add_argument("--drop-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
     attention.add_argument("--out", default="attention.png")
-    lens.add_argument("--top", type=integer(1, 10**6), default=TOP_DEFAULT)
+    lens.add_argument("--top", type=integer(1, 10**6), help=f"guesses per cell of the table (default: {TOP_DEFAULT})")
     lens.add_argument("--save", help="also write the table to this file")
     lens.add_argument("--out", help="draw the top guesses as a layer x position grid to this picture (not the table)")
     tokens = commands.add_parser("tokens", help="how the checkpoint's tokenizer cuts a text into tokens")
@@ -74,12 +74,12 @@ def main(argv=None):
         if args.command == "attention":
             print(f"wrote {plot_attention(attention_maps(model, ids), token_labels(tokenizer, ids), args.out)}")
         elif args.out:
-            if args.save or args.top != TOP_DEFAULT:
+            if args.save or args.top is not None:
                 fail("--out draws the top guess in each cell; --save and --top shape the text table (give them "
                      "without --out)")
             print(f"wrote {plot_logit_lens(logit_lens(model, tokenizer, ids, top=1), args.out)}")
         else:
-            table = format_logit_lens(logit_lens(model, tokenizer, ids, args.top))
+            table = format_logit_lens(logit_lens(model, tokenizer, ids, args.top or TOP_DEFAULT))
             print(table)
             if args.save:
                 write_atomically(args.save, lambda f: f.write((table + "\n").encode("utf-8")))

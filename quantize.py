@@ -17,12 +17,14 @@ def main(argv=None):
     p.add_argument("checkpoint")
     p.add_argument("out")
     p.add_argument("--bits", type=int, choices=[8, 4], required=True)
-    p.add_argument("--group-size", type=integer(2, 1 << 16), default=32,
-                   help="int4: inputs per scale (even, and dividing every layer's input size)")
+    p.add_argument("--group-size", type=integer(2, 1 << 16),
+                   help="int4: inputs per scale (even, and dividing every layer's input size; default: 32)")
     args = p.parse_args(argv)
+    if args.group_size is not None and args.bits != 4:
+        p.error(f"--group-size acts only with --bits 4 (int8 has one scale per row); this run has --bits {args.bits}")
     refuse_same_file(args.checkpoint, args.out)
     try:
-        path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size)
+        path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size or 32)
     except (CheckpointError, ValueError) as err:
         fail(err)
     ratio = RunRecord.from_meta(load_checkpoint(path).meta, path).quantization["weights_ratio"]

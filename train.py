@@ -28,8 +28,8 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, trained_bpe
 from models import adapters
-from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, integer, non_empty, one_character,
-                        pick_device, real)
+from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, given_flags, integer, non_empty,
+                        one_character, pick_device, real)
 from models.export import ExportError
 from models.loading import load_lora_base, load_model
 from models.metrics import read_metrics, write_metrics
@@ -100,7 +100,9 @@ def make_parser():
     g.add_argument("--lr", type=real(0, 100, low_open=True), default=3e-3, help="peak learning rate")
     g.add_argument("--min-lr", type=real(0, 100), help="floor of the cosine decay (default: lr / 10)")
     g.add_argument("--warmup", type=integer(0, 10**12), default=100, help="linear warm-up steps")
-    g.add_argument("--schedule", default="cosine", choices=["cosine", "constant"])
+    g.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
+                   help="cosine: --warmup, then a cosine decay to --min-lr at --lr-decay-steps; constant: --lr at "
+                        "every step")
     g.add_argument("--lr-decay-steps", type=integer(1, 10**12),
                    help="step at which the cosine reaches the floor (default: --steps of the first run)")
     g.add_argument("--weight-decay", type=real(0, 100), default=0.1, help="AdamW decay of the weight matrices")
@@ -148,8 +150,9 @@ ARCHITECTURE = ["norm", "norm_placement", "norm_bias", "norm_eps", "final_norm",
                 "attn_bias", "positions", "rope_base", "scale_embeddings", "tie_weights", "head_bias",
                 "scaled_residual_init"]
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
-FIXED_FOR_A_RUN = ["preset", "n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "tokenizer", "chars",
-                   "replace_unknown", "unicode", "vocab_size", "bpe_pattern"] + ARCHITECTURE
+MODEL_SIZES = ["n_layer", "n_head", "n_embd", "ffn_hidden", "block_size"]
+FIXED_FOR_A_RUN = ["preset", *MODEL_SIZES, "tokenizer", "chars", "replace_unknown", "unicode", "vocab_size",
+                   "bpe_pattern"] + ARCHITECTURE
 LORA_SETTINGS = ["lora_rank", "lora_alpha", "lora_targets"]  # an adapter's shape: fixed for a run too
 NOT_SAVED = ("resume", "out_dir", "overwrite")
 
@@ -212,7 +215,10 @@ APPLIES_ONLY_WITH = [("vocab_size", "tokenizer", ("bpe", None)), ("bpe_pattern",
                      ("unicode", "tokenizer", ("char", None)),
                      ("momentum", "optimizer", ("sgd",)), ("gelu_approximate", "ffn", ("gelu", None)),
                      ("rope_base", "positions", ("rope", None)), ("norm_bias", "norm", ("layernorm", None)),
-                     ("head_bias", "tie_weights", (False, None))]
+                     ("head_bias", "tie_weights", (False, None)),
+                     ("weight_decay", "optimizer", ("adamw",)), ("beta1", "optimizer", ("adamw", "adam")),
+                     ("beta2", "optimizer", ("adamw", "adam")), ("warmup", "schedule", ("cosine",)),
+                     ("min_lr", "schedule", ("cosine",)), ("lr_decay_steps", "schedule", ("cosine",))]
 
 
 def as_flag(dest, value):
@@ -221,12 +227,6 @@ def as_flag(dest, value):
     if isinstance(value, bool):
         return f"--{name}" if value else f"--no-{name}"
     return f"--{name} {value}"
-
-
-def given_flags(parser, argv):
-    """The dests of the flags written on this command line (not the defaults, nor a resumed run's settings)."""
-    words = [word.split("=")[0] for word in argv]
-    return {action.dest for action in parser._actions if any(opt in words for opt in action.option_strings)}
 
 
 def settings_in_force(args):
@@ -238,11 +238,12 @@ def settings_in_force(args):
 
 def refuse_unused_flags(given, args):
     """A flag given (written on the command line) where it does nothing is an error, never printed as in force:
-    --vocab-size with the char tokenizer, --momentum with Adam, --seed on a resume (a resumed run continues its own
-    random streams)."""
+    --vocab-size with the char tokenizer, --momentum with Adam, --warmup with the constant schedule, --seed on a
+    resume (a resumed run continues its own random streams)."""
     for flag, setting, values in APPLIES_ONLY_WITH:
         if flag in given and getattr(args, setting) not in values:
-            fail(f"--{flag.replace('_', '-')} acts only with {as_flag(setting, values[0])}; this run has "
+            acting = " or ".join(as_flag(setting, value) for value in values if value is not None)
+            fail(f"--{flag.replace('_', '-')} acts only with {acting}; this run has "
                  f"{as_flag(setting, getattr(args, setting))}")
     if args.resume and "seed" in given:
         fail("--seed: a resumed run continues the random streams its checkpoint saved; --seed starts new runs")
@@ -257,7 +258,8 @@ def resume_settings(parser, argv, args):
     except CheckpointError as err:
         fail(err)
     saved = {k: v for k, v in (record.args or {}).items() if k in vars(args) and k not in NOT_SAVED}
-    saved.update({k: record.config[k] for k in ARCHITECTURE if k in record.config})  # what the weights were built as
+    # what the weights were built as (a run that took its preset's sizes recorded no --n-layer)
+    saved.update({k: record.config[k] for k in MODEL_SIZES + ARCHITECTURE if k in record.config})
     if (record.tokenizer or {}).get("kind") == "char":  # what the tokenizer does (older runs did not record it)
         saved["unicode"] = "nfc" if record.tokenizer.get("normalize") else "as-is"
     if args.init_from and args.init_from != saved.get("init_from"):
@@ -268,9 +270,13 @@ def resume_settings(parser, argv, args):
         fail(f"--resume {args.resume}: a quantised checkpoint cannot be trained (resume from the float one)")
     for key in FIXED_FOR_A_RUN + LORA_SETTINGS:
         if key in saved and getattr(args, key) != saved[key]:
-            fail(f"{as_flag(key, getattr(args, key))}: the checkpoint's model was trained with "
-                 f"{as_flag(key, saved[key])}; "
+            was = f"without --{key.replace('_', '-')}" if saved[key] is None else f"with {as_flag(key, saved[key])}"
+            fail(f"{as_flag(key, getattr(args, key))}: the checkpoint's model was trained {was}; "
                  "the architecture and vocabulary of a run cannot change (start a new run instead)")
+    if "val_fraction" in saved and args.val_fraction != saved["val_fraction"]:
+        fail(f"--val-fraction {args.val_fraction:g}: the run splits its corpus at --val-fraction "
+             f"{saved['val_fraction']:g}; another split would mix its training and validation text (start a new run "
+             "from its weights with --init-from instead)")
     if record.args is None or record.rng is None or record.batch_rng is None or record.best_val_loss is None:
         fail(f"--resume {args.resume}: not a checkpoint of a train.py run (no settings or random states to continue "
              "from); start a new run from its weights with --init-from")
@@ -465,6 +471,12 @@ def prepare_out_dir(args, record):
     stale temporary files. A resumed run keeps its metrics up to its checkpoint's step: rows written after it, by
     a run that was killed before its next checkpoint, are dropped, so the curve never zig-zags."""
     out_dir = Path(args.out_dir)
+    # the folder the checkpoint was named in (a symbolic link to a checkpoint elsewhere resumes where the link is)
+    resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
+                                                                 Path(args.resume).resolve().parent)
+    if resuming_here and args.overwrite:
+        fail(f"--overwrite: a resumed run continues in its own folder ({out_dir}) and replaces no other run; "
+             "--overwrite replaces the run in a new run's --out-dir")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         claim_out_dir(out_dir)  # before anything in the folder is touched: its *.tmp may be a live run's
@@ -472,9 +484,6 @@ def prepare_out_dir(args, record):
         fail(f"--out-dir {out_dir}: cannot write there ({err.strerror or err})")
     for stale in out_dir.glob("*.tmp"):
         stale.unlink()
-    # the folder the checkpoint was named in (a symbolic link to a checkpoint elsewhere resumes where the link is)
-    resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
-                                                                 Path(args.resume).resolve().parent)
     present = [name for name in RUN_FILES if (out_dir / name).exists()]
     for name in present:
         if not (out_dir / name).is_file():

@@ -8,6 +8,7 @@
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -21,6 +22,17 @@ class CourseError(Exception):
     """A command given something it cannot use: one line, exit status 2."""
 
 
+def seconds(text):
+    """--time-limit: a number of seconds the system's timer takes (0: no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1_000_000:  # NaN too
+        raise argparse.ArgumentTypeError(f"expected seconds in [0, 1000000] (0: none), got {text!r}")
+    return value
+
+
 def main(argv=None):
     sys.stdout.reconfigure(errors="replace")  # a console that cannot show ✓ shows ? rather than failing
     parser = argparse.ArgumentParser(prog="python -m course", description="The course's exercises and checks.")
@@ -29,14 +41,14 @@ def main(argv=None):
     check.add_argument("numbers", nargs="*", type=int, metavar="N")
     check.add_argument("--in", dest="folder", default=str(EXERCISES),
                        help="the folder of exercise files to check (default: course/exercises)")
-    check.add_argument("--time-limit", type=float, default=TIME_LIMIT, metavar="SECONDS",
+    check.add_argument("--time-limit", type=seconds, default=TIME_LIMIT, metavar="SECONDS",
                        help="for one check (default %(default)g; 0: none)")
     copy = commands.add_parser("student-copy", help="write the repository without the solutions to DIR")
     copy.add_argument("target")
     grade = commands.add_parser("grade", help="check several students' folders and print a score table")
     grade.add_argument("folders", nargs="+", help="each a student's copy of the repository, or its exercises folder")
     grade.add_argument("--json", help="also write the scores to this file")
-    grade.add_argument("--time-limit", type=float, default=TIME_LIMIT, metavar="SECONDS",
+    grade.add_argument("--time-limit", type=seconds, default=TIME_LIMIT, metavar="SECONDS",
                        help="for one check (default %(default)g; 0: none)")
     stubs = commands.add_parser("make-stubs", help="for the course's authors: write course/exercises from the "
                                                    "solutions (refuses to replace a file a learner changed)")
@@ -96,6 +108,9 @@ def exercises_folder(path):
 
 def grade_command(folders, json_path, seconds=TIME_LIMIT):
     """One row per student. A folder without exercise files is a row saying so, never the end of the grading."""
+    if json_path and (Path(json_path).is_dir() or not Path(json_path).parent.is_dir()):
+        problem = "is a folder" if Path(json_path).is_dir() else f"{Path(json_path).parent} is not a folder"
+        raise CourseError(f"--json {json_path}: {problem}; give a file to write the scores to")
     chosen = exercises()
     names = [str(path) for path in folders]
     width = max(len("student"), *(len(name) for name in names))
@@ -119,7 +134,10 @@ def grade_command(folders, json_path, seconds=TIME_LIMIT):
                             "not_passed": [f"{x.check}: {'to do: ' if x.status == 'todo' else ''}{x.message}"
                                            for x in r.results if x.status != "pass"]} for r in reports}}
     if json_path:
-        Path(json_path).write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        try:
+            Path(json_path).write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as error:  # a read-only folder, a full disk: the table above is whole
+            raise CourseError(f"--json {json_path}: {error.strerror or error}") from None
         print(f"scores written to {json_path}")
     return 0
 

@@ -6,6 +6,7 @@ command line, above every library in models/:
 - argument types that check a range when the flag is read, so each flag states what it accepts where it is
   declared: integer(1), integer(0, 2**32 - 1), real(0, 1, high_open=True), ...;
 - fail(): a bad input found later ends the run the same way, with one line;
+- given_flags(): the flags a command line wrote, for refusing one that the chosen mode would not read;
 - console(): output that survives any console encoding, and a closed pipe (`| head`) that ends the script quietly;
 - loading a checkpoint with a prompt.
 """
@@ -43,6 +44,12 @@ def _bounds(low, high, low_open=False, high_open=False):
     left = "(" if low_open else "["
     right = ")" if high_open else "]"
     return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+
+def given_flags(parser, argv):
+    """The dests of the flags written on this command line (not the defaults, nor a resumed run's settings)."""
+    words = [word.split("=")[0] for word in argv]
+    return {action.dest for action in parser._actions if any(opt in words for opt in action.option_strings)}
 
 
 def integer(low=None, high=None):

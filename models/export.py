@@ -241,7 +241,9 @@ def export_pretrained(model, tokenizer, out_dir):
     written into a temporary folder beside it and renamed, so nothing is ever half-written."""
     from safetensors.numpy import save_file
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} is a file, not a directory: choose a new directory")
+    if out_dir.exists() and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir} already exists and is not empty: choose a new directory")
     if out_dir.parent.exists() and not out_dir.parent.is_dir():
         raise ExportError(f"{out_dir.parent} is not a folder: choose a directory to write into")

@@ -38,9 +38,11 @@ def load_model(source, device="cpu", merge=True):
                 adapters.merge_all(model)
         else:
             model.load_state_dict(weights)
-        tokenizer = record.load_tokenizer(source)
+    except CheckpointError as err:  # an adapter's base: missing, or not the model it was trained on
+        raise CheckpointError(f"checkpoint {source}: {err}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise CheckpointError(f"checkpoint {source}: its model or tokenizer description is damaged ({err})") from None
+    tokenizer = record.load_tokenizer(source)  # its own errors name the checkpoint
     if not all(np.isfinite(p.data).all() for p in model.parameters()):
         raise CheckpointError(f"checkpoint {source}: its weights hold NaN or Inf (the run that wrote it diverged)")
     return model.to(device).eval(), tokenizer, record

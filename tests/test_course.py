@@ -139,6 +139,25 @@ def test_teacher_hands_out_a_student_copy_and_grades_it(tmp_path):
     assert missing and all("to do: there is no ex02_backward.py" in line for line in missing)
 
 
+@pytest.mark.parametrize("args", [["check", "1", "--time-limit", "-5"], ["check", "1", "--time-limit", "nan"],
+                                  ["grade", ".", "--time-limit", "1e300"]])
+def test_a_time_limit_out_of_range_is_refused_before_any_check_runs(args):
+    """A negative or NaN limit made every check fail as if the learner's file did not import; a huge one was an
+    OverflowError in each."""
+    done = course(*args)
+    assert done.returncode == 2 and "argument --time-limit: expected seconds in [0, 1000000] (0: none)" \
+        in done.stderr and "Traceback" not in done.stderr and done.stdout == "", done.stderr
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder"])
+def test_grade_refuses_a_json_file_it_cannot_write_before_grading(tmp_path, where):
+    target = tmp_path / "missing" / "scores.json" if where == "missing folder" else tmp_path
+    done = course("grade", str(tmp_path), "--json", str(target))
+    assert done.returncode == 2 and done.stderr.startswith(f"course: --json {target}: ") and done.stdout == "", \
+        done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_an_endless_loop_is_stopped_and_its_line_named(tmp_path):
     folder = tmp_path / "work"
     shutil.copytree(runner.SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))

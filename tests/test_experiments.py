@@ -270,7 +270,8 @@ def test_pictures_in_other_formats_and_flags_that_would_be_ignored(corpus, tmp_p
     for argv, message in [(["attention", "--out", str(tmp_path / "a.xyz")], "matplotlib cannot write .xyz"),
                           (["logit-lens", "--out", str(tmp_path / "l.png"), "--save", str(tmp_path / "l.txt")],
                            "--save and --top shape the text table"),
-                          (["logit-lens", "--out", str(tmp_path / "l.png"), "--top", "5"], "--top shape")]:
+                          (["logit-lens", "--out", str(tmp_path / "l.png"), "--top", "5"], "--top shape"),
+                          (["logit-lens", "--out", str(tmp_path / "l.png"), "--top", "3"], "--top shape")]:  # default
         with pytest.raises(SystemExit) as exit_info:
             inspection_main([*argv[:1], "--checkpoint", checkpoint, "--prompt", "je me", *argv[1:]])
         err = capsys.readouterr().err.strip()

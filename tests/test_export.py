@@ -194,6 +194,9 @@ def test_bad_directories_are_refused_and_nothing_is_half_written(tmp_path, monke
     model, tokenizer, directory = exported(tmp_path, CASES["raven"][0], "byte")
     with pytest.raises(ExportError, match="already exists and is not empty"):
         export_pretrained(model, tokenizer, directory)
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(ExportError, match="a-file is a file, not a directory: choose a new directory"):
+        export_pretrained(model, tokenizer, tmp_path / "a-file")  # an empty one too: it was 'not empty'
     import models.export as export
     monkeypatch.setattr(export, "tokenizer_json", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):

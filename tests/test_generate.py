@@ -163,6 +163,30 @@ def test_script_rejects_bad_input(checkpoint_path, capsys, argv, message):
     assert info.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--greedy", "--temperature", "0.5"], "--temperature: --greedy is temperature 0; give one of them"),
+    (["--greedy", "--top-k", "5"], "--top-k does not apply to greedy decoding (--greedy)"),
+    (["--temperature", "0", "--top-p", "0.9", "--seed", "3"],
+     "--top-p, --seed do not apply to greedy decoding (--temperature 0)"),
+    (["--greedy", "--num-samples", "2"], "--num-samples 2: greedy decoding (--greedy) writes the same text every time"),
+    (["--out-dir", "elsewhere"], "--out-dir is where a checkpoint is looked for without --checkpoint"),
+])
+def test_script_refuses_an_option_it_would_ignore(checkpoint_path, capsys, argv, message):
+    """Greedy decoding reads no sampling option, and --checkpoint leaves --out-dir nothing to do: each is one line
+    naming the option, never a run that quietly leaves it out."""
+    with pytest.raises(SystemExit) as info:
+        generate.main(["--checkpoint", str(checkpoint_path), "--max-new-tokens", "3", *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_greedy_takes_the_default_sampling_settings_without_complaint(checkpoint_path, capsys):
+    generate.main(["--checkpoint", str(checkpoint_path), "--max-new-tokens", "3", "--temperature", "0"])
+    generate.main(["--checkpoint", str(checkpoint_path), "--max-new-tokens", "3", "--greedy"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == out[1]
+
+
 def test_script_drops_unknown_characters_when_asked(checkpoint_path, capsys):
     generate.main(["--checkpoint", str(checkpoint_path), "--prompt", "tox be", "--drop-unknown",
                    "--max-new-tokens", "3"])

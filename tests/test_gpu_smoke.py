@@ -3,6 +3,8 @@ every stage runs and gives a verdict, a failed or timed-out stage does not stop 
 fits in the 12,000 characters a remote run returns, and the CPU reference it compares with matches its settings."""
 import json
 
+import pytest
+
 import gpu_smoke
 
 STAGES = ["versions", "tests", "train", "resume", "generate", "bench", "launches", "kernels"]
@@ -45,3 +47,25 @@ def test_the_cpu_reference_matches_the_smokes_own_settings():
 def test_every_stage_has_a_timeout_and_the_real_ones_add_up_to_six_minutes():
     assert set(gpu_smoke.TIMEOUTS) == set(gpu_smoke.DRY_TIMEOUTS) == set(STAGES)
     assert sum(gpu_smoke.TIMEOUTS.values()) <= 6 * 60
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--prepare", "--dry-run"], "one mode a run: --prepare, --dry-run were given together"),
+    (["--make-reference", "--dry-run"], "one mode a run: --make-reference, --dry-run were given together"),
+    (["--prepare", "--steps", "100"], "--steps does not apply to --prepare"),
+    (["--make-reference", "--timeout-scale", "2", "--log", "smoke.log"],
+     "--log, --timeout-scale do not apply to --make-reference"),
+    (["--dry-run", "--steps", "100"], "--steps does not apply to --dry-run"),
+    (["--dry-run", "--steps", str(gpu_smoke.STEPS)], "--steps does not apply to --dry-run"),  # at its default too
+    (["--steps", "1"], "argument --steps: expected a whole number of at least 2"),
+    (["--make-reference", "--steps", "0"], "argument --steps: expected a whole number of at least 2"),
+    (["--timeout-scale", "0"], "argument --timeout-scale: expected a finite number above 0"),
+    (["--timeout-scale", "nan"], "argument --timeout-scale: expected a finite number above 0"),
+])
+def test_an_option_the_mode_would_not_read_or_a_value_out_of_range_is_refused(argv, message, capsys):
+    """Before anything runs: --make-reference --steps 1 used to train for nothing and end in a traceback (an
+    evaluation every 0 steps), and --dry-run --steps 100 ran its own 6 steps."""
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_smoke.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err, err

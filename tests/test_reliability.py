@@ -84,6 +84,36 @@ def test_resume_refuses_a_different_model_or_vocabulary(first_run, capsys, flag,
     assert code == 2 and one_line_error(err) and flag in err and "cannot change" in err
 
 
+def test_resume_in_its_own_folder_refuses_overwrite_and_another_split(first_run, capsys):
+    """--overwrite replaces another run in a new --out-dir: a run resumed in its own folder replaces none. The run
+    validates on the end of its corpus: another --val-fraction would mix its training and validation text."""
+    before = (first_run / "last.npz").read_bytes()
+    for argv, message in ((["--overwrite"], "--overwrite: a resumed run continues in its own folder"),
+                          (["--val-fraction", 0.3], "--val-fraction 0.3: the run splits its corpus at "
+                                                    "--val-fraction 0.1")):
+        code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, *argv], capsys)
+        assert code == 2 and one_line_error(err) and message in err, err
+    assert (first_run / "last.npz").read_bytes() == before
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, "--val-fraction", 0.1], capsys)
+    assert code == 0, err
+
+
+def test_resume_compares_model_flags_with_the_model_the_run_built(first_run, tmp_path, capsys):
+    """A run that took its sizes from its preset recorded no --n-layer: a resume compares --n-layer with the
+    checkpoint's model (the same value passes, another names the model's), and says a run without LoRA had none."""
+    meta, weights, _ = load_checkpoint(first_run / "last.npz")
+    meta = {k: v for k, v in meta.items() if k not in ("format", "checksums", "optimizer")}
+    meta["args"]["n_layer"] = None  # as a run that took its preset's number of blocks
+    preset = save_arrays(tmp_path / "preset" / "last.npz", {f"model/{k}": v for k, v in weights.items()}, **meta)
+    code, _, err = run_train(["--resume", preset, "--steps", 9, "--n-layer", 2], capsys)
+    assert code == 2 and one_line_error(err) and "--n-layer 2: the checkpoint's model was trained with --n-layer 1" \
+        in err, err
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9, "--lora-rank", 2], capsys)
+    assert code == 2 and one_line_error(err) and "trained without --lora-rank" in err, err
+    code, _, err = run_train(["--resume", preset, "--steps", 9, "--n-layer", 1], capsys)
+    assert code == 0, err
+
+
 def test_abbreviations_are_refused_not_guessed(first_run, capsys):
     code, _, err = run_train(["--resume", first_run / "last.npz", "--step", 9000], capsys)
     assert code == 2 and one_line_error(err) and "--step" in err
@@ -363,10 +393,27 @@ def test_loss_curve_on_a_bad_metrics_file_is_one_line(tmp_path, capsys, content)
     (["--tokenizer", "byte", "--bpe-pattern", "none"], "--bpe-pattern acts only with --tokenizer bpe"),
     (["--tokenizer", "byte", "--chars", "abc"], "--chars acts only with --tokenizer char"),
     (["--momentum", "0.9"], "--momentum acts only with --optimizer sgd"),
+    (["--optimizer", "adam", "--weight-decay", "0.5"], "--weight-decay acts only with --optimizer adamw; this run has "
+                                                       "--optimizer adam"),
+    (["--optimizer", "sgd", "--beta2", "0.9"], "--beta2 acts only with --optimizer adamw or --optimizer adam"),
 ])
 def test_a_flag_that_would_do_nothing_is_refused(corpus, tmp_path, capsys, argv, message):
     code, _, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY, *argv], capsys)
     assert code == 2 and one_line_error(err) and message in err, err
+
+
+@pytest.mark.parametrize("flag, value", [("--warmup", 10), ("--min-lr", 1e-4), ("--lr-decay-steps", 5)])
+def test_the_constant_schedule_takes_no_warmup_floor_or_decay(corpus, tmp_path, capsys, flag, value):
+    """--schedule constant trains at --lr from the first step to the last: the cosine's settings are refused."""
+    tiny = TINY[:TINY.index("--warmup")] + TINY[TINY.index("--warmup") + 2:]
+    argv = ["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", "--schedule", "constant", *tiny]
+    code, _, err = run_train([*argv, flag, value], capsys)
+    assert code == 2 and one_line_error(err), err
+    assert f"{flag} acts only with --schedule cosine; this run has --schedule constant" in err
+    code, out, err = run_train(argv, capsys)
+    assert code == 0, err
+    training = json.loads(next(line for line in out.splitlines() if line.startswith("training:"))[len("training:"):])
+    assert training["schedule"] == "constant" and not {"warmup", "min_lr", "lr_decay_steps"} & set(training)
 
 
 def test_a_char_run_prints_no_bpe_settings_and_a_resume_takes_no_seed(first_run, capsys):
