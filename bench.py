@@ -15,8 +15,6 @@ three alternate step by step on the same batches after warm-up, each step after 
 framework's spinning threads slow the other's step); the table shows medians.
 Benchmarks are not tests: nothing here asserts a speed.
 """
-import argparse
-
 # The experiments live in benchmarks/, one module each. That package comes first: importing it sets
 # OPENBLAS_THREAD_TIMEOUT (benchmarks/__init__.py), which OpenBLAS reads only when NumPy loads.
 from benchmarks.bpe import bpe_speed
@@ -28,11 +26,12 @@ from benchmarks.hf_generate import hf_generation_race
 from benchmarks.steps import machine, step_table
 from benchmarks.tokenizer_race import tokenizer_race
 from benchmarks.train_race import train_race
+from models.cli import Parser, chosen_mode
 import tinygrad_proust as tp
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--cases", nargs="*", help="preset:BATCHxBLOCK, e.g. proust:8x256")
     p.add_argument("--steps", type=int, default=20, help="timed steps per framework and case")
@@ -63,8 +62,8 @@ def build_parser():
     return p
 
 
-# each experiment (named by its option; the default, the training-step race, is "race") and the options it reads
-EXPERIMENTS = {"race": {"device", "cases", "steps", "warmup", "no_numerical", "no_reuse_memory"},
+# each experiment (named by its option; the default, the training-step race, by "default") and the options it reads
+EXPERIMENTS = {"default": {"device", "cases", "steps", "warmup", "no_numerical", "no_reuse_memory"},
                "count": {"device", "cases", "by_op"},
                "generate": {"device", "new_tokens", "no_reuse_memory"},
                "hf_generate": {"new_tokens", "no_reuse_memory"},
@@ -91,25 +90,15 @@ def main(argv=None):
            "hf_generate": lambda: hf_generation_race(args.new_tokens),
            "tokenizer_race": lambda: tokenizer_race(args.tokenizer_race),
            "generate": lambda: generation_table(args.new_tokens, args.device),
-           "race": lambda: step_table(args.device, args.cases, args.steps, args.warmup, not args.no_numerical)}
+           "default": lambda: step_table(args.device, args.cases, args.steps, args.warmup, not args.no_numerical)}
     run[experiment]()
 
 
 def chosen_experiment(parser, argv, args):
-    """The one experiment the options name (the training-step race when none does); an error for two, or for an
-    option given that it would not read (a flag silently ignored), even one given at its default."""
-    shadow = build_parser()
-    for action in shadow._actions:  # a parse that keeps only what was typed
-        action.default = argparse.SUPPRESS
-    given = set(vars(shadow.parse_args(argv)))
+    """The one experiment the options name (the training-step race when none does): see models.cli.chosen_mode;
+    and counts that make sense."""
+    experiment = chosen_mode(parser, argv, EXPERIMENTS, "the training-step race", kind="experiment")
     flag = lambda name: "--" + name.replace("_", "-")
-    chosen = [name for name in EXPERIMENTS if name in given] or ["race"]
-    if len(chosen) > 1:
-        parser.error(f"one experiment a run: {', '.join(map(flag, chosen))} were given together")
-    unused = sorted(given - EXPERIMENTS[chosen[0]] - {chosen[0]})
-    if unused:
-        what = "the training-step race" if chosen[0] == "race" else flag(chosen[0])
-        parser.error(f"{', '.join(map(flag, unused))} {'does' if len(unused) == 1 else 'do'} not apply to {what}")
     for name, value, least in (("steps", args.steps, 1), ("warmup", args.warmup, 0), ("new_tokens", args.new_tokens, 1),
                                ("train_steps", args.train_steps, 1), ("tokenizer_race", args.tokenizer_race, 1e-9),
                                ("finetune", min(args.finetune or [1]), 1e-9)):
@@ -119,7 +108,7 @@ def chosen_experiment(parser, argv, args):
         parser.error("--by-op counts through the stand-in: leave out --device gpu (the GPU count is kernels only)")
     if args.no_numerical and args.device == "gpu":
         parser.error("--no-numerical: the numerical-gradient step runs only with --device cpu")
-    return chosen[0]
+    return experiment
 
 
 if __name__ == "__main__":

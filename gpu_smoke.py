@@ -21,9 +21,7 @@ does not stop the next:
 Everything the stages print goes to the log (--log); the screen gets the verdicts and the benchmark's table,
 which fit in the last 12,000 characters of the output. The exit status is 1 if any stage failed.
 """
-import argparse
 import json
-import math
 import os
 import platform
 import re
@@ -35,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from models.cli import Parser, chosen_mode, integer, real
 
 ROOT = Path(__file__).resolve().parent
 CARRIED = ROOT / ".gpu_smoke"                    # the corpus to carry to a machine without network (git ignores it)
@@ -339,60 +339,22 @@ def make_reference(steps):
     print(f"wrote {REFERENCE.name}: {reference}")
 
 
-def at_least_two(text):
-    """--steps: the resume stage trains half of them, and the runs evaluate every half."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 2:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 2, got {text!r}")
-    return value
-
-
-def positive(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text!r}")
-    return value
-
-
-# each mode, and the options it reads besides itself (the default, the smoke on a GPU, is "smoke")
-MODES = {"smoke": {"steps", "log", "timeout_scale"}, "dry_run": {"log", "timeout_scale"},
-         "make_reference": {"steps"}, "prepare": set()}
-
-
-def refuse_unused_options(parser, argv):
-    """One mode a run, and no option given that it would not read (--dry-run trains its own tiny steps), even one
-    given at its default."""
-    shadow = build_parser()
-    for action in shadow._actions:  # a parse that keeps only what was typed
-        action.default = argparse.SUPPRESS
-    given = set(vars(shadow.parse_args(argv)))
-    chosen = [name for name in ("prepare", "make_reference", "dry_run") if name in given] or ["smoke"]
-    flag = lambda name: "--" + name.replace("_", "-")
-    if len(chosen) > 1:
-        parser.error(f"one mode a run: {', '.join(map(flag, chosen))} were given together")
-    unused = sorted(given - MODES[chosen[0]] - {chosen[0]})
-    if unused:
-        what = "the smoke" if chosen[0] == "smoke" else flag(chosen[0])
-        parser.error(f"{', '.join(map(flag, unused))} {'does' if len(unused) == 1 else 'do'} not apply to {what}")
+# each mode (named by its option; the default, the smoke on a GPU, by "default") and the options it reads
+MODES = {"default": {"steps", "log", "timeout_scale"}, "prepare": set(), "make_reference": {"steps"},
+         "dry_run": {"log", "timeout_scale"}}
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(description=__doc__)
     p.add_argument("--prepare", action="store_true", help="copy the default corpus into .gpu_smoke/ and exit")
     p.add_argument("--dry-run", action="store_true", help="tiny settings through the CuPy stand-in (no GPU)")
     p.add_argument("--make-reference", action="store_true",
                    help="train the smoke's run on the CPU and print its last validation loss")
-    p.add_argument("--steps", type=at_least_two, default=STEPS,
+    p.add_argument("--steps", type=integer(2), default=STEPS,  # the resume stage trains half of them
                    help=f"training steps of the train stage (default {STEPS}; the dry run trains {DRY_STEPS})")
     p.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "gpu_smoke.log"),
                    help="where every stage's whole output goes (on a lent machine: under $OUT, to get it back)")
-    p.add_argument("--timeout-scale", type=positive, default=1.0,
+    p.add_argument("--timeout-scale", type=real(0, low_open=True), default=1.0,
                    help="multiply every stage's timeout (e.g. 3 on a Colab T4, slower than an H100/H200)")
     return p
 
@@ -400,7 +362,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    refuse_unused_options(parser, argv)
+    chosen_mode(parser, argv, MODES, "the smoke")  # --dry-run trains its own tiny steps
     if args.prepare:
         return prepare()
     if args.make_reference:

@@ -1,4 +1,5 @@
-"""What the scripts (train.py, generate.py, quantize.py, export.py, adapters.py, inspection.py) share on the
+"""What the scripts (train.py, generate.py, quantize.py, export.py, adapters.py, inspection.py, bench.py,
+gpu_smoke.py) share on the
 command line, above every library in models/:
 
 - a parser whose every error is one line, `error: argument --flag: ...`, with exit status 2, and which takes no
@@ -6,7 +7,8 @@ command line, above every library in models/:
 - argument types that check a range when the flag is read, so each flag states what it accepts where it is
   declared: integer(1), integer(0, 2**32 - 1), real(0, 1, high_open=True), ...;
 - fail(): a bad input found later ends the run the same way, with one line;
-- given_flags(): the flags a command line wrote, for refusing one that the chosen mode would not read;
+- given_flags(): the flags a command line wrote, for refusing one that the chosen mode would not read, and
+  chosen_mode(): one mode a run (bench.py's experiments, gpu_smoke.py's modes), with only the options it reads;
 - console(): output that survives any console encoding, and a closed pipe (`| head`) that ends the script quietly;
 - loading a checkpoint with a prompt.
 """
@@ -48,8 +50,23 @@ def _bounds(low, high, low_open=False, high_open=False):
 
 def given_flags(parser, argv):
     """The dests of the flags written on this command line (not the defaults, nor a resumed run's settings)."""
-    words = [word.split("=")[0] for word in argv]
+    words = [word.split("=")[0] for word in (sys.argv[1:] if argv is None else argv)]
     return {action.dest for action in parser._actions if any(opt in words for opt in action.option_strings)}
+
+
+def chosen_mode(parser, argv, modes, default, kind="mode"):
+    """The one mode a command line names, of `modes` ({a mode's flag dest: the dests of the options it reads});
+    `default` (its description, modes' key "default") when it names none. Two at once, or an option written that
+    the mode would not read, even at its default value, is an error. Returns the mode's dest."""
+    given, flag = given_flags(parser, argv), lambda name: "--" + name.replace("_", "-")
+    chosen = [name for name in modes if name != "default" and name in given] or ["default"]
+    if len(chosen) > 1:
+        parser.error(f"one {kind} a run: {', '.join(map(flag, chosen))} were given together")
+    unused = sorted(given - modes[chosen[0]] - {chosen[0]})
+    if unused:
+        what = default if chosen[0] == "default" else flag(chosen[0])
+        parser.error(f"{', '.join(map(flag, unused))} {'does' if len(unused) == 1 else 'do'} not apply to {what}")
+    return chosen[0]
 
 
 def integer(low=None, high=None):
