@@ -26,7 +26,7 @@ ENGINE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
 # sum(dtype=), F.pad, F.einsum, F.nll_loss, cross_entropy's weight/reduction/label_smoothing/probability
 # targets/(N, C, d...) and SDPA's enable_gqa (111); PyTorch's dtype promotion (integers with floats, float functions
 # of integers, a gradient in its input's dtype: 14); in-place assignment without a gradient, contiguous (9).
-# 1,388 -> 1,422: what a second probe against PyTorch found: booleans with integers, float arrays never truncated,
+# 1,388 -> 1,422: what more ported PyTorch code met: booleans with integers, float arrays never truncated,
 # integer min/argmin/minimum without negation, a NaN maximum's gradient, torch.max(a, b), integer casts without a
 # gradient, checked dims, a copy on assignment, zero gradients when every target is ignored (34); a line the linter
 # wrapped (1). 1,423 -> 1,415: each op reads its array module once (Function.xp, set where the op is made: 40
@@ -39,8 +39,8 @@ ENGINE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
 # a slice's gradient added into the part of its input's gradient the walk already holds (Function.backward_into,
 # GetItem's, the walk's owned arrays: 14), and on a GPU attention's two products that read a score matrix
 # transposed computed transposed instead, sparing CuPy's copy of the matrix (4); GetItem's in place for each kind
-# of basic index: into a view, or for one element, a bool or a 0-d array by assignment (6). 1,462 -> 1,499: what a
-# porting probe found: in-place ops where no gradient flows (+= -= *= /=, add_ sub_ mul_ div_ clamp_ fill_ zero_
+# of basic index: into a view, or for one element, a bool or a 0-d array by assignment (6). 1,462 -> 1,499: what
+# ported PyTorch code met: in-place ops where no gradient flows (+= -= *= /=, add_ sub_ mul_ div_ clamp_ fill_ zero_
 # copy_: 28), `p.data += -lr * p.grad` through __array_ufunc__ (9). 1,499 -> 1,500: nelement (1). 1,500 -> 1,501:
 # ReLU's gradient mask from its output (x > 0, or NaN, in one kernel: 1)
 ENGINE_BUDGET = 1501
