@@ -376,3 +376,54 @@ def test_a_parameter_is_replaced_only_by_a_parameter_and_its_data_stays_an_array
     model.weight.data = tp.full((2, 3), 0.5)                         # torch's way to swap a parameter's values
     assert isinstance(model.weight.data, np.ndarray)
     assert model(tp.ones(1, 3)).tolist() == [[1.5, 1.5]]
+
+
+# ---- what more ported code reaches: grad modes, loss and layer modules, init, a few ops and creation functions ----
+def grad_modes(torch):
+    """is_grad_enabled() after each way PyTorch code switches recording off and back on, and whether a product
+    made there records a graph."""
+    w = torch.ones(2, requires_grad=True)
+    seen = []
+
+    def note():
+        seen.append((torch.is_grad_enabled(), (w * 2).requires_grad))
+
+    @torch.no_grad()
+    def sample():
+        note()
+        with torch.enable_grad():                                    # a gradient inside an evaluation loop
+            note()
+
+    @torch.inference_mode()
+    def evaluate():
+        note()
+
+    @torch.set_grad_enabled(False)
+    def frozen():
+        note()
+
+    note()
+    sample(), evaluate(), frozen()
+    note()                                                           # decorating switched nothing off
+    with torch.inference_mode():
+        note()
+        with torch.inference_mode(False):                            # recording on again, as PyTorch's
+            note()
+    with torch.set_grad_enabled(False):
+        note()
+        with torch.set_grad_enabled(True):
+            note()
+        note()
+    note()
+    torch.set_grad_enabled(False)                                    # a statement: off until switched back
+    note()
+    torch.set_grad_enabled(True)
+    note()
+    return seen
+
+
+def test_grad_modes_switch_recording_as_pytorchs(torch):
+    ours = grad_modes(tp)
+    assert ours == grad_modes(torch)
+    assert [on for on, _ in ours] == [True, False, True, False, False, True, False, True, False, True, False,
+                                      True, False, True] and tp.is_grad_enabled()

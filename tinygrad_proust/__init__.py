@@ -8,8 +8,8 @@ from .functional import use_fused, where
 from .gradcheck import GradcheckError, gradcheck
 from .graph import render_graph
 from .nn import record_modules
-from .tensor import (Function, Observer, Tensor, observe, bool_, float16, float32, float64, int32, int64,
-                     is_grad_enabled, long, no_grad)
+from .tensor import (Function, Observer, Tensor, observe, bool_, enable_grad, float16, float32, float64,
+                     inference_mode, int32, int64, is_grad_enabled, long, no_grad, set_grad_enabled)
 
 manual_seed, Generator = rng.manual_seed, rng.Generator
 einsum, pad = functional.einsum, functional.pad
@@ -27,7 +27,8 @@ from_numpy = Tensor  # shares the array's memory, as torch.from_numpy does
 __all__ = [
     "Tensor", "Function", "Observer", "observe", "tensor", "multinomial", "zeros", "ones", "full", "full_like", "empty",
     "eye", "zeros_like", "ones_like", "randn", "rand", "randint", "arange", "cat", "stack", "where", "no_grad",
-    "is_grad_enabled", "manual_seed", "Generator", "gradcheck", "GradcheckError", "DeviceError", "gpu_available",
+    "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed", "Generator", "gradcheck",
+    "GradcheckError", "DeviceError", "gpu_available",
     "detect_anomaly", "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional",
     "float16", "float32", "float64", "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double",
     *TENSOR_FUNCTIONS,

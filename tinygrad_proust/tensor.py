@@ -35,14 +35,49 @@ module_paths = [()]
 
 
 @contextlib.contextmanager
-def no_grad():
-    """Inside this block ops record no graph (for evaluation and sampling)."""
+def _grad_mode(enabled):
+    """Inside this block (or a function it decorates) ops record a graph if `enabled`; then the mode before."""
     global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    previous, _grad_enabled = _grad_enabled, enabled
     try:
         yield
     finally:
         _grad_enabled = previous
+
+
+def no_grad():
+    """Inside this block ops record no graph (for evaluation and sampling)."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Ops record a graph again inside this block, within a no_grad one."""
+    return _grad_mode(True)
+
+
+def inference_mode(mode=True):
+    """As no_grad (PyTorch's also marks the tensors made inside); inference_mode(False) records again."""
+    return _grad_mode(not mode)
+
+
+class set_grad_enabled:
+    """Recording on or off at once (`set_grad_enabled(False)` as a statement), and back as it was after a `with`
+    block; as a decorator it switches only while the function runs, as PyTorch's."""
+
+    def __init__(self, mode):
+        global _grad_enabled
+        self.mode, self.previous, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, fn):
+        self.__exit__()
+        return _grad_mode(self.mode)(fn)
 
 
 def is_grad_enabled():
