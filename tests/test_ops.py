@@ -169,6 +169,9 @@ CASES = [
     Case("cross_entropy_probabilities", lambda m, a, p: m.F.cross_entropy(a, m.F.softmax(p, dim=1),
                                                                          label_smoothing=0.1), [(5, 4), (5, 4)]),
     Case("nll_loss", lambda m, a: m.F.nll_loss(m.F.log_softmax(a, dim=1), m.const(TARGETS_IGNORE)), [(5, 4)]),
+    Case("mse_loss", lambda m, a, b: m.F.mse_loss(a, b), [(3, 4), (3, 4)]),
+    Case("mse_loss_sum_and_none", lambda m, a, b: m.F.mse_loss(a, b, reduction="none") * 2
+         + m.F.mse_loss(a, b, reduction="sum"), [(2, 3, 4), (2, 3, 4)]),
     Case("nll_loss_weight_sum", lambda m, a: m.F.nll_loss(a, m.const(TARGETS), weight=m.const(WEIGHTS),
                                                           reduction="sum"), [(5, 4)]),
     # ---- normalisation and layers, fused ----

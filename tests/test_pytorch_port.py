@@ -427,3 +427,39 @@ def test_grad_modes_switch_recording_as_pytorchs(torch):
     assert ours == grad_modes(torch)
     assert [on for on, _ in ours] == [True, False, True, False, False, True, False, True, False, True, False,
                                       True, False, True] and tp.is_grad_enabled()
+
+
+def classifier_losses(torch, nn, weights, x, y, target):
+    """A classifier in nn.Sequential (flattened images through sigmoid and tanh layers) and its losses as modules:
+    cross entropy with class weights, an ignored target and label smoothing, and the squared error of the softmax
+    against a target distribution, mean, summed and per element."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Sigmoid(), nn.Linear(5, 5), nn.Tanh(), nn.Linear(5, 3))
+    model.double()
+    model.load_state_dict({name: torch.tensor(value) for name, value in weights.items()})
+    logits = model(x)
+    probs = nn.Softmax(dim=1)(logits)
+    criterion = nn.CrossEntropyLoss(weight=torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64), ignore_index=-1,
+                                    label_smoothing=0.1)
+    losses = [criterion(logits, y), nn.CrossEntropyLoss()(logits, y.clamp(min=0)), nn.MSELoss()(probs, target),
+              nn.MSELoss(reduction="sum")(probs, target), nn.MSELoss(reduction="none")(probs, target)[1, 2]]
+    sum(losses).backward()
+    return ([loss.item() for loss in losses], [p.grad.numpy() for p in model.parameters()], tuple(logits.shape),
+            [type(m).__name__ for m in model])
+
+
+def test_loss_and_layer_modules_match_pytorchs(torch):
+    rng = np.random.default_rng(0)
+    weights = {f"{i}.{kind}": rng.standard_normal((5, 6 if i == 1 else 5)[:1 if kind == "bias" else 2])
+               for i in (1, 3) for kind in ("weight", "bias")}
+    weights.update({"5.weight": rng.standard_normal((3, 5)), "5.bias": rng.standard_normal(3)})
+    x, y, target = rng.standard_normal((4, 2, 3)), np.array([0, 2, -1, 1]), rng.dirichlet(np.ones(3), 4)
+    ours = classifier_losses(tp, tp.nn, weights, tp.tensor(x), tp.tensor(y), tp.tensor(target))
+    theirs = classifier_losses(torch, torch.nn, weights, torch.tensor(x), torch.tensor(y), torch.tensor(target))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+    for mine, ref in zip(ours[1], theirs[1]):
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-14)
+    assert ours[2:] == theirs[2:] and ours[2] == (4, 3)
+    with pytest.raises(ValueError, match="mse_loss: reduction"):
+        tp.nn.MSELoss(reduction="avg")(tp.ones(2), tp.ones(2))
+    with pytest.warns(UserWarning, match="mse_loss"):                  # a broadcast target, as PyTorch warns
+        tp.functional.mse_loss(tp.ones(3, 1), tp.ones(3))

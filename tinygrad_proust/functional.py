@@ -7,6 +7,7 @@ and the tests check that both paths agree on values and gradients.
 """
 import contextlib
 import math
+import warnings
 
 import numpy as np
 
@@ -137,6 +138,18 @@ def _nll(log_p, target, weight, ignore_index, reduction, label_smoothing=0.0):
         smooth = -(log_p * _class_dim(weight, log_p)).sum(dim=1) * counted
         losses = losses * (1 - label_smoothing) + smooth * (label_smoothing / log_p.shape[1])
     return _reduce(losses, reduction, w.sum())
+
+
+def mse_loss(input, target, reduction="mean"):
+    """(input - target)² elementwise, then its mean, sum or none; a target of another shape is broadcast, with
+    PyTorch's warning."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if input.shape != tuple(np.shape(unwrap(target))):
+        warnings.warn(f"mse_loss: target shape {tuple(np.shape(unwrap(target)))} is broadcast to input shape "
+                      f"{input.shape}, which is likely wrong", UserWarning, stacklevel=2)
+    losses = (input - target).square()
+    return _reduce(losses, reduction, losses.numel())
 
 
 def _class_dim(weight, like):
