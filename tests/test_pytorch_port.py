@@ -463,3 +463,35 @@ def test_loss_and_layer_modules_match_pytorchs(torch):
         tp.nn.MSELoss(reduction="avg")(tp.ones(2), tp.ones(2))
     with pytest.warns(UserWarning, match="mse_loss"):                  # a broadcast target, as PyTorch warns
         tp.functional.mse_loss(tp.ones(3, 1), tp.ones(3))
+
+
+def test_linspace_randperm_allclose_and_equal_follow_pytorch(device, torch):
+    for args, kwargs in [((0, 1, 7), {}), ((-2.5, 4, 5), {"dtype": "float64"}), ((3, 3, 1), {}), ((0, 1, 0), {}),
+                         ((0, 10, 5), {"dtype": "int64"})]:
+        ours = tp.linspace(*args, device=device, **kwargs)
+        theirs = torch.linspace(*args, **{k: getattr(torch, v) for k, v in kwargs.items()})
+        assert ours.shape == tuple(theirs.shape) and str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+        assert ours.device == device and not ours.requires_grad
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6 if ours.dtype == np.float32 else 1e-15)
+    assert tp.linspace(0, 1, 3, requires_grad=True).requires_grad
+    with pytest.raises(ValueError, match="linspace: steps"):
+        tp.linspace(0, 1, -1)
+    tp.manual_seed(3)
+    perm = tp.randperm(50, device=device)
+    assert perm.dtype == np.int64 and perm.device == device and sorted(perm.tolist()) == list(range(50))
+    assert perm.tolist() != list(range(50)) and tp.randperm(0).shape == (0,)
+    tp.manual_seed(3)
+    assert tp.randperm(50).tolist() == perm.tolist()                 # manual_seed repeats it
+    tp.manual_seed(3)
+    first = tp.randn(2).tolist()
+    tp.manual_seed(3)
+    own = tp.randperm(50, generator=tp.Generator().manual_seed(1))
+    assert tp.randn(2).tolist() == first                             # a generator of its own leaves the stream alone
+    assert own.tolist() == tp.randperm(50, generator=tp.Generator().manual_seed(1)).tolist() != perm.tolist()
+    a, b = np.array([1.0, 2.0, np.nan]), np.array([1.0 + 1e-9, 2.00001, np.nan])
+    for lib in (tp, torch):
+        x, y = (lib.tensor(a, device=device), lib.tensor(b, device=device)) if lib is tp else map(torch.tensor, (a, b))
+        assert (lib.allclose(x, y), lib.allclose(x, y, equal_nan=True), x.allclose(y, rtol=1e-7, equal_nan=True),
+                lib.allclose(x[:2], y[:2].flip(0), atol=1.5)) == (False, True, False, True)
+        assert (lib.equal(x[:2], x[:2].clone()), lib.equal(x, x), x[:2].equal(y[:2]), lib.equal(x[:1], x[:2]),
+                lib.equal(x[:2].long(), x[:2])) == (True, False, False, False, True)

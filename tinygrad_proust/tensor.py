@@ -900,6 +900,14 @@ class Tensor:
             return self.xp.arange(index.shape[d]).reshape(tuple(-1 if e == d else 1 for e in range(self.ndim)))
         return self[tuple(index if d == dim else coordinates(d) for d in range(self.ndim))]
 
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """Whether |self - other| <= atol + rtol |other| everywhere (broadcast), as a Python bool."""
+        return bool(self.xp.allclose(self.data, unwrap(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def equal(self, other):
+        """Whether other has self's shape and values (NaN equals nothing), as a Python bool."""
+        return self.shape == other.shape and bool((self.data == other.data).all())
+
     def any(self, dim=None, keepdim=False):
         return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=keepdim)), False, None)
 
