@@ -495,3 +495,85 @@ def test_linspace_randperm_allclose_and_equal_follow_pytorch(device, torch):
                 lib.allclose(x[:2], y[:2].flip(0), atol=1.5)) == (False, True, False, True)
         assert (lib.equal(x[:2], x[:2].clone()), lib.equal(x, x), x[:2].equal(y[:2]), lib.equal(x[:1], x[:2]),
                 lib.equal(x[:2].long(), x[:2])) == (True, False, False, False, True)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_embedding_padding_row_starts_at_zero_and_never_learns_as_pytorchs(fused, device, torch):
+    table = tp.nn.Embedding(6, 3, padding_idx=-2)
+    assert table.padding_idx == torch.nn.Embedding(6, 3, padding_idx=-2).padding_idx == 4
+    assert table.weight.numpy()[4].tolist() == [0.0, 0.0, 0.0] and np.abs(table.weight.numpy()[:4]).min() > 0
+    assert "padding_idx=4" in repr(table)
+    weights = np.random.default_rng(0).standard_normal((6, 3))          # a padding row that is not 0 any more
+    ids, upstream = np.array([[4, 1, 4], [2, 4, 1]]), np.random.default_rng(1).standard_normal((2, 3, 3))
+    table.double().load_state_dict({"weight": weights}).to(device)
+    theirs = torch.nn.Embedding(6, 3, padding_idx=4).double()
+    theirs.load_state_dict({"weight": torch.tensor(weights)})
+    with tp.use_fused(fused):
+        out = table(tp.tensor(ids, device=device))
+        plain = tp.functional.embedding(tp.tensor(ids, device=device), table.weight, padding_idx=4)
+    ref = theirs(torch.tensor(ids))
+    (out * tp.tensor(upstream, device=device) + plain).sum().backward()
+    (ref * torch.tensor(upstream) + torch.nn.functional.embedding(torch.tensor(ids), theirs.weight, 4)).sum().backward()
+    np.testing.assert_array_equal(out.numpy(), ref.detach().numpy())
+    np.testing.assert_allclose(table.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-14)
+    assert table.weight.grad.numpy()[4].tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="embedding: padding_idx 6 is out of range for 6 rows"):
+        tp.nn.Embedding(6, 3, padding_idx=6)
+
+
+def test_a_layer_norm_without_affine_or_bias_has_pytorchs_parameters_and_values(torch):
+    x = np.random.default_rng(0).standard_normal((2, 3, 5))
+    for kwargs in ({"elementwise_affine": False}, {"bias": False}, {"elementwise_affine": False, "bias": False},
+                   {"eps": 1e-3}):
+        ours, theirs = tp.nn.LayerNorm(5, **kwargs), torch.nn.LayerNorm(5, **kwargs).double()
+        assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()], kwargs
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            with torch.no_grad():
+                q.copy_(torch.tensor(np.random.default_rng(len(p.shape)).standard_normal(q.shape)))
+            p.data = q.detach().numpy().copy()
+        np.testing.assert_allclose(ours(tp.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12,
+                                   atol=1e-14)
+    assert "elementwise_affine=False" in repr(tp.nn.LayerNorm(5, elementwise_affine=False))
+
+
+def test_nn_init_fills_in_place_with_pytorchs_distributions(device, torch):
+    """The values are random, so the test reads the distribution: a uniform one's bounds (reached within 1%), a
+    normal one's mean and std (to 3%: 60,000 draws give 0.3%), with PyTorch's formulas, which PyTorch's own draws
+    meet too; fan_in is size(1) · the rest of the shape, fan_out size(0) · the rest."""
+    init, tinit = tp.nn.init, torch.nn.init
+    for shape in ((200, 300), (40, 30, 50)):
+        fan_in, fan_out = shape[1] * math.prod(shape[2:]), shape[0] * math.prod(shape[2:])
+        xavier = math.sqrt(2 / (fan_in + fan_out))
+        cases = [(lambda m, w: m.uniform_(w, -0.3, 0.7), "uniform", -0.3, 0.7),
+                 (lambda m, w: m.xavier_uniform_(w, gain=2.0), "uniform", -2 * math.sqrt(3) * xavier,
+                  2 * math.sqrt(3) * xavier),
+                 (lambda m, w: m.kaiming_uniform_(w, a=math.sqrt(5)), "uniform", -fan_in ** -0.5, fan_in ** -0.5),
+                 (lambda m, w: m.kaiming_uniform_(w, mode="fan_out", nonlinearity="relu"), "uniform",
+                  -math.sqrt(6 / fan_out), math.sqrt(6 / fan_out)),
+                 (lambda m, w: m.xavier_normal_(w, gain=m.calculate_gain("tanh")), "normal", 0.0, 5 / 3 * xavier),
+                 (lambda m, w: m.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"), "normal", 0.0,
+                  math.sqrt(2 / fan_out)),
+                 (lambda m, w: m.kaiming_normal_(w, a=0.2), "normal", 0.0, math.sqrt(2 / (1.04 * fan_in))),
+                 (lambda m, w: m.normal_(w, mean=1.0, std=0.5), "normal", 1.0, 0.5)]
+        for fill, kind, a, b in cases:
+            for m, w in ((init, tp.nn.Parameter(tp.zeros(*shape, device=device))), (tinit, torch.zeros(shape))):
+                assert fill(m, w) is w and tuple(w.shape) == shape
+                values = w.detach().numpy() if m is tinit else w.numpy()
+                if kind == "uniform":
+                    assert a <= values.min() < a + 0.01 * (b - a) and b - 0.01 * (b - a) < values.max() < b
+                else:
+                    assert abs(values.mean() - a) < 0.03 * b and abs(values.std() / b - 1) < 0.03
+    w = tp.nn.Parameter(tp.zeros(3, 4, dtype=tp.float64, device=device))
+    assert init.constant_(w, 0.25) is w and w.numpy().tolist() == [[0.25] * 4] * 3 and w.dtype == np.float64
+    assert init.kaiming_uniform_(w).device == device and w.dtype == np.float64 and w.requires_grad and w.is_leaf
+    for name in ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu"):
+        assert init.calculate_gain(name) == pytest.approx(tinit.calculate_gain(name), rel=1e-15), name
+    assert init.calculate_gain("leaky_relu", 0.2) == pytest.approx(tinit.calculate_gain("leaky_relu", 0.2))
+    g = tp.Generator().manual_seed(7)
+    first = init.uniform_(tp.zeros(5), generator=g).tolist()
+    assert init.uniform_(tp.zeros(5), generator=tp.Generator().manual_seed(7)).tolist() == first
+    for call, match in [(lambda: init.xavier_uniform_(tp.zeros(5)), "xavier_uniform_: fan_in and fan_out need"),
+                        (lambda: init.kaiming_normal_(tp.zeros(2, 2), mode="fan"), "kaiming_normal_: mode must be"),
+                        (lambda: init.calculate_gain("swish"), "calculate_gain: unsupported nonlinearity")]:
+        with pytest.raises(ValueError, match=match):
+            call()
