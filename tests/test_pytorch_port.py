@@ -7,7 +7,9 @@ same logits, loss and gradients (float64, to 1e-9), and the same greedy continua
 Then two smaller programs, written the same way: a makemore-style character MLP trained by a hand-written SGD step
 (each of the three ways PyTorch code writes one) and sampled with a generator of its own, and an MLP in
 nn.Sequential whose init is adjusted in place under no_grad, trained with AdamW, zero_grad(set_to_none=True) and
-nn.utils.clip_grad_norm_; and the in-place rules those programs rely on."""
+nn.utils.clip_grad_norm_; and the in-place rules those programs rely on. Last, the names more ported code reaches:
+grad modes, loss and layer modules, linspace, randperm, allclose and equal, an embedding's padding row, a layer
+norm without affine parameters, and nn.init's distributions."""
 import math
 
 import numpy as np
