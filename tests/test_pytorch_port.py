@@ -7,7 +7,9 @@ same logits, loss and gradients (float64, to 1e-9), and the same greedy continua
 Then two smaller programs, written the same way: a makemore-style character MLP trained by a hand-written SGD step
 (each of the three ways PyTorch code writes one) and sampled with a generator of its own, and an MLP in
 nn.Sequential whose init is adjusted in place under no_grad, trained with AdamW, zero_grad(set_to_none=True) and
-nn.utils.clip_grad_norm_; and the in-place rules those programs rely on."""
+nn.utils.clip_grad_norm_; and the in-place rules those programs rely on. Last, the names more ported code reaches:
+grad modes, loss and layer modules, linspace, randperm, allclose and equal, an embedding's padding row, a layer
+norm without affine parameters, and nn.init's distributions."""
 import math
 
 import numpy as np
@@ -376,3 +378,204 @@ def test_a_parameter_is_replaced_only_by_a_parameter_and_its_data_stays_an_array
     model.weight.data = tp.full((2, 3), 0.5)                         # torch's way to swap a parameter's values
     assert isinstance(model.weight.data, np.ndarray)
     assert model(tp.ones(1, 3)).tolist() == [[1.5, 1.5]]
+
+
+# ---- what more ported code reaches: grad modes, loss and layer modules, init, a few ops and creation functions ----
+def grad_modes(torch):
+    """is_grad_enabled() after each way PyTorch code switches recording off and back on, and whether a product
+    made there records a graph."""
+    w = torch.ones(2, requires_grad=True)
+    seen = []
+
+    def note():
+        seen.append((torch.is_grad_enabled(), (w * 2).requires_grad))
+
+    @torch.no_grad()
+    def sample():
+        note()
+        with torch.enable_grad():                                    # a gradient inside an evaluation loop
+            note()
+
+    @torch.inference_mode()
+    def evaluate():
+        note()
+
+    @torch.set_grad_enabled(False)
+    def frozen():
+        note()
+
+    note()
+    sample(), evaluate(), frozen()
+    note()                                                           # decorating switched nothing off
+    with torch.inference_mode():
+        note()
+        with torch.inference_mode(False):                            # recording on again, as PyTorch's
+            note()
+    with torch.set_grad_enabled(False):
+        note()
+        with torch.set_grad_enabled(True):
+            note()
+        note()
+    note()
+    torch.set_grad_enabled(False)                                    # a statement: off until switched back
+    note()
+    torch.set_grad_enabled(True)
+    note()
+    return seen
+
+
+def test_grad_modes_switch_recording_as_pytorchs(torch):
+    ours = grad_modes(tp)
+    assert ours == grad_modes(torch)
+    assert [on for on, _ in ours] == [True, False, True, False, False, True, False, True, False, True, False,
+                                      True, False, True] and tp.is_grad_enabled()
+
+
+def classifier_losses(torch, nn, weights, x, y, target):
+    """A classifier in nn.Sequential (flattened images through sigmoid and tanh layers) and its losses as modules:
+    cross entropy with class weights, an ignored target and label smoothing, and the squared error of the softmax
+    against a target distribution, mean, summed and per element."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Sigmoid(), nn.Linear(5, 5), nn.Tanh(), nn.Linear(5, 3))
+    model.double()
+    model.load_state_dict({name: torch.tensor(value) for name, value in weights.items()})
+    logits = model(x)
+    probs = nn.Softmax(dim=1)(logits)
+    criterion = nn.CrossEntropyLoss(weight=torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64), ignore_index=-1,
+                                    label_smoothing=0.1)
+    losses = [criterion(logits, y), nn.CrossEntropyLoss()(logits, y.clamp(min=0)), nn.MSELoss()(probs, target),
+              nn.MSELoss(reduction="sum")(probs, target), nn.MSELoss(reduction="none")(probs, target)[1, 2]]
+    sum(losses).backward()
+    return ([loss.item() for loss in losses], [p.grad.numpy() for p in model.parameters()], tuple(logits.shape),
+            [type(m).__name__ for m in model])
+
+
+def test_loss_and_layer_modules_match_pytorchs(torch):
+    rng = np.random.default_rng(0)
+    weights = {f"{i}.{kind}": rng.standard_normal((5, 6 if i == 1 else 5)[:1 if kind == "bias" else 2])
+               for i in (1, 3) for kind in ("weight", "bias")}
+    weights.update({"5.weight": rng.standard_normal((3, 5)), "5.bias": rng.standard_normal(3)})
+    x, y, target = rng.standard_normal((4, 2, 3)), np.array([0, 2, -1, 1]), rng.dirichlet(np.ones(3), 4)
+    ours = classifier_losses(tp, tp.nn, weights, tp.tensor(x), tp.tensor(y), tp.tensor(target))
+    theirs = classifier_losses(torch, torch.nn, weights, torch.tensor(x), torch.tensor(y), torch.tensor(target))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-12)
+    for mine, ref in zip(ours[1], theirs[1]):
+        np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-14)
+    assert ours[2:] == theirs[2:] and ours[2] == (4, 3)
+    with pytest.raises(ValueError, match="mse_loss: reduction"):
+        tp.nn.MSELoss(reduction="avg")(tp.ones(2), tp.ones(2))
+    with pytest.warns(UserWarning, match="mse_loss"):                  # a broadcast target, as PyTorch warns
+        tp.functional.mse_loss(tp.ones(3, 1), tp.ones(3))
+
+
+def test_linspace_randperm_allclose_and_equal_follow_pytorch(device, torch):
+    for args, kwargs in [((0, 1, 7), {}), ((-2.5, 4, 5), {"dtype": "float64"}), ((3, 3, 1), {}), ((0, 1, 0), {}),
+                         ((0, 10, 5), {"dtype": "int64"})]:
+        ours = tp.linspace(*args, device=device, **kwargs)
+        theirs = torch.linspace(*args, **{k: getattr(torch, v) for k, v in kwargs.items()})
+        assert ours.shape == tuple(theirs.shape) and str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+        assert ours.device == device and not ours.requires_grad
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6 if ours.dtype == np.float32 else 1e-15)
+    assert tp.linspace(0, 1, 3, requires_grad=True).requires_grad
+    with pytest.raises(ValueError, match="linspace: steps"):
+        tp.linspace(0, 1, -1)
+    tp.manual_seed(3)
+    perm = tp.randperm(50, device=device)
+    assert perm.dtype == np.int64 and perm.device == device and sorted(perm.tolist()) == list(range(50))
+    assert perm.tolist() != list(range(50)) and tp.randperm(0).shape == (0,)
+    tp.manual_seed(3)
+    assert tp.randperm(50).tolist() == perm.tolist()                 # manual_seed repeats it
+    tp.manual_seed(3)
+    first = tp.randn(2).tolist()
+    tp.manual_seed(3)
+    own = tp.randperm(50, generator=tp.Generator().manual_seed(1))
+    assert tp.randn(2).tolist() == first                             # a generator of its own leaves the stream alone
+    assert own.tolist() == tp.randperm(50, generator=tp.Generator().manual_seed(1)).tolist() != perm.tolist()
+    a, b = np.array([1.0, 2.0, np.nan]), np.array([1.0 + 1e-9, 2.00001, np.nan])
+    for lib in (tp, torch):
+        x, y = (lib.tensor(a, device=device), lib.tensor(b, device=device)) if lib is tp else map(torch.tensor, (a, b))
+        assert (lib.allclose(x, y), lib.allclose(x, y, equal_nan=True), x.allclose(y, rtol=1e-7, equal_nan=True),
+                lib.allclose(x[:2], y[:2].flip(0), atol=1.5)) == (False, True, False, True)
+        assert (lib.equal(x[:2], x[:2].clone()), lib.equal(x, x), x[:2].equal(y[:2]), lib.equal(x[:1], x[:2]),
+                lib.equal(x[:2].long(), x[:2])) == (True, False, False, False, True)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_embedding_padding_row_starts_at_zero_and_never_learns_as_pytorchs(fused, device, torch):
+    table = tp.nn.Embedding(6, 3, padding_idx=-2)
+    assert table.padding_idx == torch.nn.Embedding(6, 3, padding_idx=-2).padding_idx == 4
+    assert table.weight.numpy()[4].tolist() == [0.0, 0.0, 0.0] and np.abs(table.weight.numpy()[:4]).min() > 0
+    assert "padding_idx=4" in repr(table)
+    weights = np.random.default_rng(0).standard_normal((6, 3))          # a padding row that is not 0 any more
+    ids, upstream = np.array([[4, 1, 4], [2, 4, 1]]), np.random.default_rng(1).standard_normal((2, 3, 3))
+    table.double().load_state_dict({"weight": weights}).to(device)
+    theirs = torch.nn.Embedding(6, 3, padding_idx=4).double()
+    theirs.load_state_dict({"weight": torch.tensor(weights)})
+    with tp.use_fused(fused):
+        out = table(tp.tensor(ids, device=device))
+        plain = tp.functional.embedding(tp.tensor(ids, device=device), table.weight, padding_idx=4)
+    ref = theirs(torch.tensor(ids))
+    (out * tp.tensor(upstream, device=device) + plain).sum().backward()
+    (ref * torch.tensor(upstream) + torch.nn.functional.embedding(torch.tensor(ids), theirs.weight, 4)).sum().backward()
+    np.testing.assert_array_equal(out.numpy(), ref.detach().numpy())
+    np.testing.assert_allclose(table.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-14)
+    assert table.weight.grad.numpy()[4].tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="embedding: padding_idx 6 is out of range for 6 rows"):
+        tp.nn.Embedding(6, 3, padding_idx=6)
+
+
+def test_a_layer_norm_without_affine_or_bias_has_pytorchs_parameters_and_values(torch):
+    x = np.random.default_rng(0).standard_normal((2, 3, 5))
+    for kwargs in ({"elementwise_affine": False}, {"bias": False}, {"elementwise_affine": False, "bias": False},
+                   {"eps": 1e-3}):
+        ours, theirs = tp.nn.LayerNorm(5, **kwargs), torch.nn.LayerNorm(5, **kwargs).double()
+        assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()], kwargs
+        for p, q in zip(ours.parameters(), theirs.parameters()):
+            with torch.no_grad():
+                q.copy_(torch.tensor(np.random.default_rng(len(p.shape)).standard_normal(q.shape)))
+            p.data = q.detach().numpy().copy()
+        np.testing.assert_allclose(ours(tp.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12,
+                                   atol=1e-14)
+    assert "elementwise_affine=False" in repr(tp.nn.LayerNorm(5, elementwise_affine=False))
+
+
+def test_nn_init_fills_in_place_with_pytorchs_distributions(device, torch):
+    """The values are random, so the test reads the distribution: a uniform one's bounds (reached within 1%), a
+    normal one's mean and std (to 3%: 60,000 draws give 0.3%), with PyTorch's formulas, which PyTorch's own draws
+    meet too; fan_in is size(1) · the rest of the shape, fan_out size(0) · the rest."""
+    init, tinit = tp.nn.init, torch.nn.init
+    for shape in ((200, 300), (40, 30, 50)):
+        fan_in, fan_out = shape[1] * math.prod(shape[2:]), shape[0] * math.prod(shape[2:])
+        xavier = math.sqrt(2 / (fan_in + fan_out))
+        cases = [(lambda m, w: m.uniform_(w, -0.3, 0.7), "uniform", -0.3, 0.7),
+                 (lambda m, w: m.xavier_uniform_(w, gain=2.0), "uniform", -2 * math.sqrt(3) * xavier,
+                  2 * math.sqrt(3) * xavier),
+                 (lambda m, w: m.kaiming_uniform_(w, a=math.sqrt(5)), "uniform", -fan_in ** -0.5, fan_in ** -0.5),
+                 (lambda m, w: m.kaiming_uniform_(w, mode="fan_out", nonlinearity="relu"), "uniform",
+                  -math.sqrt(6 / fan_out), math.sqrt(6 / fan_out)),
+                 (lambda m, w: m.xavier_normal_(w, gain=m.calculate_gain("tanh")), "normal", 0.0, 5 / 3 * xavier),
+                 (lambda m, w: m.kaiming_normal_(w, mode="fan_out", nonlinearity="relu"), "normal", 0.0,
+                  math.sqrt(2 / fan_out)),
+                 (lambda m, w: m.kaiming_normal_(w, a=0.2), "normal", 0.0, math.sqrt(2 / (1.04 * fan_in))),
+                 (lambda m, w: m.normal_(w, mean=1.0, std=0.5), "normal", 1.0, 0.5)]
+        for fill, kind, a, b in cases:
+            for m, w in ((init, tp.nn.Parameter(tp.zeros(*shape, device=device))), (tinit, torch.zeros(shape))):
+                assert fill(m, w) is w and tuple(w.shape) == shape
+                values = w.detach().numpy() if m is tinit else w.numpy()
+                if kind == "uniform":
+                    assert a <= values.min() < a + 0.01 * (b - a) and b - 0.01 * (b - a) < values.max() < b
+                else:
+                    assert abs(values.mean() - a) < 0.03 * b and abs(values.std() / b - 1) < 0.03
+    w = tp.nn.Parameter(tp.zeros(3, 4, dtype=tp.float64, device=device))
+    assert init.constant_(w, 0.25) is w and w.numpy().tolist() == [[0.25] * 4] * 3 and w.dtype == np.float64
+    assert init.kaiming_uniform_(w).device == device and w.dtype == np.float64 and w.requires_grad and w.is_leaf
+    for name in ("linear", "sigmoid", "tanh", "relu", "leaky_relu", "selu"):
+        assert init.calculate_gain(name) == pytest.approx(tinit.calculate_gain(name), rel=1e-15), name
+    assert init.calculate_gain("leaky_relu", 0.2) == pytest.approx(tinit.calculate_gain("leaky_relu", 0.2))
+    g = tp.Generator().manual_seed(7)
+    first = init.uniform_(tp.zeros(5), generator=g).tolist()
+    assert init.uniform_(tp.zeros(5), generator=tp.Generator().manual_seed(7)).tolist() == first
+    for call, match in [(lambda: init.xavier_uniform_(tp.zeros(5)), "xavier_uniform_: fan_in and fan_out need"),
+                        (lambda: init.kaiming_normal_(tp.zeros(2, 2), mode="fan"), "kaiming_normal_: mode must be"),
+                        (lambda: init.calculate_gain("swish"), "calculate_gain: unsupported nonlinearity")]:
+        with pytest.raises(ValueError, match=match):
+            call()

@@ -1,15 +1,15 @@
 """tinygrad_proust: a small reverse-mode autograd over NumPy (CPU) and CuPy (GPU), and a GPT built on it."""
 from . import functional, rng
-from .creation import (arange, cat, empty, eye, full, full_like, multinomial, ones, ones_like, rand, randint, randn,
-                       stack, tensor, zeros, zeros_like)
+from .creation import (arange, cat, empty, eye, full, full_like, linspace, multinomial, ones, ones_like, rand, randint,
+                       randn, randperm, stack, tensor, zeros, zeros_like)
 from .debug import AnomalyError, break_on, detect_anomaly
 from .device import DeviceError, gpu_available
 from .functional import use_fused, where
 from .gradcheck import GradcheckError, gradcheck
 from .graph import render_graph
 from .nn import record_modules
-from .tensor import (Function, Observer, Tensor, observe, bool_, float16, float32, float64, int32, int64,
-                     is_grad_enabled, long, no_grad)
+from .tensor import (Function, Observer, Tensor, observe, bool_, enable_grad, float16, float32, float64,
+                     inference_mode, int32, int64, is_grad_enabled, long, no_grad, set_grad_enabled)
 
 manual_seed, Generator = rng.manual_seed, rng.Generator
 einsum, pad = functional.einsum, functional.pad
@@ -19,16 +19,17 @@ TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "si
                     "argmax", "argmin", "sort", "argsort", "topk", "gather", "matmul", "softmax",
                     "log_softmax", "flip", "tril", "triu", "transpose", "permute", "reshape", "flatten",
                     "unsqueeze", "squeeze", "clone", "isnan", "isinf", "isfinite", "logical_not", "repeat_interleave",
-                    "add", "sub", "mul", "div", "relu", "split", "chunk")
+                    "add", "sub", "mul", "div", "relu", "split", "chunk", "unbind", "amax", "amin", "norm", "mm",
+                    "bmm", "outer", "roll", "index_select", "allclose", "equal")
 globals().update({name: getattr(Tensor, name) for name in TENSOR_FUNCTIONS})
 globals().update({"float": float32, "double": float64, "bool": bool_})  # torch.float, torch.double, torch.bool
 from_numpy = Tensor  # shares the array's memory, as torch.from_numpy does
 
 __all__ = [
     "Tensor", "Function", "Observer", "observe", "tensor", "multinomial", "zeros", "ones", "full", "full_like", "empty",
-    "eye", "zeros_like", "ones_like", "randn", "rand", "randint", "arange", "cat", "stack", "where", "no_grad",
-    "is_grad_enabled", "manual_seed", "Generator", "gradcheck", "GradcheckError", "DeviceError", "gpu_available",
-    "detect_anomaly", "break_on", "AnomalyError", "record_modules", "render_graph", "use_fused", "functional",
-    "float16", "float32", "float64", "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double",
-    *TENSOR_FUNCTIONS,
+    "eye", "zeros_like", "ones_like", "randn", "rand", "randint", "randperm", "arange", "linspace", "cat", "stack",
+    "where", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed",
+    "Generator", "gradcheck", "GradcheckError", "DeviceError", "gpu_available", "detect_anomaly", "break_on",
+    "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64",
+    "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double", *TENSOR_FUNCTIONS,
 ]

@@ -84,6 +84,18 @@ def arange(start, end=None, step=1, dtype=None, device="cpu"):
     return Tensor(module_for(device).arange(start, end, step, dtype=to_dtype(dtype)))
 
 
+def linspace(start, end, steps, dtype=None, device="cpu", requires_grad=False):
+    """`steps` evenly spaced values from start to end, both included: start + i (end - start) / (steps - 1)."""
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
+    return _make(np.linspace(start, end, steps).astype(to_dtype(dtype) or float32), device, requires_grad)
+
+
+def randperm(n, generator=None, dtype=np.int64, device="cpu", requires_grad=False):
+    """0, ..., n - 1 in a random order, drawn on the host from the seeded generator (or `generator`)."""
+    return _make(rng.generator(generator).permutation(n).astype(to_dtype(dtype)), device, requires_grad)
+
+
 def cat(tensors, dim=0):
     """Join tensors along an existing dim."""
     tensors = list(tensors)

@@ -7,6 +7,7 @@ and the tests check that both paths agree on values and gradients.
 """
 import contextlib
 import math
+import warnings
 
 import numpy as np
 
@@ -139,6 +140,18 @@ def _nll(log_p, target, weight, ignore_index, reduction, label_smoothing=0.0):
     return _reduce(losses, reduction, w.sum())
 
 
+def mse_loss(input, target, reduction="mean"):
+    """(input - target)² elementwise, then its mean, sum or none; a target of another shape is broadcast, with
+    PyTorch's warning."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if input.shape != tuple(np.shape(unwrap(target))):
+        warnings.warn(f"mse_loss: target shape {tuple(np.shape(unwrap(target)))} is broadcast to input shape "
+                      f"{input.shape}, which is likely wrong", UserWarning, stacklevel=2)
+    losses = (input - target).square()
+    return _reduce(losses, reduction, losses.numel())
+
+
 def _class_dim(weight, like):
     """Per-class weights shaped to broadcast along dim 1 of `like` (1 where there are none)."""
     if weight is None:
@@ -204,15 +217,25 @@ def linear(x, weight, bias=None):
     return out if bias is None else out + bias
 
 
-def embedding(input, weight):
-    """Rows of `weight` picked by the integer tensor `input`: (...) -> (..., embedding_dim)."""
+def embedding(input, weight, padding_idx=None):
+    """Rows of `weight` picked by the integer tensor `input`: (...) -> (..., embedding_dim). The padding_idx row
+    gets no gradient (a pad token's vector is never trained)."""
     indices = input.data if isinstance(input, Tensor) else weight.xp.asarray(input)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, not {indices.dtype}")
     check_ids("embedding: index", indices, weight.shape[0])
-    if _fused:
-        return fused.Embedding.apply(weight, indices=indices)
-    return weight[indices]
+    out = fused.Embedding.apply(weight, indices=indices) if _fused else weight[indices]
+    if padding_idx is None:
+        return out
+    padding = (indices == padding_row(padding_idx, weight.shape[0]))[..., None]
+    return ops.Where.apply(out.detach(), out, condition=padding)  # the same values, without their gradient
+
+
+def padding_row(padding_idx, rows):
+    """padding_idx as a row number in [0, rows): a negative one counts from the end, as PyTorch's."""
+    if not -rows <= padding_idx < rows:
+        raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {rows} rows")
+    return padding_idx % rows
 
 
 def check_ids(what, ids, count, ignore_index=None):

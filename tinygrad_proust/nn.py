@@ -320,9 +320,10 @@ class Sequential(ModuleList):
         return x
 
 
-def normal_(param, std=0.02):
+def normal_(param, std=0.02, generator=None):
     """Refill a parameter with normal(0, std) samples from the seeded generator (in place, keeps device)."""
-    param.data = to_device(randn(*param.shape, dtype=param.dtype).data * param.dtype.type(std), param.device)
+    values = randn(*param.shape, dtype=param.dtype, generator=generator).data * param.dtype.type(std)
+    param.data = to_device(values, param.device)
     return param
 
 
@@ -417,34 +418,41 @@ def apply_lora(model, rank, alpha=None, targets=("*",), dropout=0.0):
 
 
 class Embedding(Module):
-    """A table of num_embeddings vectors of size embedding_dim, looked up by integer index. Init normal(0, 0.02)."""
+    """A table of num_embeddings vectors of size embedding_dim, looked up by integer index. Init normal(0, 0.02);
+    the padding_idx row, if given, starts at 0 and gets no gradient."""
 
-    def __init__(self, num_embeddings, embedding_dim):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = normal_(Parameter(zeros(num_embeddings, embedding_dim)))
+        self.padding_idx = None if padding_idx is None else F.padding_row(padding_idx, num_embeddings)
+        if self.padding_idx is not None:
+            self.weight.data[self.padding_idx] = 0
 
     def forward(self, idx):
-        return F.embedding(idx, self.weight)
+        return F.embedding(idx, self.weight, self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        return f"{self.num_embeddings}, {self.embedding_dim}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
 class LayerNorm(Module):
-    """(x - mean) / sqrt(var + eps) * weight (+ bias) over the last dim. Init: weight 1, bias 0."""
+    """(x - mean) / sqrt(var + eps) * weight (+ bias) over the last dim. Init: weight 1, bias 0; neither without
+    elementwise_affine."""
 
-    def __init__(self, normalized_shape, eps=1e-5, bias=True):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
         super().__init__()
         self.normalized_shape, self.eps = normalized_shape, eps
-        self.weight = Parameter(ones(normalized_shape))
-        self.bias = Parameter(zeros(normalized_shape)) if bias else None
+        self.weight = Parameter(ones(normalized_shape)) if elementwise_affine else None
+        self.bias = Parameter(zeros(normalized_shape)) if elementwise_affine and bias else None
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, bias={self.bias is not None}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}, "
+                f"bias={self.bias is not None}")
 
 
 class RMSNorm(Module):
@@ -506,6 +514,57 @@ class Tanh(Module):
         return x.tanh()
 
 
+class Sigmoid(Module):
+    def forward(self, x):
+        return x.sigmoid()
+
+
+class Softmax(Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Flatten(Module):
+    """Flattens dims start_dim..end_dim into one: (N, C, H, W) -> (N, C·H·W) by default (the batch dim kept)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+
+class CrossEntropyLoss(Module):
+    """F.cross_entropy as a module: criterion(logits, targets)."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__()
+        self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+
+
+class MSELoss(Module):
+    """F.mse_loss as a module: the mean (or sum, or none) of (input - target)²."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, self.reduction)
+
+
 class GELU(Module):
     """x Φ(x); approximate='tanh' is GPT-2's form."""
 
@@ -547,23 +606,81 @@ class ScaledDotProductAttention(Module):
 
 
 class init:
-    """torch.nn.init's names for the common cases: in place, from the seeded generator."""
+    """torch.nn.init's names for the common cases, with PyTorch's formulas: in place (the tensor keeps its dtype
+    and device), from the seeded generator or `generator`. For a weight (out_features, in_features, ...), fan_in is
+    in_features times the trailing sizes and fan_out out_features times them."""
 
     @staticmethod
-    def normal_(tensor, mean=0.0, std=1.0):
-        normal_(tensor, std)
+    def normal_(tensor, mean=0.0, std=1.0, generator=None):
+        normal_(tensor, std, generator)
         tensor.data += tensor.dtype.type(mean)
         return tensor
 
     @staticmethod
-    def zeros_(tensor):
-        tensor.data = tensor.xp.zeros(tensor.shape, dtype=tensor.dtype)
+    def uniform_(tensor, a=0.0, b=1.0, generator=None):
+        values = rng.generator(generator).uniform(a, b, tensor.shape).astype(tensor.dtype)
+        tensor.data = to_device(values, tensor.device)
         return tensor
 
     @staticmethod
-    def ones_(tensor):
-        tensor.data = tensor.xp.ones(tensor.shape, dtype=tensor.dtype)
+    def constant_(tensor, val):
+        tensor.data = tensor.xp.full(tensor.shape, val, dtype=tensor.dtype)
         return tensor
+
+    @staticmethod
+    def zeros_(tensor): return init.constant_(tensor, 0)
+
+    @staticmethod
+    def ones_(tensor): return init.constant_(tensor, 1)
+
+    @staticmethod
+    def xavier_uniform_(tensor, gain=1.0, generator=None):
+        """uniform(-b, b), b = gain · sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
+        fan_in, fan_out = _fans(tensor, "xavier_uniform_")
+        bound = gain * math.sqrt(6 / (fan_in + fan_out))
+        return init.uniform_(tensor, -bound, bound, generator)
+
+    @staticmethod
+    def xavier_normal_(tensor, gain=1.0, generator=None):
+        """normal(0, std), std = gain · sqrt(2 / (fan_in + fan_out))."""
+        fan_in, fan_out = _fans(tensor, "xavier_normal_")
+        return init.normal_(tensor, 0.0, gain * math.sqrt(2 / (fan_in + fan_out)), generator)
+
+    @staticmethod
+    def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+        """uniform(-b, b), b = sqrt(3) · gain / sqrt(fan) (He et al., 2015); gain = calculate_gain(nonlinearity, a)."""
+        bound = math.sqrt(3) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+        return init.uniform_(tensor, -bound, bound, generator)
+
+    @staticmethod
+    def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+        """normal(0, gain / sqrt(fan))."""
+        return init.normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_"), generator)
+
+    @staticmethod
+    def calculate_gain(nonlinearity, param=None):
+        """How much the activation shrinks a unit variance, undone: 1 (linear, sigmoid), 5/3 (tanh), sqrt(2) (relu),
+        sqrt(2 / (1 + slope²)) (leaky_relu, slope `param`, 0.01 by default), 3/4 (selu)."""
+        if nonlinearity == "leaky_relu":
+            return math.sqrt(2 / (1 + (0.01 if param is None else param) ** 2))
+        gains = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5 / 3, "relu": math.sqrt(2), "selu": 3 / 4}
+        if nonlinearity not in gains:
+            raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+        return gains[nonlinearity]
+
+
+def _fans(tensor, name):
+    if tensor.ndim < 2:
+        raise ValueError(f"{name}: fan_in and fan_out need a tensor of 2 or more dims, got shape {tensor.shape}")
+    receptive = math.prod(tensor.shape[2:])
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity, name):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"{name}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(tensor, name)
+    return init.calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
 
 
 class utils:

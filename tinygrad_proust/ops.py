@@ -342,25 +342,27 @@ class Mean(Function):
 
 
 class Max(Function):
-    """Largest value along `dim` (or overall). Along a dim the gradient goes to the first arg-max only; overall it
-    is split evenly between tied maxima (as PyTorch does for each)."""
+    """Largest value along `dim` (or overall). Along one dim (an int: max(dim)) the gradient goes to the first
+    arg-max only; overall or over a tuple of dims (amax) it is split evenly between tied maxima (as PyTorch does
+    for each)."""
 
     def forward(self, x, dim=None, keepdim=False):
         xp = self.xp
         self.in_shape, self.dim, self.keepdim = x.shape, dim, keepdim
-        if dim is None:
-            out = x.max()
+        if dim is None or isinstance(dim, tuple):
+            self.axes = _axes(dim, x.ndim)
+            out = x.max(axis=self.axes, keepdims=True)
             ties = (x == out) | (xp.isnan(x) & xp.isnan(out))  # a NaN maximum: the NaNs share it
-            self.share = ties / ties.sum(dtype=x.dtype)            # 1/k at each of the k maxima, else 0
-            return out.reshape((1,) * x.ndim) if keepdim else out
+            self.share = ties / ties.sum(axis=self.axes, keepdims=True, dtype=x.dtype)  # 1/k at each of k maxima
+            return out if keepdim else out.squeeze(self.axes)
         self.index = xp.expand_dims(x.argmax(axis=dim), dim)
         out = xp.take_along_axis(x, self.index, axis=dim)
         return out if keepdim else out.squeeze(dim)
 
     def backward(self, g):
         xp = self.xp
-        if self.dim is None:
-            return (self.share * g.reshape(())).astype(g.dtype, copy=False)
+        if self.dim is None or isinstance(self.dim, tuple):
+            return (self.share * (g if self.keepdim else xp.expand_dims(g, self.axes))).astype(g.dtype, copy=False)
         if not self.keepdim:
             g = xp.expand_dims(g, self.dim)
         dim = self.dim % len(self.in_shape)

@@ -35,14 +35,49 @@ module_paths = [()]
 
 
 @contextlib.contextmanager
-def no_grad():
-    """Inside this block ops record no graph (for evaluation and sampling)."""
+def _grad_mode(enabled):
+    """Inside this block (or a function it decorates) ops record a graph if `enabled`; then the mode before."""
     global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
+    previous, _grad_enabled = _grad_enabled, enabled
     try:
         yield
     finally:
         _grad_enabled = previous
+
+
+def no_grad():
+    """Inside this block ops record no graph (for evaluation and sampling)."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Ops record a graph again inside this block, within a no_grad one."""
+    return _grad_mode(True)
+
+
+def inference_mode(mode=True):
+    """As no_grad (PyTorch's also marks the tensors made inside); inference_mode(False) records again."""
+    return _grad_mode(not mode)
+
+
+class set_grad_enabled:
+    """Recording on or off at once (`set_grad_enabled(False)` as a statement), and back as it was after a `with`
+    block; as a decorator it switches only while the function runs, as PyTorch's."""
+
+    def __init__(self, mode):
+        global _grad_enabled
+        self.mode, self.previous, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, fn):
+        self.__exit__()
+        return _grad_mode(self.mode)(fn)
 
 
 def is_grad_enabled():
@@ -699,6 +734,30 @@ class Tensor:
             values = -ops.Max.apply(-self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmin(dim=dim, keepdim=keepdim))
 
+    def amax(self, dim=(), keepdim=False):
+        """The largest values over `dim` (an int or a tuple; () for all dims); tied maxima share the gradient
+        evenly (where max(dim) gives it to the first), as PyTorch's."""
+        return ops.Max.apply(self, dim=ops._axes(None if dim == () else dim, self.ndim), keepdim=keepdim)
+
+    def amin(self, dim=(), keepdim=False):
+        """The smallest values over `dim` (ties as amax's)."""
+        if self.dtype.kind != "f":  # no gradient, and negating would wrap unsigned or the lowest integer
+            axes = ops._axes(None if dim == () else dim, self.ndim)
+            return Tensor._wrap(_as_array(self.data.min(axis=axes, keepdims=keepdim)), False, None)
+        return -(-self).amax(dim, keepdim)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """(Σ |x|^p)^(1/p) over `dim` (all dims for None): p 2 or "fro" (the default), any p > 0, or inf (max |x|).
+        Where every entry is 0 the gradient is 0, as PyTorch's (the root's own would be inf · 0)."""
+        if p == math.inf:
+            return self.abs().amax(() if dim is None else dim, keepdim)
+        p = 2 if p == "fro" else p
+        if not isinstance(p, numbers.Real) or p <= 0:
+            raise ValueError(f"norm: p must be 'fro', inf or a number > 0, got {p!r}")
+        total = (self.abs() ** p).sum(dim, keepdim)
+        zero = total.data == 0
+        return (total.masked_fill(zero, 1) ** (1 / p)).masked_fill(zero, 0)
+
     def var(self, dim=None, keepdim=False, correction=1):
         """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction)."""
         n = self.numel() if dim is None else math.prod(self.shape[d] for d in _dims_tuple(dim))
@@ -749,6 +808,31 @@ class Tensor:
         x, dim = (self.reshape(-1), 0) if dim is None else (self, ops._axes(dim, self.ndim)[0])
         expanded = x.unsqueeze(dim + 1).expand(x.shape[:dim + 1] + (repeats,) + x.shape[dim + 1:])
         return expanded.reshape(x.shape[:dim] + (x.shape[dim] * repeats,) + x.shape[dim + 1:])
+
+    def roll(self, shifts, dims=None):
+        """Each entry moved `shifts` places along `dims` (of the flattened tensor for None), those pushed past the
+        end coming round to the start."""
+        if dims is None:
+            return self.flatten().roll(shifts, 0).reshape(self.shape)
+        shifts, dims = _dims_tuple(shifts), _dims_tuple(dims)
+        if len(shifts) != len(dims):
+            raise ValueError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+        out = self
+        for shift, dim in zip(shifts, dims):
+            (dim,), n = ops._axes(dim, self.ndim), self.shape[dim]
+            out = out[(slice(None),) * dim + (self.xp.arange(-shift, n - shift) % max(n, 1),)]
+        return out
+
+    def index_select(self, dim, index):
+        """The entries at `index` (1-D integers, repeats allowed) along `dim`; a repeated entry's gradients add."""
+        from .functional import check_ids
+        index = index.data if isinstance(index, Tensor) else self.xp.asarray(index)
+        if index.ndim > 1 or index.dtype.kind not in "iu":
+            raise ValueError(f"index_select: index must be 1-D integers, got {index.dtype} of shape "
+                             f"{tuple(index.shape)}")
+        (dim,) = ops._axes(dim, self.ndim)
+        check_ids("index_select: index", index, self.shape[dim])
+        return self[(slice(None),) * dim + (index.reshape(-1),)]
 
     def unflatten(self, dim, sizes):
         dim = dim % self.ndim
@@ -816,6 +900,14 @@ class Tensor:
             return self.xp.arange(index.shape[d]).reshape(tuple(-1 if e == d else 1 for e in range(self.ndim)))
         return self[tuple(index if d == dim else coordinates(d) for d in range(self.ndim))]
 
+    def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """Whether |self - other| <= atol + rtol |other| everywhere (broadcast), as a Python bool."""
+        return bool(self.xp.allclose(self.data, unwrap(other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def equal(self, other):
+        """Whether other has self's shape and values (NaN equals nothing), as a Python bool."""
+        return self.shape == other.shape and bool((self.data == other.data).all())
+
     def any(self, dim=None, keepdim=False):
         return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=keepdim)), False, None)
 
@@ -850,6 +942,13 @@ class Tensor:
 
     def permute(self, *dims): return ops.Permute.apply(self, dims=_shape_arg(dims))
     def expand(self, *shape): return ops.Expand.apply(self, shape=_shape_arg(shape))
+    def expand_as(self, other): return self.expand(other.shape)
+    def view_as(self, other): return self.view(other.shape)
+
+    def unbind(self, dim=0):
+        """The slices along `dim`, without it: a tuple of self.shape[dim] tensors."""
+        (dim,) = ops._axes(dim, self.ndim)
+        return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
 
     def unsqueeze(self, dim):
         dim = dim if dim >= 0 else dim + self.ndim + 1
@@ -897,6 +996,22 @@ class Tensor:
         if other.ndim == 1:
             out = out.squeeze(-1)
         return out
+
+    def mm(self, mat2): return self._matrices("mm", mat2, 2)
+    def bmm(self, mat2): return self._matrices("bmm", mat2, 3)
+
+    def _matrices(self, name, other, ndim):
+        """self @ other for two matrices (mm) or two batches of as many matrices (bmm): no broadcasting."""
+        if self.ndim != ndim or other.ndim != ndim or self.shape[:-2] != other.shape[:-2]:
+            raise ValueError(f"{name}: need two {ndim}-D tensors" + (" of the same batch size" if ndim > 2 else "")
+                             + f", got {self.shape} and {other.shape}")
+        return self.matmul(other)
+
+    def outer(self, vec2):
+        """out[i, j] = self[i] · vec2[j]."""
+        if self.ndim != 1 or vec2.ndim != 1:
+            raise ValueError(f"outer: need two 1-D tensors, got {self.shape} and {vec2.shape}")
+        return self.unsqueeze(1) * vec2
 
 
 # the NumPy ufuncs behind Python's operators, for NumPy values on the left of a Tensor
