@@ -11,6 +11,8 @@ What it enforces, as real CuPy does:
   cupy.random.Generator methods; anything else is an AttributeError;
 - a generator without state to save or restore (CuPy's has none);
 - reductions return 0-d arrays, not NumPy scalars;
+- elementwise kernels and reductions write a new C-contiguous array whatever their inputs' layout (NumPy's
+  follow the inputs' layout);
 - `where`'s condition is an array (CuPy calls its `astype`; a Python bool is an AttributeError);
 - `RawModule` only for the framework's own kernels (tinygrad_proust/kernels.py), each run by a NumPy twin of its
   CUDA and counted as one kernel; the CUDA itself runs only on a real GPU.
@@ -178,26 +180,47 @@ def _record(name, inputs, result, owner=None):
     ins = list(_device_arrays(inputs)) + ([owner._a] if owner is not None else [])
     outs = list(_device_arrays(result))
     moved = sum(a.nbytes for a in ins) + sum(a.nbytes for a in outs)
-    base = name.rsplit(".", 1)[-1]
-    if base in VIEWS_OR_COPIES:
+    base, kind = name.rsplit(".", 1)[-1], _kind(name)
+    if kind == "view_or_copy":
         copied = [o for o in outs if not any(np.may_share_memory(o, i) for i in ins)]
         if copied:
             _counter.add("copy", 2 * sum(o.nbytes for o in copied), len(copied))
         else:
             _counter.add("view")
-    elif base in GEMMS:
+    elif kind == "gemm":
         _count_gemm_operands(base, ins[:2])
         _counter.add("gemm", moved)
-    elif base == "concatenate":
+    elif kind == "concatenate":
         _count_concatenate(ins, moved)
-    elif base in REDUCTIONS:
-        _counter.add("reduction", moved)
-    elif base in MEMSETS:
-        _counter.add("memset", moved)
-    elif base in ALLOCATIONS:
-        _counter.add("allocation")
+    elif kind in ("reduction", "memset", "elementwise"):
+        _counter.add(kind, moved)
     else:
-        _counter.add("elementwise", moved)
+        _counter.add("allocation")
+
+
+def _kind(name):
+    """How real CuPy runs a call of this name: "view_or_copy", "gemm", "concatenate", "reduction", "memset",
+    "allocation" or (everything else) "elementwise"."""
+    base = name.rsplit(".", 1)[-1]
+    for kind, names in (("view_or_copy", VIEWS_OR_COPIES), ("gemm", GEMMS), ("concatenate", {"concatenate"}),
+                        ("reduction", REDUCTIONS), ("memset", MEMSETS), ("allocation", ALLOCATIONS)):
+        if base in names:
+            return kind
+    return "elementwise"
+
+
+def _as_cupy_allocates(name, result):
+    """The result of an elementwise kernel or a reduction in the layout CuPy gives it: a new C-contiguous array
+    (CuPy's ufuncs and reductions allocate their output in C order), where NumPy follows its inputs' layout
+    (`q.swapaxes(1, 2) * 2` is C-contiguous in CuPy, transposed in NumPy; the difference decides whether a batched
+    matmul copies it). Call it only where no out= was given."""
+    if _kind(name) not in ("elementwise", "reduction"):
+        return result
+    if isinstance(result, np.ndarray) and not result.flags.c_contiguous:
+        return np.ascontiguousarray(result)
+    if isinstance(result, tuple):
+        return tuple(_as_cupy_allocates(name, r) for r in result)
+    return result
 
 
 def _count_gemm_operands(name, operands):
@@ -275,7 +298,8 @@ def _wrap(value):
 
 def _on_device(function, name, owner=None):
     def call(*args, **kwargs):
-        result = _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
+        result = function(*_unwrap(args), **_unwrap(kwargs))
+        result = _wrap(result if "out" in kwargs else _as_cupy_allocates(name, result))
         _record(name, (args, _without_out(kwargs)), result, owner)
         return result
     call.__name__ = name
@@ -324,12 +348,14 @@ class ndarray:
                 _refuse_host_array(value)
         if method != "__call__" or ufunc.__name__ not in NAMES["ufuncs"]:
             return NotImplemented
-        result = _wrap(getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs)))
+        result = getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs))
+        result = _wrap(result if "out" in kwargs else _as_cupy_allocates(ufunc.__name__, result))
         _record(ufunc.__name__, (inputs, _without_out(kwargs)), result)
         return result
 
     def __array_function__(self, func, types_, args, kwargs):
-        result = _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+        result = func(*_unwrap(args), **_unwrap(kwargs))
+        result = _wrap(result if "out" in kwargs else _as_cupy_allocates(func.__name__, result))
         _record(func.__name__, (args, _without_out(kwargs)), result)
         return result
 
@@ -404,7 +430,7 @@ def _operator(name, inplace=False):
         result = getattr(self._a, name)(*args)
         if result is NotImplemented:
             return NotImplemented
-        result = self if inplace else _wrap(result)
+        result = self if inplace else _wrap(_as_cupy_allocates(name, result))
         _record(name, others, result, self)
         return result
     method.__name__ = name
@@ -432,7 +458,9 @@ class _Ufunc:
         self._ufunc, self.__name__ = getattr(np, name), name
 
     def __call__(self, *args, **kwargs):
-        result = _wrap(self._ufunc(*_unwrap(args), **_unwrap(kwargs)))
+        result = self._ufunc(*_unwrap(args), **_unwrap(kwargs))
+        result = _wrap(result if "out" in kwargs or len(args) > self._ufunc.nin else
+                       _as_cupy_allocates(self.__name__, result))
         _record(self.__name__, (args, _without_out(kwargs)), result)
         return result
 
