@@ -59,6 +59,8 @@ def make_parser():
     g.add_argument("--final-norm", action=argparse.BooleanOptionalAction, help="a norm before the head")
     g.add_argument("--ffn", choices=["relu", "gelu", "swiglu"], help="the feed-forward's non-linearity")
     g.add_argument("--ffn-bias", action=argparse.BooleanOptionalAction, help="the feed-forward's biases")
+    g.add_argument("--ffn-dropout", action=argparse.BooleanOptionalAction,
+                   help="with --dropout: dropout on the feed-forward's hidden layer too (nanoGPT's has none there)")
     g.add_argument("--gelu-approximate", choices=["tanh", "none"], help="--ffn gelu: GPT-2's tanh form or exact erf")
     g.add_argument("--attn-bias", action=argparse.BooleanOptionalAction,
                    help="biases of the attention's q/k/v and output projections")
@@ -148,7 +150,7 @@ def make_parser():
 # its saved settings name every choice in force.
 ARCHITECTURE = ["norm", "norm_placement", "norm_bias", "norm_eps", "final_norm", "ffn", "ffn_bias", "gelu_approximate",
                 "attn_bias", "positions", "rope_base", "scale_embeddings", "tie_weights", "head_bias",
-                "scaled_residual_init"]
+                "scaled_residual_init", "ffn_dropout"]
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
 MODEL_SIZES = ["n_layer", "n_head", "n_embd", "ffn_hidden", "block_size"]
 FIXED_FOR_A_RUN = ["preset", *MODEL_SIZES, "tokenizer", "chars", "replace_unknown", "unicode", "vocab_size",
@@ -245,6 +247,9 @@ def refuse_unused_flags(given, args):
             acting = " or ".join(as_flag(setting, value) for value in values if value is not None)
             fail(f"--{flag.replace('_', '-')} acts only with {acting}; this run has "
                  f"{as_flag(setting, getattr(args, setting))}")
+    if "ffn_dropout" in given and not (args.resume or args.init_from) and not (
+            args.dropout if args.dropout is not None else PRESETS[args.preset].get("dropout", 0.0)):
+        fail(f"--{'' if args.ffn_dropout else 'no-'}ffn-dropout acts only with dropout; this run has --dropout 0")
     if args.resume and "seed" in given:
         fail("--seed: a resumed run continues the random streams its checkpoint saved; --seed starts new runs")
 

@@ -335,7 +335,7 @@ def _config_from_gpt2(spec):
                      n_head=spec["n_head"], n_embd=spec["n_embd"], norm="layernorm", norm_placement="pre",
                      norm_eps=spec.get("layer_norm_epsilon", 1e-5), ffn=ffn[0], gelu_approximate=ffn[1],
                      ffn_hidden=spec.get("n_inner") or 4 * spec["n_embd"], positions="learned",
-                     tie_weights=spec.get("tie_word_embeddings", True), dropout=0.0)
+                     tie_weights=spec.get("tie_word_embeddings", True), dropout=0.0, ffn_dropout=False)
 
 
 def _config_from_llama(spec):
@@ -350,4 +350,4 @@ def _config_from_llama(spec):
                      norm_placement="pre", norm_eps=spec.get("rms_norm_eps", 1e-6), ffn="swiglu",
                      ffn_hidden=spec["intermediate_size"], ffn_bias=False, attn_bias=False, positions="rope",
                      rope_base=rope.get("rope_theta", spec.get("rope_theta", 10000.0)),
-                     tie_weights=spec.get("tie_word_embeddings", False), dropout=0.0)
+                     tie_weights=spec.get("tie_word_embeddings", False), dropout=0.0, ffn_dropout=False)

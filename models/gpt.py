@@ -41,7 +41,8 @@ class GPTConfig:
     scale_embeddings: bool = False   # token embeddings × sqrt(n_embd), as in the original paper
     tie_weights: bool = True         # the head reuses the token embedding matrix
     head_bias: bool = False          # bias of an untied head
-    dropout: float = 0.0             # on embeddings, attention weights, residual branches, FFN hidden layer
+    dropout: float = 0.0             # on embeddings, attention weights, residual branches (and see ffn_dropout)
+    ffn_dropout: bool = True         # dropout on the feed-forward's hidden layer too (nanoGPT and GPT-2: none there)
     scaled_residual_init: bool = False  # GPT-2: residual output projections ~ normal(0, 0.02 / sqrt(2 n_layer))
 
     def __post_init__(self):
@@ -95,7 +96,7 @@ PRESETS = {
     # the widely used small character GPT recipe (nanoGPT's shakespeare-char)
     "baby-gpt": dict(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384, norm="layernorm",
                      norm_placement="pre", norm_bias=False, ffn="gelu", ffn_hidden=1536, ffn_bias=False,
-                     attn_bias=False, positions="learned", tie_weights=True, dropout=0.2,
+                     attn_bias=False, positions="learned", tie_weights=True, dropout=0.2, ffn_dropout=False,
                      scaled_residual_init=True),
 }
 
@@ -192,7 +193,7 @@ class MLP(nn.Module):
         width = 2 * config.ffn_hidden if config.ffn == "swiglu" else config.ffn_hidden
         self.c_fc = nn.Linear(config.n_embd, width, bias=config.ffn_bias)
         self.act = make_activation(config)
-        self.hidden_dropout = nn.Dropout(config.dropout)
+        self.hidden_dropout = nn.Dropout(config.dropout) if config.ffn_dropout else nn.Identity()
         self.c_proj = nn.Linear(config.ffn_hidden, config.n_embd, bias=config.ffn_bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 

@@ -62,7 +62,7 @@ class TorchMLP(nn.Module):
         width = 2 * config.ffn_hidden if config.ffn == "swiglu" else config.ffn_hidden
         self.c_fc = nn.Linear(config.n_embd, width, bias=config.ffn_bias)
         self.c_proj = nn.Linear(config.ffn_hidden, config.n_embd, bias=config.ffn_bias)
-        self.hidden_dropout = nn.Dropout(config.dropout)
+        self.hidden_dropout = nn.Dropout(config.dropout) if config.ffn_dropout else nn.Identity()
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):

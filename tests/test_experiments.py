@@ -45,18 +45,21 @@ def run_train(argv, capsys):
 def test_architecture_flags_reach_the_model(corpus, tmp_path, capsys):
     flags = ["--norm", "rmsnorm", "--norm-placement", "post", "--positions", "rope", "--rope-base", "500",
              "--ffn", "gelu", "--gelu-approximate", "none", "--no-tie-weights", "--head-bias", "--no-attn-bias",
-             "--no-ffn-bias", "--no-final-norm", "--scale-embeddings", "--scaled-residual-init", "--norm-eps", "1e-6"]
+             "--no-ffn-bias", "--no-final-norm", "--scale-embeddings", "--scaled-residual-init", "--norm-eps", "1e-6",
+             "--dropout", "0.1", "--no-ffn-dropout"]
     code, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY, *flags], capsys)
     assert code == 0, err
     model, _, record = load_model(tmp_path / "r" / "last.npz")
     expected = dict(norm="rmsnorm", norm_placement="post", positions="rope", rope_base=500.0, ffn="gelu",
                     gelu_approximate="none", tie_weights=False, head_bias=True, attn_bias=False, ffn_bias=False,
-                    final_norm=False, scale_embeddings=True, scaled_residual_init=True, norm_eps=1e-6)
+                    final_norm=False, scale_embeddings=True, scaled_residual_init=True, norm_eps=1e-6,
+                    ffn_dropout=False)
     assert {k: record.config[k] for k in expected} == expected
     assert {k: record.args[k] for k in expected} == expected           # the run's settings name them too
     block = model.blocks[0]
     assert isinstance(block.ln_1, nn.RMSNorm) and model.lm_head is not None and model.lm_head.bias is not None
     assert block.attn.c_attn.bias is None and block.mlp.c_fc.bias is None
+    assert isinstance(block.mlp.hidden_dropout, nn.Identity) and block.mlp.resid_dropout.p == 0.1
 
 
 def test_a_new_run_records_its_presets_architecture(corpus, tmp_path, capsys):
@@ -74,6 +77,8 @@ def test_a_new_run_records_its_presets_architecture(corpus, tmp_path, capsys):
     (["--rope-base", "500"], "--rope-base acts only with --positions rope; this run has --positions learned"),
     (["--head-bias"], "--head-bias acts only with --no-tie-weights; this run has --tie-weights"),
     (["--norm", "rmsnorm", "--no-norm-bias"], "--norm-bias acts only with --norm layernorm"),
+    (["--no-ffn-dropout"], "--no-ffn-dropout acts only with dropout; this run has --dropout 0"),
+    (["--preset", "baby-gpt", "--dropout", "0", "--ffn-dropout"], "--ffn-dropout acts only with dropout"),
 ])
 def test_an_architecture_flag_that_would_do_nothing_is_refused(corpus, tmp_path, capsys, argv, message):
     code, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY, *argv], capsys)

@@ -53,7 +53,7 @@ TRAIN_FLAGS = {
     "--rope-base": ("real", 1, 1e12, True, False),
     **{f"--{prefix}{name}": ("switch",) for name in ("norm-bias", "final-norm", "ffn-bias", "attn-bias",
                                                      "scale-embeddings", "tie-weights", "head-bias",
-                                                     "scaled-residual-init") for prefix in ("", "no-")},
+                                                     "scaled-residual-init", "ffn-dropout") for prefix in ("", "no-")},
 }
 GENERATE_FLAGS = {
     "--checkpoint": ("path", "checkpoint"), "--out-dir": ("path", "checkpoint-folder"), "--prompt": ("switch",),

@@ -316,6 +316,39 @@ def test_dropout_only_in_training():
     assert not np.array_equal(model(idx)[0].numpy(), model(idx)[0].numpy())
 
 
+def dropped_out_shapes(loss):
+    """The input shape of every Dropout op in loss's graph (attention's own dropout acts inside its op)."""
+    shapes, seen, stack = [], set(), [loss]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or node._ctx is None:
+            continue
+        seen.add(id(node))
+        if type(node._ctx).__name__ == "Dropout":
+            shapes.append(node._ctx.parents[0].shape)
+        stack.extend(node._ctx.parents)
+    return sorted(shapes)
+
+
+@pytest.mark.parametrize("ffn_dropout, hidden", [(False, 0), (True, 1)])
+def test_dropout_acts_where_nanogpt_applies_it_and_on_the_ffn_hidden_layer_only_when_asked(ffn_dropout, hidden):
+    """nanoGPT (and GPT-2) drop out the embeddings, the attention weights and each sub-layer's output, not the
+    MLP's hidden layer: baby-gpt, its recipe, does the same; ffn_dropout=True adds the hidden layer."""
+    config = preset_config("baby-gpt", n_layer=2, n_head=2, n_embd=16, ffn_hidden=64, block_size=8,
+                           ffn_dropout=ffn_dropout)
+    idx, targets = tiny_batch(config)
+    _, loss = GPT(config)(idx, targets)
+    B, T, C = idx.shape + (16,)
+    assert dropped_out_shapes(loss) == sorted([(B, T, C)] * (1 + 2 * 2) + [(B, T, 64)] * (2 * hidden))
+    assert PRESETS["baby-gpt"]["ffn_dropout"] is False and GPTConfig().ffn_dropout is True
+    saved_before = {k: v for k, v in config.to_dict().items() if k != "ffn_dropout"}  # a checkpoint older than it
+    assert GPTConfig.from_dict(saved_before).ffn_dropout is True                  # resumes as it trained
+    torch = pytest.importorskip("torch")
+    from models.torch_gpt import TorchGPT
+    twin_hidden = TorchGPT(config).blocks[0].mlp.hidden_dropout                  # the PyTorch twin the same way
+    assert isinstance(twin_hidden, torch.nn.Dropout if ffn_dropout else torch.nn.Identity)
+
+
 def test_sequence_longer_than_context_is_a_clear_error():
     model = GPT(GPTConfig(**TINY))
     with pytest.raises(ValueError, match="longer than the context"):
