@@ -177,10 +177,16 @@ def console(main):
 
 def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
     """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
-    checkpoint, the prompt or the device ends the script with one line."""
+    checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
+    are named on stderr."""
     try:
         model, tokenizer, _ = load_model(checkpoint, device=device)
-        return model, tokenizer, encode_prompt(tokenizer, prompt, drop_unknown)
+        ids = encode_prompt(tokenizer, prompt, drop_unknown)
+        left_out = tokenizer.unknown_chars(prompt)
+        if left_out:  # with drop_unknown: say what the model will not see
+            print(f"note: left out of the prompt, not in the model's vocabulary: {', '.join(map(repr, left_out))}",
+                  file=sys.stderr)
+        return model, tokenizer, ids
     except UnknownCharacters as err:
         fail(f"{err} (pass --drop-unknown to leave them out)")
     except (CheckpointError, DataError, DeviceError, ExportError) as err:
