@@ -303,6 +303,9 @@ def load_init_source(source):
         fail(f"--init-from a Transformers directory needs {err.name}: pip install safetensors tokenizers")
     if record is not None and record.quantization is not None:
         fail(f"--init-from {source}: a quantised checkpoint cannot be trained (start from the float one)")
+    if record is not None and record.is_adapter:  # its layers are not a plain model's
+        fail(f"--init-from {source}: a LoRA adapter: merge it into one checkpoint first (python adapters.py merge) "
+             "and start from that")
     if tokenizer is None:
         fail(f"--init-from {source}: the directory has no tokenizer.json to encode the text with")
     return model, tokenizer
