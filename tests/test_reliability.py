@@ -456,6 +456,28 @@ def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, lin
     assert source.read_bytes() == before
 
 
+def test_a_run_folder_given_for_a_checkpoint_names_the_checkpoints_in_it(first_run, tmp_path, capsys):
+    """Every script that reads a checkpoint file, given the run's folder instead: one line saying it is a folder and
+    which checkpoints it holds (it said "no such file" of a folder that exists, or a Transformers directory
+    lacked its config.json, or adapters.py showed a traceback)."""
+    from export import main as export_main
+    folder = str(first_run)
+    message = f"{folder}: a folder, not a checkpoint file (it holds best.npz, last.npz)"
+    for main, argv in [(generate.main, ["--checkpoint", folder]),
+                       (inspection_main, ["logit-lens", "--checkpoint", folder, "--prompt", "to be"]),
+                       (inspection_main, ["tokens", "--checkpoint", folder, "--text", "to be"]),
+                       (quantize_main, [folder, str(tmp_path / "q.npz"), "--bits", "8"]),
+                       (adapters_main, ["merge", folder, str(tmp_path / "m.npz")]),
+                       (export_main, [folder, str(tmp_path / "hf")]),
+                       (train.main, ["--resume", folder, "--steps", "9"]),
+                       (train.main, ["--init-from", folder, "--out-dir", str(tmp_path / "new")])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and message in err, (argv, err)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "hf").exists()
+
+
 def test_a_run_folder_has_one_owner_and_a_dead_owner_is_taken_over(first_run, capsys):
     """A second run into a folder a live run owns stops before touching it (the live run's *.tmp stays); once
     the owner is gone (killed with -9), its lock is taken over; a finished run leaves no lock behind."""
