@@ -478,6 +478,29 @@ def test_a_run_folder_given_for_a_checkpoint_names_the_checkpoints_in_it(first_r
     assert not (tmp_path / "new").exists() and not (tmp_path / "hf").exists()
 
 
+def test_adapters_merge_of_a_damaged_transformers_directory_is_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("[]")
+    with pytest.raises(SystemExit) as exit_info:
+        adapters_main(["merge", str(tmp_path / "hf"), str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and one_line_error(err), err
+    assert "config.json holds a list, not a JSON object of settings" in err and not (tmp_path / "m.npz").exists()
+    import builtins
+    real_import = builtins.__import__
+
+    def no_safetensors(name, *args, **kwargs):
+        if name == "safetensors":
+            raise ImportError(name, name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_safetensors)
+    with pytest.raises(SystemExit) as exit_info:  # without the extras
+        adapters_main(["merge", str(tmp_path / "hf"), str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and one_line_error(err) and "pip install safetensors tokenizers" in err, err
+
+
 def test_a_run_folder_has_one_owner_and_a_dead_owner_is_taken_over(first_run, capsys):
     """A second run into a folder a live run owns stops before touching it (the live run's *.tmp stays); once
     the owner is gone (killed with -9), its lock is taken over; a finished run leaves no lock behind."""
