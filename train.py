@@ -568,12 +568,17 @@ def describe(run, source, sizes):
               f"{run.model.num_parameters():,} parameters ({100 * trained / run.model.num_parameters():.2f}%); the "
               f"base ({run.base['source']}) stays frozen and checkpoints hold only the adapters")
     print("training:", json.dumps(settings_in_force(args)))
+    floor = max(args.warmup, args.lr_decay_steps)  # a warm-up that ends later climbs until then
     if run.step:
         print(f"resumed from {args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
-        if args.schedule == "cosine" and args.steps > args.lr_decay_steps:
-            print(f"the cosine schedule reaches its floor (--min-lr {args.min_lr:g}) at step {args.lr_decay_steps}: "
-                  f"steps {max(run.step, args.lr_decay_steps)} to {args.steps} train at that rate "
+        if args.schedule == "cosine" and args.steps > floor:
+            print(f"the cosine schedule reaches its floor (--min-lr {args.min_lr:g}) at step {floor}: "
+                  f"steps {max(run.step, floor)} to {args.steps} train at that rate "
                   "(--lr-decay-steps sets where the floor is reached)")
+    if args.schedule == "cosine" and args.warmup > args.steps:
+        print(f"--warmup {args.warmup} outlasts this run of {args.steps} steps: the learning rate rises to "
+              f"{learning_rate(args, args.steps - 1):.3g} at its last step and never reaches --lr {args.lr:g} (a "
+              "--warmup below --steps reaches it)")
 
 
 def learning_rate(args, step):

@@ -184,6 +184,29 @@ def test_extending_a_run_says_what_the_schedule_does(first_run, capsys):
     assert "reaches its floor (--min-lr 0.001) at step 6: steps 6 to 12 train at that rate" in out
 
 
+def test_a_warmup_longer_than_the_run_says_the_rate_never_reaches_lr(corpus, tmp_path, capsys):
+    """--steps 4 with --warmup 10: the rate climbs (step + 1) / 10 of --lr 1e-2, to 4e-3 at the last step."""
+    code, out, err = run_train(["--data", corpus, "--steps", 4, "--eval-interval", 4, "--out-dir", tmp_path / "run",
+                                *TINY, "--warmup", 10], capsys)
+    assert code == 0, err
+    assert ("--warmup 10 outlasts this run of 4 steps: the learning rate rises to 0.004 at its last step and never "
+            "reaches --lr 0.01 (a --warmup below --steps reaches it)") in out
+    code, out, err = run_train(["--data", corpus, "--steps", 4, "--eval-interval", 4, "--out-dir", tmp_path / "two",
+                                *TINY, "--warmup", 3], capsys)
+    assert code == 0 and "outlasts" not in out, err
+
+
+def test_a_resume_inside_the_warmup_never_claims_the_floor(first_run, capsys):
+    """The first run decays to its floor at step 6; with --warmup 8 the rate still climbs at steps 6 and 7, and the
+    floor (--min-lr 1e-3) holds from step 8."""
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 12, "--warmup", 8], capsys)
+    assert code == 0, err
+    assert "reaches its floor (--min-lr 0.001) at step 8: steps 8 to 12 train at that rate" in out
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 14, "--warmup", 20], capsys)
+    assert code == 0 and "floor" not in out, err
+    assert "--warmup 20 outlasts this run of 14 steps: the learning rate rises to 0.007 at its last step" in out
+
+
 # ---- run folders and metrics ----
 
 def test_a_new_run_never_overwrites_another(first_run, corpus, capsys):
