@@ -345,7 +345,22 @@ def load_data(args, start):
         fail(f"{err} (--tokenizer byte reads any bytes)")
     except (DataError, CheckpointError) as err:
         fail(err)
+    if isinstance(tokenizer, CharTokenizer):
+        report_unknown_chars(tokenizer, decode_utf8(raw, source))
     return source, tokenizer, parts, (split, len(raw) - split)
+
+
+def report_unknown_chars(tokenizer, text):
+    """Say which of the corpus's characters a char vocabulary lacks (--chars, or --init-from's vocabulary), and how
+    many of the text's the model will never see."""
+    text = tokenizer.normal(text)
+    missing = tokenizer.unknown_chars(text)
+    if missing:
+        count = sum(text.count(c) for c in missing)
+        what = f"replaced by {tokenizer.replacement!r}" if tokenizer.unknown == "replace" else "left out"
+        shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        print(f"the model's vocabulary lacks {len(missing)} of the corpus's characters: {count:,} of its {len(text):,} "
+              f"are {what} ({shown})")
 
 
 def build_tokenizer(args, raw, train_raw, source):

@@ -796,6 +796,26 @@ def test_a_byte_order_mark_is_not_text_for_any_tokenizer(tmp_path):
         decode_utf8(read_corpus(tmp_path), tmp_path)  # the offset in the file on disk, its byte-order mark counted
 
 
+def test_corpus_characters_outside_the_vocabulary_are_named_not_silently_left_out(first_run, tmp_path, capsys):
+    """--init-from keeps the model's vocabulary: of "to be, or not to be: Zounds!" (29 characters with its newline,
+    40 times), '!', ':' and 'Z' are not in it, 3 x 40 = 120 characters left out. --chars "to" with spaces for the
+    rest says what it replaces too: all but 3 't', 5 'o' and 6 ' ' of each line, 15 x 40 = 600."""
+    text = tmp_path / "zounds.txt"
+    text.write_text("to be, or not to be: Zounds!\n" * 40)
+    code, out, err = run_train(["--init-from", first_run / "last.npz", "--data", text, "--steps", 2, "--out-dir",
+                                tmp_path / "tuned", *TINY[10:]], capsys)
+    assert code == 0, err
+    assert ("the model's vocabulary lacks 3 of the corpus's characters: 120 of its 1,160 are left out ('!', ':', "
+            "'Z')") in out
+    code, out, err = run_train(["--data", text, "--chars", "to", "--replace-unknown", " ", "--steps", 2,
+                                "--out-dir", tmp_path / "chars", *TINY], capsys)
+    assert code == 0, err
+    assert ("the model's vocabulary lacks 12 of the corpus's characters: 600 of its 1,160 are replaced by ' ' ('\\n', "
+            "'!', ',', ':', 'Z', 'b', 'd', 'e', 'n', 'r' and 2 more)") in out
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 8], capsys)
+    assert code == 0 and "lacks" not in out, err
+
+
 def test_a_flag_that_does_nothing_is_refused_on_a_run_from_init_from_too(first_run, tmp_path, capsys):
     code, _, err = run_train(["--init-from", first_run / "last.npz", "--data", tmp_path / "corpus.txt",
                               "--out-dir", tmp_path / "ft", "--optimizer", "adam", "--momentum", 0.9, "--steps", 2,
