@@ -206,6 +206,12 @@ def pick_device(name):
     return "gpu" if name in ("gpu", "cuda") else "cpu"
 
 
+def refuse_existing(target, overwrite):
+    """An output file that exists (a checkpoint, maybe the one a resume needs) is replaced only when asked."""
+    if Path(target).is_file() and not overwrite:
+        fail(f"{target} already exists: choose another output file, or pass --overwrite to replace it")
+
+
 def refuse_same_file(source, target):
     """An output that is the input itself (the same path, a hard link or a symbolic link to it) would replace
     the input: one line, and nothing written."""

@@ -479,6 +479,26 @@ def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, lin
     assert source.read_bytes() == before
 
 
+def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_path, corpus, capsys):
+    """quantize.py into the run's own last.npz (a slip of the keyboard) would have replaced the checkpoint a resume
+    needs; adapters.py merge likewise: an existing file is one line unless --overwrite says to replace it."""
+    code, _, err = run_train(["--init-from", first_run / "best.npz", "--data", corpus, "--lora-rank", 2, "--steps", 2,
+                              "--out-dir", tmp_path / "lora", *TINY[10:]], capsys)
+    assert code == 0, err
+    checkpoint, target = first_run / "best.npz", first_run / "last.npz"
+    before = target.read_bytes()
+    for main, argv in [(quantize_main, [str(checkpoint), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(tmp_path / "lora" / "last.npz"), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err), err
+        assert f"{target} already exists: choose another output file, or pass --overwrite to replace it" in err
+    assert target.read_bytes() == before
+    quantize_main([str(checkpoint), str(target), "--bits", "8", "--overwrite"])
+    assert load_checkpoint(target)[0]["quantization"]["bits"] == 8
+
+
 def test_a_run_folder_given_for_a_checkpoint_names_the_checkpoints_in_it(first_run, tmp_path, capsys):
     """Every script that reads a checkpoint file, given the run's folder instead: one line saying it is a folder and
     which checkpoints it holds (it said "no such file" of a folder that exists, or a Transformers directory
