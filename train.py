@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,13 +354,13 @@ def load_data(args, start):
 def report_unknown_chars(tokenizer, text):
     """Say which of the corpus's characters a char vocabulary lacks (--chars, or --init-from's vocabulary), and how
     many of the text's the model will never see."""
-    text = tokenizer.normal(text)
-    missing = tokenizer.unknown_chars(text)
+    counts = Counter(tokenizer.normal(text))  # one pass, however many characters are missing
+    missing = sorted(set(counts) - tokenizer.index.keys())
     if missing:
-        count = sum(text.count(c) for c in missing)
+        count, total = sum(counts[c] for c in missing), sum(counts.values())
         what = f"replaced by {tokenizer.replacement!r}" if tokenizer.unknown == "replace" else "left out"
         shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
-        print(f"the model's vocabulary lacks {len(missing)} of the corpus's characters: {count:,} of its {len(text):,} "
+        print(f"the model's vocabulary lacks {len(missing)} of the corpus's characters: {count:,} of its {total:,} "
               f"are {what} ({shown})")
 
 
