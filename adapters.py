@@ -4,7 +4,8 @@
 
 (Training an adapter: python train.py --init-from out/best.npz --data sonnets.txt --lora-rank 8.)
 """
-from models.cli import Parser, console, fail, refuse_same_file
+from models.cli import Parser, console, fail, refuse_existing, refuse_same_file
+from models.export import ExportError
 from models.gpt import GPT
 from models.loading import load_model
 from models.record import RunRecord
@@ -18,12 +19,16 @@ def main(argv=None):
     merge = commands.add_parser("merge", help="write base + adapter as one plain checkpoint")
     merge.add_argument("adapter")
     merge.add_argument("out")
+    merge.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = p.parse_args(argv)
     refuse_same_file(args.adapter, args.out)
+    refuse_existing(args.out, args.overwrite)
     try:
         model, tokenizer, record = load_model(args.adapter)
-    except CheckpointError as err:
+    except (CheckpointError, ExportError) as err:  # ExportError: a Transformers directory that does not load
         fail(err)
+    except ImportError as err:
+        fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
     if record is None or not record.is_adapter:
         fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")
     plain = GPT(model.config)

@@ -95,7 +95,7 @@ def main(argv=None):
     for sample in range(args.num_samples):
         if sample:
             print("\n----")
-        sys.stdout.write(args.prompt)
+        sys.stdout.write(tokenizer.decode(prompt_ids) if args.prompt else "")  # what the model was given
         started = time.time()
         tokens = (int(ids[0]) for ids in model.stream(prompt_ids[None, :], args.max_new_tokens, temperature,
                                                       args.top_k or None, args.top_p, rng, use_cache=not args.no_cache))

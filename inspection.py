@@ -55,6 +55,15 @@ def colour_terminal():
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
+def last_context(model, tokenizer, ids):
+    """A prompt's last block_size tokens, as generate.py's window keeps them, and a note of what is left out."""
+    block = model.config.block_size
+    if len(ids) > block:
+        print(f"note: the model's context is {block} tokens: the first {len(ids) - block} of the prompt's {len(ids)} "
+              f"({tokenizer.decode(ids[:-block])!r}) are left out", file=sys.stderr)
+    return ids[-block:]
+
+
 @console
 def main(argv=None):
     args = make_parser().parse_args(argv)
@@ -70,7 +79,7 @@ def main(argv=None):
             print(format_tokens(token_pieces(tokenizer, ids), colour=not args.no_color and colour_terminal()))
             return
         model, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.prompt, args.drop_unknown)
-        ids = ids[-model.config.block_size:]
+        ids = last_context(model, tokenizer, ids)
         if args.command == "attention":
             print(f"wrote {plot_attention(attention_maps(model, ids), token_labels(tokenizer, ids), args.out)}")
         elif args.out:

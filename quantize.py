@@ -5,7 +5,7 @@
 
 generate.py and inspection.py load the result and dequantise it once, as it loads.
 """
-from models.cli import Parser, console, fail, integer, refuse_same_file
+from models.cli import Parser, console, fail, integer, refuse_existing, refuse_same_file
 from models.quantize import quantize_checkpoint
 from models.record import RunRecord
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
@@ -19,10 +19,12 @@ def main(argv=None):
     p.add_argument("--bits", type=int, choices=[8, 4], required=True)
     p.add_argument("--group-size", type=integer(2, 1 << 16),
                    help="int4: inputs per scale (even, and dividing every layer's input size; default: 32)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = p.parse_args(argv)
     if args.group_size is not None and args.bits != 4:
         p.error(f"--group-size acts only with --bits 4 (int8 has one scale per row); this run has --bits {args.bits}")
     refuse_same_file(args.checkpoint, args.out)
+    refuse_existing(args.out, args.overwrite)
     try:
         path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size or 32)
     except (CheckpointError, ValueError) as err:

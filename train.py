@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,6 +304,9 @@ def load_init_source(source):
         fail(f"--init-from a Transformers directory needs {err.name}: pip install safetensors tokenizers")
     if record is not None and record.quantization is not None:
         fail(f"--init-from {source}: a quantised checkpoint cannot be trained (start from the float one)")
+    if record is not None and record.is_adapter:  # its layers are not a plain model's
+        fail(f"--init-from {source}: a LoRA adapter: merge it into one checkpoint first (python adapters.py merge) "
+             "and start from that")
     if tokenizer is None:
         fail(f"--init-from {source}: the directory has no tokenizer.json to encode the text with")
     return model, tokenizer
@@ -342,7 +346,22 @@ def load_data(args, start):
         fail(f"{err} (--tokenizer byte reads any bytes)")
     except (DataError, CheckpointError) as err:
         fail(err)
+    if isinstance(tokenizer, CharTokenizer):
+        report_unknown_chars(tokenizer, decode_utf8(raw, source))
     return source, tokenizer, parts, (split, len(raw) - split)
+
+
+def report_unknown_chars(tokenizer, text):
+    """Say which of the corpus's characters a char vocabulary lacks (--chars, or --init-from's vocabulary), and how
+    many of the text's the model will never see."""
+    counts = Counter(tokenizer.normal(text))  # one pass, however many characters are missing
+    missing = sorted(set(counts) - tokenizer.index.keys())
+    if missing:
+        count, total = sum(counts[c] for c in missing), sum(counts.values())
+        what = f"replaced by {tokenizer.replacement!r}" if tokenizer.unknown == "replace" else "left out"
+        shown = ", ".join(map(repr, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        print(f"the model's vocabulary lacks {len(missing)} of the corpus's characters: {count:,} of its {total:,} "
+              f"are {what} ({shown})")
 
 
 def build_tokenizer(args, raw, train_raw, source):
@@ -565,12 +584,17 @@ def describe(run, source, sizes):
               f"{run.model.num_parameters():,} parameters ({100 * trained / run.model.num_parameters():.2f}%); the "
               f"base ({run.base['source']}) stays frozen and checkpoints hold only the adapters")
     print("training:", json.dumps(settings_in_force(args)))
+    floor = max(args.warmup, args.lr_decay_steps)  # a warm-up that ends later climbs until then
     if run.step:
         print(f"resumed from {args.resume} at step {run.step} (best validation loss {run.best_val:.4f})")
-        if args.schedule == "cosine" and args.steps > args.lr_decay_steps:
-            print(f"the cosine schedule reaches its floor (--min-lr {args.min_lr:g}) at step {args.lr_decay_steps}: "
-                  f"steps {max(run.step, args.lr_decay_steps)} to {args.steps} train at that rate "
+        if args.schedule == "cosine" and args.steps > floor:
+            print(f"the cosine schedule reaches its floor (--min-lr {args.min_lr:g}) at step {floor}: "
+                  f"steps {max(run.step, floor)} to {args.steps} train at that rate "
                   "(--lr-decay-steps sets where the floor is reached)")
+    if args.schedule == "cosine" and args.warmup > args.steps:
+        print(f"--warmup {args.warmup} outlasts this run of {args.steps} steps: the learning rate rises to "
+              f"{learning_rate(args, args.steps - 1):.3g} at its last step and never reaches --lr {args.lr:g} (a "
+              "--warmup below --steps reaches it)")
 
 
 def learning_rate(args, step):

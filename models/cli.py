@@ -177,10 +177,16 @@ def console(main):
 
 def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
     """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
-    checkpoint, the prompt or the device ends the script with one line."""
+    checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
+    are named on stderr."""
     try:
         model, tokenizer, _ = load_model(checkpoint, device=device)
-        return model, tokenizer, encode_prompt(tokenizer, prompt, drop_unknown)
+        ids = encode_prompt(tokenizer, prompt, drop_unknown)
+        left_out = tokenizer.unknown_chars(prompt)
+        if left_out:  # with drop_unknown: say what the model will not see
+            print(f"note: left out of the prompt, not in the model's vocabulary: {', '.join(map(repr, left_out))}",
+                  file=sys.stderr)
+        return model, tokenizer, ids
     except UnknownCharacters as err:
         fail(f"{err} (pass --drop-unknown to leave them out)")
     except (CheckpointError, DataError, DeviceError, ExportError) as err:
@@ -198,6 +204,12 @@ def pick_device(name):
     except DeviceError as err:
         fail(err)
     return "gpu" if name in ("gpu", "cuda") else "cpu"
+
+
+def refuse_existing(target, overwrite):
+    """An output file that exists (a checkpoint, maybe the one a resume needs) is replaced only when asked."""
+    if Path(target).is_file() and not overwrite:
+        fail(f"{target} already exists: choose another output file, or pass --overwrite to replace it")
 
 
 def refuse_same_file(source, target):

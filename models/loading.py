@@ -22,7 +22,7 @@ def load_model(source, device="cpu", merge=True):
     needed.
     A LoRA adapter loads its base (checked against the digest it stores) with the adapters merged in, unless
     merge=False; a quantised checkpoint is dequantised as it loads."""
-    if Path(source).is_dir():
+    if Path(source).is_dir() and (Path(source) / "config.json").exists():  # other folders: load_checkpoint says
         model, tokenizer = load_pretrained(source)
         return model.to(device), tokenizer, None
     meta, weights, _ = load_checkpoint(source)

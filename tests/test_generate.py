@@ -188,9 +188,15 @@ def test_greedy_takes_the_default_sampling_settings_without_complaint(checkpoint
 
 
 def test_script_drops_unknown_characters_when_asked(checkpoint_path, capsys):
-    generate.main(["--checkpoint", str(checkpoint_path), "--prompt", "tox be", "--drop-unknown",
-                   "--max-new-tokens", "3"])
-    assert capsys.readouterr().out.startswith("tox be")
+    """The prompt shown is the one the model was given: "tox be" without its 'x' writes what "to be" writes, and
+    one line on stderr names what was left out."""
+    run = ["--checkpoint", str(checkpoint_path), "--max-new-tokens", "12", "--seed", "4"]
+    generate.main([*run, "--prompt", "to be"])
+    plain = capsys.readouterr().out
+    generate.main([*run, "--prompt", "tox bxe", "--drop-unknown"])
+    captured = capsys.readouterr()
+    assert captured.out == plain and plain.startswith("to be")
+    assert captured.err.splitlines()[0] == "note: left out of the prompt, not in the model's vocabulary: 'x'"
 
 
 def test_script_without_any_checkpoint_says_how_to_train(tmp_path, capsys):

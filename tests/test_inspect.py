@@ -144,6 +144,28 @@ def test_logit_lens_table(checkpoint, capsys, tmp_path):
     assert (tmp_path / "lens.txt").read_text().strip().splitlines() == lines
 
 
+@pytest.mark.parametrize("command", ["logit-lens", "attention"])
+def test_a_prompt_longer_than_the_context_says_what_it_leaves_out(checkpoint, capsys, tmp_path, request, command):
+    """The context is 8 tokens: of "to be or not to be" (18 characters), the model sees "ot to be", as generate.py's
+    window keeps a prompt's last tokens; one line on stderr says that "to be or n" was left out."""
+    out = []
+    if command == "attention":
+        request.getfixturevalue("matplotlib")
+        out = ["--out", str(tmp_path / "a.png")]
+    inspection_main([command, "--checkpoint", str(checkpoint), "--prompt", "to be or not to be", *out])
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[0] == ("note: the model's context is 8 tokens: the first 10 of the prompt's 18 "
+                                            "('to be or n') are left out")
+    if command == "logit-lens":
+        rows = [line.split() for line in captured.out.splitlines()[1:] if line.startswith("embeddings")]
+        assert [row[2] for row in rows] == ["o", "t", "␣", "t", "o", "␣", "b", "e"]
+
+
+def test_a_prompt_that_fits_the_context_brings_no_note(checkpoint, capsys):
+    inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "ot to be"])
+    assert capsys.readouterr().err == ""
+
+
 def test_pictures_are_written(checkpoint, tmp_path, matplotlib):
     inspection_main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be or", "--out",
                   str(tmp_path / "attention.png")])

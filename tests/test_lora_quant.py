@@ -142,6 +142,24 @@ def test_an_adapter_refuses_another_base_and_merges_into_one_checkpoint(base, tm
     assert err.startswith(f"error: checkpoint {adapter}: ") and "damaged" not in err  # the adapter itself is whole
 
 
+@pytest.mark.parametrize("lora", [[], ["--lora-rank", "2"]])
+def test_an_adapter_as_a_starting_point_is_one_line(base, tmp_path, capsys, lora):
+    """--init-from an adapter: its layers are not the plain model's (a traceback, before); merge it first, as
+    quantize.py asks."""
+    base_path, sonnets = base
+    lora_run(base_path, sonnets, tmp_path / "lora", 2)
+    adapter = tmp_path / "lora" / "last.npz"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--init-from", str(adapter), "--data", str(sonnets), "--steps", "2", *lora,
+                    "--out-dir", str(tmp_path / "again"), *TINY])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "\n" not in err, err
+    assert err == (f"error: --init-from {adapter}: a LoRA adapter: merge it into one checkpoint first (python "
+                   "adapters.py merge) and start from that")
+    assert not (tmp_path / "again").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--lora-rank", "4"], "--lora-rank: LoRA adapts a trained model; name it with --init-from"),
     (["--lora-alpha", "8"], "give --lora-rank too"),

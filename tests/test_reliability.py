@@ -184,6 +184,29 @@ def test_extending_a_run_says_what_the_schedule_does(first_run, capsys):
     assert "reaches its floor (--min-lr 0.001) at step 6: steps 6 to 12 train at that rate" in out
 
 
+def test_a_warmup_longer_than_the_run_says_the_rate_never_reaches_lr(corpus, tmp_path, capsys):
+    """--steps 4 with --warmup 10: the rate climbs (step + 1) / 10 of --lr 1e-2, to 4e-3 at the last step."""
+    code, out, err = run_train(["--data", corpus, "--steps", 4, "--eval-interval", 4, "--out-dir", tmp_path / "run",
+                                *TINY, "--warmup", 10], capsys)
+    assert code == 0, err
+    assert ("--warmup 10 outlasts this run of 4 steps: the learning rate rises to 0.004 at its last step and never "
+            "reaches --lr 0.01 (a --warmup below --steps reaches it)") in out
+    code, out, err = run_train(["--data", corpus, "--steps", 4, "--eval-interval", 4, "--out-dir", tmp_path / "two",
+                                *TINY, "--warmup", 3], capsys)
+    assert code == 0 and "outlasts" not in out, err
+
+
+def test_a_resume_inside_the_warmup_never_claims_the_floor(first_run, capsys):
+    """The first run decays to its floor at step 6; with --warmup 8 the rate still climbs at steps 6 and 7, and the
+    floor (--min-lr 1e-3) holds from step 8."""
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 12, "--warmup", 8], capsys)
+    assert code == 0, err
+    assert "reaches its floor (--min-lr 0.001) at step 8: steps 8 to 12 train at that rate" in out
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 14, "--warmup", 20], capsys)
+    assert code == 0 and "floor" not in out, err
+    assert "--warmup 20 outlasts this run of 14 steps: the learning rate rises to 0.007 at its last step" in out
+
+
 # ---- run folders and metrics ----
 
 def test_a_new_run_never_overwrites_another(first_run, corpus, capsys):
@@ -456,6 +479,71 @@ def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, lin
     assert source.read_bytes() == before
 
 
+def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_path, corpus, capsys):
+    """quantize.py into the run's own last.npz (a slip of the keyboard) would have replaced the checkpoint a resume
+    needs; adapters.py merge likewise: an existing file is one line unless --overwrite says to replace it."""
+    code, _, err = run_train(["--init-from", first_run / "best.npz", "--data", corpus, "--lora-rank", 2, "--steps", 2,
+                              "--out-dir", tmp_path / "lora", *TINY[10:]], capsys)
+    assert code == 0, err
+    checkpoint, target = first_run / "best.npz", first_run / "last.npz"
+    before = target.read_bytes()
+    for main, argv in [(quantize_main, [str(checkpoint), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(tmp_path / "lora" / "last.npz"), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err), err
+        assert f"{target} already exists: choose another output file, or pass --overwrite to replace it" in err
+    assert target.read_bytes() == before
+    quantize_main([str(checkpoint), str(target), "--bits", "8", "--overwrite"])
+    assert load_checkpoint(target)[0]["quantization"]["bits"] == 8
+
+
+def test_a_run_folder_given_for_a_checkpoint_names_the_checkpoints_in_it(first_run, tmp_path, capsys):
+    """Every script that reads a checkpoint file, given the run's folder instead: one line saying it is a folder and
+    which checkpoints it holds (it said "no such file" of a folder that exists, or a Transformers directory
+    lacked its config.json, or adapters.py showed a traceback)."""
+    from export import main as export_main
+    folder = str(first_run)
+    message = f"{folder}: a folder, not a checkpoint file (it holds best.npz, last.npz)"
+    for main, argv in [(generate.main, ["--checkpoint", folder]),
+                       (inspection_main, ["logit-lens", "--checkpoint", folder, "--prompt", "to be"]),
+                       (inspection_main, ["tokens", "--checkpoint", folder, "--text", "to be"]),
+                       (quantize_main, [folder, str(tmp_path / "q.npz"), "--bits", "8"]),
+                       (adapters_main, ["merge", folder, str(tmp_path / "m.npz")]),
+                       (export_main, [folder, str(tmp_path / "hf")]),
+                       (train.main, ["--resume", folder, "--steps", "9"]),
+                       (train.main, ["--init-from", folder, "--out-dir", str(tmp_path / "new")])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and message in err, (argv, err)
+    assert not (tmp_path / "new").exists() and not (tmp_path / "hf").exists()
+
+
+def test_adapters_merge_of_a_damaged_transformers_directory_is_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("[]")
+    with pytest.raises(SystemExit) as exit_info:
+        adapters_main(["merge", str(tmp_path / "hf"), str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and one_line_error(err), err
+    assert "config.json holds a list, not a JSON object of settings" in err and not (tmp_path / "m.npz").exists()
+    import builtins
+    real_import = builtins.__import__
+
+    def no_safetensors(name, *args, **kwargs):
+        if name == "safetensors":
+            raise ImportError(name, name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_safetensors)
+    with pytest.raises(SystemExit) as exit_info:  # without the extras
+        adapters_main(["merge", str(tmp_path / "hf"), str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and one_line_error(err) and "pip install safetensors tokenizers" in err, err
+
+
 def test_a_run_folder_has_one_owner_and_a_dead_owner_is_taken_over(first_run, capsys):
     """A second run into a folder a live run owns stops before touching it (the live run's *.tmp stays); once
     the owner is gone (killed with -9), its lock is taken over; a finished run leaves no lock behind."""
@@ -726,6 +814,26 @@ def test_a_byte_order_mark_is_not_text_for_any_tokenizer(tmp_path):
     assert read_corpus(tmp_path / "a.txt") == b"hello"
     with pytest.raises(NotUTF8Error, match=r"b.txt: not valid UTF-8 \(byte 0xff at offset 9\)"):
         decode_utf8(read_corpus(tmp_path), tmp_path)  # the offset in the file on disk, its byte-order mark counted
+
+
+def test_corpus_characters_outside_the_vocabulary_are_named_not_silently_left_out(first_run, tmp_path, capsys):
+    """--init-from keeps the model's vocabulary: of "to be, or not to be: Zounds!" (29 characters with its newline,
+    40 times), '!', ':' and 'Z' are not in it, 3 x 40 = 120 characters left out. --chars "to" with spaces for the
+    rest says what it replaces too: all but 3 't', 5 'o' and 6 ' ' of each line, 15 x 40 = 600."""
+    text = tmp_path / "zounds.txt"
+    text.write_text("to be, or not to be: Zounds!\n" * 40)
+    code, out, err = run_train(["--init-from", first_run / "last.npz", "--data", text, "--steps", 2, "--out-dir",
+                                tmp_path / "tuned", *TINY[10:]], capsys)
+    assert code == 0, err
+    assert ("the model's vocabulary lacks 3 of the corpus's characters: 120 of its 1,160 are left out ('!', ':', "
+            "'Z')") in out
+    code, out, err = run_train(["--data", text, "--chars", "to", "--replace-unknown", " ", "--steps", 2,
+                                "--out-dir", tmp_path / "chars", *TINY], capsys)
+    assert code == 0, err
+    assert ("the model's vocabulary lacks 12 of the corpus's characters: 600 of its 1,160 are replaced by ' ' ('\\n', "
+            "'!', ',', ':', 'Z', 'b', 'd', 'e', 'n', 'r' and 2 more)") in out
+    code, out, err = run_train(["--resume", first_run / "last.npz", "--steps", 8], capsys)
+    assert code == 0 and "lacks" not in out, err
 
 
 def test_a_flag_that_does_nothing_is_refused_on_a_run_from_init_from_too(first_run, tmp_path, capsys):

@@ -147,6 +147,10 @@ def load_checkpoint(path):
     """Checkpoint(meta dict, {name: array} of weights, optimizer state dict or None). Refuses, with a
     CheckpointError, a missing file, a corrupt one, and any .npz that this package did not write."""
     path = Path(path)
+    if path.is_dir():  # a run's folder, most often: name the checkpoints it holds
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in (".npz", ".safetensors"))
+        raise CheckpointError(f"checkpoint {path}: a folder, not a checkpoint file"
+                              + (f" (it holds {', '.join(inside)})" if inside else ""))
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     try:
