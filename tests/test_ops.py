@@ -111,6 +111,11 @@ CASES = [
     Case("min_dim", lambda m, a: a.min(dim=1).values, [(2, 3, 4)]),
     Case("var", lambda m, a: a.var(dim=-1), [(3, 5)]),
     Case("var_keepdim_biased", lambda m, a: a.var(dim=0, keepdim=True, correction=0), [(3, 5)]),
+    Case("var_unbiased_false", lambda m, a: a.var(1, unbiased=False), [(3, 5)]),
+    Case("std_positional_unbiased_keepdim", lambda m, a: a.std(1, False, True), [(3, 5)]),  # (dim, unbiased, keepdim)
+    Case("var_of_a_bool_is_unbiased", lambda m, a: a.var(False) + m.var(a, 0, True), [(3, 4)]),
+    Case("var_mean_std_mean", lambda m, a: m.cat([*m.var_mean(a, 1, keepdim=True), *(
+        t.unsqueeze(1) for t in m.std_mean(a, dim=(1,), correction=0))], dim=1), [(3, 4)]),
     Case("amax_dim", lambda m, a: a.amax(dim=1), [(2, 3, 4)]),
     Case("amax_dims_keepdim", lambda m, a: a.amax(dim=(0, 2), keepdim=True), [(2, 3, 4)]),
     Case("amax_all", lambda m, a: a.amax(), [(3, 4)]),
@@ -222,12 +227,13 @@ CASES = [
 
 def ours():
     return SimpleNamespace(F=F, cat=tp.cat, stack=tp.stack, where=tp.where, const=tp.tensor, einsum=tp.einsum,
-                           float64=tp.float64)
+                           float64=tp.float64, var=tp.var, var_mean=tp.var_mean, std_mean=tp.std_mean)
 
 
 def theirs(torch):
     return SimpleNamespace(F=torch.nn.functional, cat=torch.cat, stack=torch.stack, where=torch.where,
-                           const=torch.as_tensor, einsum=torch.einsum, float64=torch.float64)
+                           const=torch.as_tensor, einsum=torch.einsum, float64=torch.float64, var=torch.var,
+                           var_mean=torch.var_mean, std_mean=torch.std_mean)
 
 
 def random_inputs(case, seed):
@@ -564,3 +570,38 @@ def test_the_new_methods_are_torch_functions_too(torch):
         theirs = getattr(torch, name)(*(torch.tensor(x) if isinstance(x, np.ndarray) else x for x in args))
         ours, theirs = (tp.stack(ours), torch.stack(theirs)) if name == "unbind" else (ours, theirs)
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, err_msg=name)
+
+
+# the cases of ops ported code reaches that run again in float32, against PyTorch's float64 on the same inputs
+FLOAT32_CASES = ["var_unbiased_false", "std_positional_unbiased_keepdim", "var_mean_std_mean"]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in FLOAT32_CASES], ids=repr)
+def test_in_float32_values_and_gradients_are_close_to_float64_truth(case, device, torch):
+    """float32 in, float32 out (values and gradients), within float32's rounding of PyTorch's float64 results for
+    the very same (float32) inputs."""
+    arrays = [a.astype(np.float32) for a in random_inputs(case, seed=6)]
+    mine = [tp.tensor(a, device=device, requires_grad=True) for a in arrays]
+    truth = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+    m = ours()
+    m.const = lambda a: tp.tensor(a.astype(np.float32) if a.dtype.kind == "f" else a, device=device)
+    out, ref = case.fn(m, *mine), case.torch_fn(theirs(torch), *truth)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=2e-6, atol=1e-6)
+    upstream = np.random.default_rng(7).standard_normal(ref.shape).astype(np.float32)
+    out.backward(tp.tensor(upstream, device=device))
+    ref.backward(torch.tensor(upstream.astype(np.float64)))
+    for t, r in zip(mine, truth):
+        assert t.grad.dtype == np.float32
+        np.testing.assert_allclose(t.grad.numpy(), r.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_var_and_std_take_unbiased_or_correction_not_both_as_pytorchs(torch):
+    x, tx = tp.ones(2, 3), torch.ones(2, 3)
+    for call in (lambda lib, x: x.var(1, unbiased=False, correction=0), lambda lib, x: x.std(unbiased=True,
+                                                                                              correction=1),
+                 lambda lib, x: lib.var_mean(x, 0, unbiased=True, correction=1)):
+        with pytest.raises(TypeError, match="unbiased= and correction= given at once"):
+            call(tp, x)
+        with pytest.raises(TypeError):
+            call(torch, tx)

@@ -4,7 +4,7 @@ from .creation import (arange, cat, empty, eye, full, full_like, linspace, multi
                        randn, randperm, stack, tensor, zeros, zeros_like)
 from .debug import AnomalyError, break_on, detect_anomaly
 from .device import DeviceError, gpu_available
-from .functional import use_fused, where
+from .functional import std_mean, use_fused, var_mean, where
 from .gradcheck import GradcheckError, gradcheck
 from .graph import render_graph
 from .nn import record_modules
@@ -31,5 +31,6 @@ __all__ = [
     "where", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed",
     "Generator", "gradcheck", "GradcheckError", "DeviceError", "gpu_available", "detect_anomaly", "break_on",
     "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64",
-    "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double", *TENSOR_FUNCTIONS,
+    "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double", "var_mean", "std_mean",
+    *TENSOR_FUNCTIONS,
 ]

@@ -758,15 +758,24 @@ class Tensor:
         zero = total.data == 0
         return (total.masked_fill(zero, 1) ** (1 / p)).masked_fill(zero, 0)
 
-    def var(self, dim=None, keepdim=False, correction=1):
-        """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction)."""
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction).
+        PyTorch's older spelling, unbiased=True or False, is correction 1 or 0 (one of the two, not both), and
+        x.var(False) is x.var(unbiased=False), as PyTorch reads it."""
+        if isinstance(dim, bool):
+            dim, unbiased = None, dim
+        if unbiased is not None and correction is not None:
+            raise TypeError("var/std: unbiased= and correction= given at once: give one (unbiased=False is "
+                            "correction=0)")
+        correction = (1 if unbiased is None else int(unbiased)) if correction is None else correction
         n = self.numel() if dim is None else math.prod(self.shape[d] for d in _dims_tuple(dim))
         centered = self - self.mean(dim=dim, keepdim=True)
         scale = 1 / (n - correction) if n > correction else math.nan  # no degrees of freedom left: nan, as PyTorch
         return (centered * centered).sum(dim=dim, keepdim=keepdim) * scale
 
     # compositions: their gradients come from their parts
-    def std(self, dim=None, keepdim=False, correction=1): return self.var(dim, keepdim, correction).sqrt()
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
     def square(self): return self * self
     def add(self, other): return self + other
     def sub(self, other): return self - other
