@@ -431,6 +431,40 @@ def test_grad_modes_switch_recording_as_pytorchs(torch):
                                       True, False, True] and tp.is_grad_enabled()
 
 
+def bare_decorators(torch):
+    """What functions decorated without parentheses (PyTorch 2's `@torch.no_grad`) see and give back."""
+    w = torch.ones(2, requires_grad=True)
+
+    @torch.no_grad
+    def sample(n):
+        """Draws n."""
+        return (w * n).requires_grad, torch.is_grad_enabled(), n + 1
+
+    @torch.inference_mode
+    def evaluate():
+        return (w * 2).requires_grad
+
+    @torch.enable_grad
+    def step():
+        return (w * 2).requires_grad, torch.is_grad_enabled()
+
+    with torch.no_grad():
+        inside = step(), torch.is_grad_enabled()
+    return [sample(3), sample.__name__, sample.__doc__, evaluate(), evaluate.__name__, inside, step.__name__,
+            torch.is_grad_enabled()]
+
+
+def test_grad_modes_decorate_without_parentheses_as_pytorchs(torch):
+    ours = bare_decorators(tp)
+    assert ours == bare_decorators(torch)
+    assert ours == [(False, False, 4), "sample", "Draws n.", False, "evaluate", ((True, True), False), "step", True]
+    for lib in (tp, torch):
+        for mode in (lambda: None, 0):                               # a bare @set_grad_enabled, or not a bool
+            with pytest.raises(TypeError):
+                lib.set_grad_enabled(mode)
+        assert lib.is_grad_enabled()
+
+
 def classifier_losses(torch, nn, weights, x, y, target):
     """A classifier in nn.Sequential (flattened images through sigmoid and tanh layers) and its losses as modules:
     cross entropy with class weights, an ignored target and label smoothing, and the squared error of the softmax

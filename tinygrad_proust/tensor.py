@@ -45,27 +45,32 @@ def _grad_mode(enabled):
         _grad_enabled = previous
 
 
-def no_grad():
-    """Inside this block ops record no graph (for evaluation and sampling)."""
-    return _grad_mode(False)
+def no_grad(fn=None):
+    """Inside this block ops record no graph (for evaluation and sampling). A decorator with or without its
+    parentheses, as PyTorch's: `@no_grad()` and `@no_grad` (then `fn` is the function decorated)."""
+    return _grad_mode(False) if fn is None else _grad_mode(False)(fn)
 
 
-def enable_grad():
-    """Ops record a graph again inside this block, within a no_grad one."""
-    return _grad_mode(True)
+def enable_grad(fn=None):
+    """Ops record a graph again inside this block, within a no_grad one (`@enable_grad()` or `@enable_grad`)."""
+    return _grad_mode(True) if fn is None else _grad_mode(True)(fn)
 
 
 def inference_mode(mode=True):
-    """As no_grad (PyTorch's also marks the tensors made inside); inference_mode(False) records again."""
-    return _grad_mode(not mode)
+    """As no_grad (PyTorch's also marks the tensors made inside); inference_mode(False) records again; a bare
+    `@inference_mode` decorates as `@inference_mode()`."""
+    return _grad_mode(False)(mode) if callable(mode) else _grad_mode(not mode)
 
 
 class set_grad_enabled:
     """Recording on or off at once (`set_grad_enabled(False)` as a statement), and back as it was after a `with`
-    block; as a decorator it switches only while the function runs, as PyTorch's."""
+    block; as a decorator it switches only while the function runs, as PyTorch's. The mode is True or False:
+    PyTorch refuses anything else (a bare `@set_grad_enabled` too), and so does this."""
 
     def __init__(self, mode):
         global _grad_enabled
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled: mode must be True or False, not {type(mode).__name__}")
         self.mode, self.previous, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
 
     def __enter__(self):
