@@ -16,6 +16,8 @@ REPEATED = np.array([0, 2, 0, 1, 2, 2])           # indices with repeats: backwa
 TARGETS = np.array([1, 0, 3, 3, 2])
 TARGETS_IGNORE = np.array([1, -100, 3, -100, 2])
 WEIGHTS = np.array([0.5, 2.0, 1.0, 0.25])         # per-class weights of a loss
+DIVIDENDS = np.array([[3.0, -3.0, 3.0, -3.0], [-3.0, 3.0, 3.0, -3.0], [3.0, 3.0, -3.0, -3.0]])  # every pair of signs
+DIVISOR_SIGNS = np.array([1.0, -1.0, -1.0, 1.0])
 MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
 
 
@@ -63,6 +65,14 @@ CASES = [
     Case("clamp", lambda m, a: a.clamp(-0.5, 0.5), [(3, 4)]),
     Case("clamp_min_only", lambda m, a: a.clamp(min=0.2), [(3, 4)]),
     Case("clip_max_only", lambda m, a: a.clip(max=-0.1), [(3, 4)]),
+    Case("remainder_signs", lambda m, a, b: (a * m.const(DIVIDENDS)) % (b * m.const(DIVISOR_SIGNS)), [(3, 4), (4,)],
+         positive=True),  # |a| in (1.5, 12), |b| in (0.5, 4): quotients both sides of 0, none near a whole number
+    Case("remainder_by_numbers", lambda m, a: (a * 3) % 1.25 + (a * 3) % -0.75, [(3, 4)]),
+    Case("remainder_reflected", lambda m, a: 2.5 % a, [(3, 4)],  # PyTorch has no gradient for number % tensor
+         torch_fn=lambda m, a: m.const(np.full(tuple(a.shape), 2.5)) % a),
+    Case("fmod_signs", lambda m, a, b: (a * m.const(DIVIDENDS)).fmod(b * m.const(DIVISOR_SIGNS)), [(3, 4), (4,)],
+         positive=True),
+    Case("fmod_by_a_number", lambda m, a: (a * 3).fmod(-1.25), [(3, 4)]),
     Case("std_dim", lambda m, a: a.std(dim=1), [(3, 4)]),
     Case("std_all_keepdim_correction0", lambda m, a: a.std(dim=(0, 1), keepdim=True, correction=0), [(3, 4)]),
     Case("logsumexp", lambda m, a: a.logsumexp(dim=1), [(3, 4)]),
@@ -573,7 +583,8 @@ def test_the_new_methods_are_torch_functions_too(torch):
 
 
 # the cases of ops ported code reaches that run again in float32, against PyTorch's float64 on the same inputs
-FLOAT32_CASES = ["var_unbiased_false", "std_positional_unbiased_keepdim", "var_mean_std_mean"]
+FLOAT32_CASES = ["var_unbiased_false", "std_positional_unbiased_keepdim", "var_mean_std_mean", "remainder_signs",
+                 "remainder_reflected", "fmod_signs"]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in FLOAT32_CASES], ids=repr)
@@ -605,3 +616,30 @@ def test_var_and_std_take_unbiased_or_correction_not_both_as_pytorchs(torch):
             call(tp, x)
         with pytest.raises(TypeError):
             call(torch, tx)
+
+
+def test_floor_division_rounds_down_and_has_no_gradient_as_pytorchs(device, torch):
+    """// and floor_divide round toward -inf, so % (remainder) takes the divisor's sign and fmod the dividend's,
+    for floats and integers, with a number on either side and a float divisor of integers (float32); a zero
+    remainder keeps PyTorch's sign. PyTorch defines no gradient for floor_divide: its result requires grad and a
+    backward through it is an error, in both."""
+    for a, b in ((np.array([-7.5, 7.5, -7.5, 7.5, 0.3, -4.0, 4.0]), np.array([2.0, -2.0, -2.0, 2.0, 0.7, 2.0, -2.0])),
+                 (np.array([-7, 7, -7, 7, 5]), np.array([2, -2, -2, 2, 3]))):
+        x, y, tx, ty = tp.tensor(a, device=device), tp.tensor(b, device=device), torch.tensor(a), torch.tensor(b)
+        pairs = [(x // y, tx // ty), (x % y, tx % ty), (x.fmod(y), tx.fmod(ty)), (x.remainder(y), tx.remainder(ty)),
+                 (tp.floor_divide(x, y), torch.floor_divide(tx, ty)), (tp.remainder(x, 3), torch.remainder(tx, 3)),
+                 (tp.fmod(x, -3), torch.fmod(tx, -3)), (7 // y, 7 // ty), (7 % y, 7 % ty), (x // 2.5, tx // 2.5),
+                 (x % -2.5, tx % -2.5), (x.floor_divide(-2), tx.floor_divide(-2)), (np.int64(9) % y, 9 % ty)]
+        for k, (ours_, theirs_) in enumerate(pairs):
+            assert str(ours_.dtype) == str(theirs_.dtype).replace("torch.", ""), (k, ours_.dtype, theirs_.dtype)
+            assert ours_.tolist() == theirs_.tolist(), (k, ours_.tolist(), theirs_.tolist())
+            assert np.signbit(ours_.numpy()).tolist() == np.signbit(theirs_.numpy()).tolist(), k  # -4.0 % 2 is -0.0
+    values = np.array([-7.5, 7.5, 0.3])
+    x, tx = tp.tensor(values, requires_grad=True, device=device), torch.tensor(values, requires_grad=True)
+    q, tq = x // 2, tx // 2
+    assert q.requires_grad and tq.requires_grad
+    for loss in ((q * x).sum(), (tq * tx).sum()):
+        with pytest.raises(RuntimeError, match="floor_divide"):
+            loss.backward()
+    (x.detach() // 2 * x).sum().backward()                          # a quotient taken as a constant
+    assert x.grad.tolist() == [-4.0, 3.0, 0.0]

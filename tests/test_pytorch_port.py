@@ -348,6 +348,10 @@ def test_in_place_ops_write_into_the_tensor_where_no_gradient_flows(device, torc
         counts = on(lib.zeros(2, dtype=lib.int64))
         counts += 3
         assert counts.tolist() == [3, 3] and counts.dtype == lib.int64
+        alias = counts
+        alias //= 2
+        alias %= on(lib.tensor([1, 2]))
+        assert counts.tolist() == [0, 1] and alias is counts and counts.dtype == lib.int64  # 3 // 2, then 1 % 1, 1 % 2
         with pytest.raises((TypeError, RuntimeError)):               # a float result into integers
             counts += 0.5
         with pytest.raises((ValueError, RuntimeError)):              # the result would not fit x's shape

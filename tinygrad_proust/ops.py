@@ -196,6 +196,31 @@ class Maximum(Function):
                 g * xp.where(a == b, half, ((a < b) | nan).astype(g.dtype)))
 
 
+class Fmod(Function):
+    """fmod(a, b) = a - trunc(a/b) b, with the sign of a: C's fmod, exact in floating point."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.fmod(a, b)
+
+    # d/da = 1, d/db = -trunc(a/b): constant between the jumps (where a/b is a whole number)
+    def backward(self, g):
+        return g, -g * self.xp.trunc(self.a / self.b)
+
+
+class FloorDivide(Function):
+    """a // b: the quotient rounded down, toward -inf (Python's // and PyTorch's floor_divide)."""
+
+    def forward(self, a, b):
+        return self.xp.floor_divide(a, b)
+
+    # a staircase: 0 between the steps, undefined at them. PyTorch defines no gradient and backward through it is
+    # an error there; here too, rather than a silent 0
+    def backward(self, g):
+        raise RuntimeError("floor_divide (//) has no gradient, as in PyTorch: detach() its inputs where the quotient "
+                           "is meant as a constant")
+
+
 class Relu(Function):
     def forward(self, x):
         out = self.xp.maximum(x, 0)  # not x · (x > 0): -inf · 0 is NaN, and a negative would give -0

@@ -585,6 +585,10 @@ class Tensor:
     def __rmul__(self, other): return ops.Mul.apply(*_promoted(self._operand(other), self))
     def __truediv__(self, other): return ops.Div.apply(*_promoted(self._float(), self._operand(other)))
     def __rtruediv__(self, other): return ops.Div.apply(*_promoted(self._operand(other), self._float()))
+    def __floordiv__(self, other): return self.floor_divide(other)
+    def __rfloordiv__(self, other): return self._operand(other).floor_divide(self)
+    def __mod__(self, other): return self.remainder(other)
+    def __rmod__(self, other): return self._operand(other).remainder(self)
     def __pow__(self, exponent): return self.pow(exponent)
     def __rpow__(self, base): return ops.Pow.apply(*_promoted(self._operand(base), self))
     def __matmul__(self, other): return self.matmul(other)
@@ -616,6 +620,8 @@ class Tensor:
     def __isub__(self, other): return self._in_place(self - other, "-=")
     def __imul__(self, other): return self._in_place(self * other, "*=")
     def __itruediv__(self, other): return self._in_place(self / other, "/=")
+    def __ifloordiv__(self, other): return self._in_place(self // other, "//=")
+    def __imod__(self, other): return self._in_place(self % other, "%=")
     def add_(self, other, alpha=1): return self._in_place(self + other * alpha, "add_")
     def sub_(self, other, alpha=1): return self._in_place(self - other * alpha, "sub_")
     def mul_(self, other): return self._in_place(self * other, "mul_")
@@ -710,6 +716,18 @@ class Tensor:
         if a.dtype.kind != "f":  # integers: no gradient, and no negation to wrap
             return Tensor._wrap(self.xp.minimum(a.data, b.data), False, None)
         return -(-a).maximum(-b)
+
+    def fmod(self, other): return ops.Fmod.apply(*_promoted(self, self._operand(other)))
+    def floor_divide(self, other): return ops.FloorDivide.apply(*_promoted(self, self._operand(other)))
+
+    def remainder(self, other):
+        """self - floor(self / other) other, with the divisor's sign (Python's %): fmod, plus the divisor where the
+        signs differ. These are PyTorch's steps, so its numbers, -0.0 included; the gradient is 1 for self and
+        -floor(self / other) for other, as PyTorch's."""
+        a, b = _promoted(self, self._operand(other))
+        rest = ops.Fmod.apply(a, b)
+        other_side = (rest.data != 0) & ((rest.data < 0) != (b.data < 0))
+        return ops.Where.apply(rest + b, rest, condition=other_side)
 
     def masked_fill(self, mask, value):
         """Where `mask` is True, `value`; elsewhere self. No gradient flows to the filled places."""
@@ -1030,9 +1048,9 @@ class Tensor:
 
 # the NumPy ufuncs behind Python's operators, for NumPy values on the left of a Tensor
 _NUMPY_OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv,
-                    "power": operator.pow, "matmul": operator.matmul, "equal": operator.eq, "not_equal": operator.ne,
-                    "less": operator.lt, "less_equal": operator.le, "greater": operator.gt,
-                    "greater_equal": operator.ge}
+                    "floor_divide": operator.floordiv, "remainder": operator.mod, "power": operator.pow,
+                    "matmul": operator.matmul, "equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,
+                    "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge}
 
 
 def _promoted(a, b):
