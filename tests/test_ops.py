@@ -88,6 +88,9 @@ CASES = [
     Case("cumsum", lambda m, a: a.cumsum(dim=1), [(3, 4)]),
     Case("cumsum_negative_dim", lambda m, a: a.cumsum(dim=-1), [(2, 3, 4)]),
     Case("cumsum_first_dim", lambda m, a: a.cumsum(dim=0), [(3, 4)]),
+    Case("cumprod", lambda m, a: a.cumprod(dim=1), [(3, 4)]),
+    Case("cumprod_negative_dim", lambda m, a: a.cumprod(-2), [(2, 3, 4)]),
+    Case("cumprod_first_dim", lambda m, a: m.cumprod(a, 0), [(3, 4)]),
     Case("masked_fill", lambda m, a: a.masked_fill(m.const(MASK), -2.0), [(3, 4)]),
     Case("masked_fill_broadcast", lambda m, a: a.masked_fill(m.const(MASK[0]), 0.5), [(3, 4)]),
     Case("where", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (3, 4)]),
@@ -237,13 +240,14 @@ CASES = [
 
 def ours():
     return SimpleNamespace(F=F, cat=tp.cat, stack=tp.stack, where=tp.where, const=tp.tensor, einsum=tp.einsum,
-                           float64=tp.float64, var=tp.var, var_mean=tp.var_mean, std_mean=tp.std_mean)
+                           float64=tp.float64, var=tp.var, var_mean=tp.var_mean, std_mean=tp.std_mean,
+                           cumprod=tp.cumprod)
 
 
 def theirs(torch):
     return SimpleNamespace(F=torch.nn.functional, cat=torch.cat, stack=torch.stack, where=torch.where,
                            const=torch.as_tensor, einsum=torch.einsum, float64=torch.float64, var=torch.var,
-                           var_mean=torch.var_mean, std_mean=torch.std_mean)
+                           var_mean=torch.var_mean, std_mean=torch.std_mean, cumprod=torch.cumprod)
 
 
 def random_inputs(case, seed):
@@ -584,7 +588,7 @@ def test_the_new_methods_are_torch_functions_too(torch):
 
 # the cases of ops ported code reaches that run again in float32, against PyTorch's float64 on the same inputs
 FLOAT32_CASES = ["var_unbiased_false", "std_positional_unbiased_keepdim", "var_mean_std_mean", "remainder_signs",
-                 "remainder_reflected", "fmod_signs"]
+                 "remainder_reflected", "fmod_signs", "cumprod", "cumprod_negative_dim"]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in FLOAT32_CASES], ids=repr)
@@ -643,3 +647,33 @@ def test_floor_division_rounds_down_and_has_no_gradient_as_pytorchs(device, torc
             loss.backward()
     (x.detach() // 2 * x).sum().backward()                          # a quotient taken as a constant
     assert x.grad.tolist() == [-4.0, 3.0, 0.0]
+
+
+ZEROS_ALONG_ROWS = np.array([[0.5, 0.0, 1.5, -2.0, 0.7],    # one zero
+                             [1.2, 0.0, 0.0, -0.8, 1.1],    # two in a row
+                             [0.0, 1.3, -0.6, 0.0, 2.0],    # one first, another later
+                             [0.9, -1.4, 0.8, 1.6, 0.0],    # one last
+                             [1.1, -0.7, 1.9, 0.6, -1.3]])  # none
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cumprod_gradient_at_zeros_is_pytorchs(dtype, device, torch):
+    """cumprod's gradient Σ_{i>=k} g_i Π_{j<=i, j≠k} x_j, where the shortcut Σ g y / x divides by zero: PyTorch's
+    (in float64; float32 within its rounding), finite differences' (the products are polynomials, so they are exact
+    at a zero too), and by hand for a row with two zeros in a row."""
+    upstream = np.random.default_rng(0).standard_normal((5, 5))
+    for values, dim in ((ZEROS_ALONG_ROWS, 1), (ZEROS_ALONG_ROWS.T, 0), (ZEROS_ALONG_ROWS.reshape(5, 5, 1), -2)):
+        x = tp.tensor(values, dtype=dtype, requires_grad=True, device=device)
+        truth = torch.tensor(values, requires_grad=True)             # float64, and the float32 inputs are exact in it
+        y, ty = x.cumprod(dim), truth.cumprod(dim)
+        y.backward(tp.tensor(upstream.reshape(values.shape), dtype=dtype, device=device))
+        ty.backward(torch.tensor(upstream.reshape(values.shape)))
+        tolerance = dict(rtol=1e-12, atol=1e-15) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+        assert y.dtype == x.grad.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **tolerance)
+        np.testing.assert_allclose(x.grad.numpy(), truth.grad.numpy(), **tolerance)
+        if dtype == "float64":
+            assert tp.gradcheck(lambda t: t.cumprod(dim), tp.tensor(values, requires_grad=True, device=device))
+    x = tp.tensor(ZEROS_ALONG_ROWS[1], requires_grad=True, device=device)
+    x.cumprod(0).sum().backward()
+    assert x.grad.tolist() == [1.0, 1.2, 0.0, 0.0, 0.0]              # 1 + 0 + ..., x_0 · 1, then a zero in each

@@ -16,7 +16,7 @@ einsum, pad = functional.einsum, functional.pad
 # torch.exp(x), torch.maximum(a, b), ...: the Tensor methods as functions, under PyTorch's names
 TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "sin", "cos", "erf", "square", "clamp",
                     "clip", "maximum", "minimum", "sum", "mean", "max", "min", "var", "std", "logsumexp", "cumsum",
-                    "argmax", "argmin", "sort", "argsort", "topk", "gather", "matmul", "softmax",
+                    "argmax", "argmin", "sort", "argsort", "topk", "gather", "matmul", "softmax", "cumprod",
                     "log_softmax", "flip", "tril", "triu", "transpose", "permute", "reshape", "flatten",
                     "unsqueeze", "squeeze", "clone", "isnan", "isinf", "isfinite", "logical_not", "repeat_interleave",
                     "add", "sub", "mul", "div", "relu", "split", "chunk", "unbind", "amax", "amin", "norm", "mm",

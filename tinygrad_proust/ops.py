@@ -349,8 +349,26 @@ class CumSum(Function):
 
     # y_i = Σ_{j<=i} x_j, so dx_j = Σ_{i>=j} g_i: a cumulative sum from the end
     def backward(self, g):
-        backwards = (slice(None),) * (self.dim % g.ndim) + (slice(None, None, -1),)
-        return self.xp.cumsum(g[backwards], axis=self.dim)[backwards]
+        return _reversed_cumsum(g, self.dim)
+
+
+class CumProd(Function):
+    def forward(self, x, dim):
+        self.x, self.dim = x, dim
+        self.y = self.xp.cumprod(x, axis=dim)
+        return self.y
+
+    # y_i = Π_{j<=i} x_j, so dx_k = Σ_{i>=k} g_i Π_{j<=i, j≠k} x_j. Before the first zero along dim that is
+    # Σ_{i>=k} g_i y_i / x_k; at the first zero, Σ_{i>=k} g_i y_i with that zero taken as 1 (no division by it);
+    # past it, every product holds the first zero: 0. (Σ g y / x everywhere would divide by the zeros.)
+    def backward(self, g):
+        xp, x, dim = self.xp, self.x, self.dim
+        zeros_so_far = xp.cumsum(x == 0, axis=dim)
+        before, first = zeros_so_far == 0, (zeros_so_far == 1) & (x == 0)
+        one, zero = x.dtype.type(1), g.dtype.type(0)
+        before_zero = _reversed_cumsum(g * self.y, dim) / xp.where(before, x, one)
+        at_zero = _reversed_cumsum(g * xp.cumprod(xp.where(first, one, x), axis=dim), dim)
+        return xp.where(before, before_zero, xp.where(first, at_zero, zero))
 
 
 class Mean(Function):
@@ -619,6 +637,12 @@ def _axes(dim, ndim):
         if not -max(ndim, 1) <= d < max(ndim, 1):
             raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dims")
     return tuple(sorted(d % ndim for d in dims)) if ndim else ()
+
+
+def _reversed_cumsum(a, dim):
+    """Σ_{i>=j} a_i at each j along dim: the cumulative sum from the end."""
+    backwards = (slice(None),) * (dim % a.ndim) + (slice(None, None, -1),)
+    return array_module(a).cumsum(a[backwards], axis=dim)[backwards]
 
 
 def _has_array(index):

@@ -694,6 +694,7 @@ class Tensor:
     def cos(self): return ops.Cos.apply(self._float())
     def erf(self): return ops.Erf.apply(self._float())
     def cumsum(self, dim): return ops.CumSum.apply(self, dim=dim)
+    def cumprod(self, dim): return ops.CumProd.apply(self, dim=dim)
     def sigmoid(self): return ops.Sigmoid.apply(self._float())
     def relu(self): return ops.Relu.apply(self)
     def silu(self): return ops.Silu.apply(self._float())
