@@ -18,6 +18,8 @@ TARGETS_IGNORE = np.array([1, -100, 3, -100, 2])
 WEIGHTS = np.array([0.5, 2.0, 1.0, 0.25])         # per-class weights of a loss
 DIVIDENDS = np.array([[3.0, -3.0, 3.0, -3.0], [-3.0, 3.0, 3.0, -3.0], [3.0, 3.0, -3.0, -3.0]])  # every pair of signs
 DIVISOR_SIGNS = np.array([1.0, -1.0, -1.0, 1.0])
+SCATTER_ROWS = np.array([[2, 0, 3], [1, 3, 0]])   # no place twice in a row: scatter writes each once
+REPEATED_ROWS = np.array([[2, 0, 2], [3, 3, 3]])  # places twice and three times: scatter_add adds them up
 MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
 
 
@@ -151,6 +153,12 @@ CASES = [
     Case("expand", lambda m, a: a.expand(2, 3, 4).tanh(), [(3, 1)]),
     Case("gather", lambda m, a: a.gather(1, m.const(np.array([[0, 2, 2], [3, 0, 1], [1, 1, 1]]))), [(3, 4)]),
     Case("gather_dim0_smaller_index", lambda m, a: a.gather(0, m.const(np.array([[2, 0], [2, 2]]))), [(3, 4)]),
+    Case("scatter", lambda m, a, s: a.scatter(1, m.const(SCATTER_ROWS), s), [(2, 4), (2, 3)]),
+    Case("scatter_dim0", lambda m, a, s: m.scatter(a, 0, m.const(np.array([[2, 0], [0, 1]])), s), [(3, 4), (2, 2)]),
+    Case("scatter_a_number", lambda m, a: a.scatter(-1, m.const(SCATTER_ROWS), -1.5) * a, [(2, 4)]),
+    Case("scatter_add_repeated", lambda m, a, s: a.scatter_add(1, m.const(REPEATED_ROWS), s), [(2, 4), (2, 3)]),
+    Case("scatter_add_3d", lambda m, a, s: m.scatter_add(a, -1, m.const(REPEATED_ROWS[:, None, :2].repeat(3, 1)), s),
+         [(2, 3, 4), (2, 3, 2)]),
     Case("sort_values", lambda m, a: a.sort(dim=1).values * m.const(np.arange(4.0)), [(3, 4)]),
     Case("sort_descending_dim0",
          lambda m, a: a.sort(dim=0, descending=True)[0] * m.const(np.arange(12.0).reshape(3, 4)),
@@ -241,13 +249,14 @@ CASES = [
 def ours():
     return SimpleNamespace(F=F, cat=tp.cat, stack=tp.stack, where=tp.where, const=tp.tensor, einsum=tp.einsum,
                            float64=tp.float64, var=tp.var, var_mean=tp.var_mean, std_mean=tp.std_mean,
-                           cumprod=tp.cumprod)
+                           cumprod=tp.cumprod, scatter=tp.scatter, scatter_add=tp.scatter_add)
 
 
 def theirs(torch):
     return SimpleNamespace(F=torch.nn.functional, cat=torch.cat, stack=torch.stack, where=torch.where,
                            const=torch.as_tensor, einsum=torch.einsum, float64=torch.float64, var=torch.var,
-                           var_mean=torch.var_mean, std_mean=torch.std_mean, cumprod=torch.cumprod)
+                           var_mean=torch.var_mean, std_mean=torch.std_mean, cumprod=torch.cumprod,
+                           scatter=torch.scatter, scatter_add=torch.scatter_add)
 
 
 def random_inputs(case, seed):
@@ -588,7 +597,8 @@ def test_the_new_methods_are_torch_functions_too(torch):
 
 # the cases of ops ported code reaches that run again in float32, against PyTorch's float64 on the same inputs
 FLOAT32_CASES = ["var_unbiased_false", "std_positional_unbiased_keepdim", "var_mean_std_mean", "remainder_signs",
-                 "remainder_reflected", "fmod_signs", "cumprod", "cumprod_negative_dim"]
+                 "remainder_reflected", "fmod_signs", "cumprod", "cumprod_negative_dim", "scatter", "scatter_a_number",
+                 "scatter_add_repeated"]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in FLOAT32_CASES], ids=repr)
@@ -677,3 +687,44 @@ def test_cumprod_gradient_at_zeros_is_pytorchs(dtype, device, torch):
     x = tp.tensor(ZEROS_ALONG_ROWS[1], requires_grad=True, device=device)
     x.cumprod(0).sum().backward()
     assert x.grad.tolist() == [1.0, 1.2, 0.0, 0.0, 0.0]              # 1 + 0 + ..., x_0 · 1, then a zero in each
+
+
+def test_scatter_gradients_where_pytorch_and_finite_differences_part(device, torch):
+    """Where index repeats a place, scatter writes one of its entries; PyTorch still reads every entry's gradient
+    back from its place (a gather) and gives self 0 there, so this does too, though finite differences would give
+    the entries written over 0. A src larger than index: PyTorch's backward fails (its gradient for src has index's
+    shape); here the entries index does not reach get 0, as finite differences say."""
+    rng = np.random.default_rng(0)
+    values, src, upstream = rng.standard_normal((3, 4)), rng.standard_normal((2, 2)), rng.standard_normal((3, 4))
+    twice = np.array([[0, 1], [0, 1]])                              # places (0, 0) and (1, 1) written twice
+    x, s = (tp.tensor(v, requires_grad=True, device=device) for v in (values, src))
+    tx, ts = (torch.tensor(v, requires_grad=True) for v in (values, src))
+    x.scatter(0, tp.tensor(twice, device=device), s).backward(tp.tensor(upstream, device=device))
+    tx.scatter(0, torch.tensor(twice), ts).backward(torch.tensor(upstream))
+    assert x.grad.tolist() == tx.grad.tolist() and s.grad.tolist() == ts.grad.tolist()
+    assert s.grad.tolist() == [[upstream[0, 0], upstream[1, 1]]] * 2    # both entries of a place read it back
+    larger = np.array([[1, 0], [2, 1]])
+    for name in ("scatter", "scatter_add"):
+        inputs = [tp.tensor(v, requires_grad=True, device=device) for v in (values, rng.standard_normal((3, 5)))]
+        assert tp.gradcheck(lambda a, b: getattr(a, name)(0, tp.tensor(larger, device=device), b), *inputs)
+        reached = np.zeros((3, 5), dtype=bool)
+        reached[:2, :2] = True                                      # index's (2, 2) corner of src
+        assert (inputs[1].grad.numpy()[~reached] == 0).all() and (inputs[1].grad.numpy()[reached] != 0).all()
+
+
+def test_scatter_refuses_what_pytorch_refuses(torch):
+    """Out of range and negative places, an index larger than src or of another rank, a float index, src of another
+    dtype than self, and a number to scatter_add: each refused, by PyTorch too, and here in one line naming it."""
+    for call, error, match in [
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[-1]]), s), IndexError, "scatter: index -1 is out of range"),
+            (lambda lib, x, s: x.scatter_add(1, lib.tensor([[4]]), s), IndexError, "scatter_add: index 4 is out of"),
+            (lambda lib, x, s: x.scatter_add(0, lib.tensor([[0, 1, 2]]), s), ValueError,
+             r"scatter_add: index of shape \(1, 3\) is larger than src"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[0.0]]), s), ValueError, "scatter: index must be integers"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([0]), s), ValueError, "scatter: index must be integers with 2"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[0]]), s.double()), TypeError, "scatter: src is float64"),
+            (lambda lib, x, s: x.scatter_add(0, lib.tensor([[0]]), 2.0), TypeError, "scatter_add: src must be a")]:
+        with pytest.raises(error, match=match):
+            call(tp, tp.zeros(3, 4), tp.ones(2, 2))
+        with pytest.raises((RuntimeError, TypeError)):
+            call(torch, torch.zeros(3, 4), torch.ones(2, 2))

@@ -352,6 +352,11 @@ def test_in_place_ops_write_into_the_tensor_where_no_gradient_flows(device, torc
         alias //= 2
         alias %= on(lib.tensor([1, 2]))
         assert counts.tolist() == [0, 1] and alias is counts and counts.dtype == lib.int64  # 3 // 2, then 1 % 1, 1 % 2
+        grid = on(lib.zeros(2, 3))
+        alias = grid.scatter_(1, on(lib.tensor([[2], [0]])), on(lib.ones(2, 1)))
+        alias.scatter_add_(1, on(lib.tensor([[2, 2], [1, 0]])), on(lib.full((2, 2), 0.5))).scatter_(0, on(
+            lib.tensor([[1]])), value=-1.0)
+        assert grid.tolist() == [[0.0, 0.0, 2.0], [-1.0, 0.5, 0.0]] and alias is grid
         with pytest.raises((TypeError, RuntimeError)):               # a float result into integers
             counts += 0.5
         with pytest.raises((ValueError, RuntimeError)):              # the result would not fit x's shape
@@ -363,7 +368,8 @@ def test_in_place_ops_write_into_the_tensor_where_no_gradient_flows(device, torc
     assert h is not before and before.tolist() == [2.0] * 3 and h.tolist() == [3.0] * 3
     h.sum().backward()
     assert w.grad.tolist() == [2.0] * 3
-    for method in (lambda: w.add_(1), lambda: w.zero_(), lambda: h.mul_(2)):
+    for method in (lambda: w.add_(1), lambda: w.zero_(), lambda: h.mul_(2),
+                   lambda: h.scatter_add_(0, tp.tensor([1]), tp.ones(1))):
         with pytest.raises(ValueError, match="gradient"):
             method()
     with tp.no_grad():

@@ -20,7 +20,8 @@ TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "si
                     "log_softmax", "flip", "tril", "triu", "transpose", "permute", "reshape", "flatten",
                     "unsqueeze", "squeeze", "clone", "isnan", "isinf", "isfinite", "logical_not", "repeat_interleave",
                     "add", "sub", "mul", "div", "relu", "split", "chunk", "unbind", "amax", "amin", "norm", "mm",
-                    "bmm", "outer", "roll", "index_select", "allclose", "equal", "remainder", "fmod", "floor_divide")
+                    "bmm", "outer", "roll", "index_select", "allclose", "equal", "remainder", "fmod", "floor_divide",
+                    "scatter", "scatter_add")
 globals().update({name: getattr(Tensor, name) for name in TENSOR_FUNCTIONS})
 globals().update({"float": float32, "double": float64, "bool": bool_})  # torch.float, torch.double, torch.bool
 from_numpy = Tensor  # shares the array's memory, as torch.from_numpy does

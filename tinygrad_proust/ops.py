@@ -489,6 +489,24 @@ class GetItem(Function):
             gx[self.index] += g
 
 
+class Scatter(Function):
+    """src written (accumulate=False) or added (True: places `index` repeats add up) into zeros of `shape`, at
+    `index`, an advanced index of src's shape (scatter, scatter_add): GetItem the other way round."""
+
+    def forward(self, src, index, shape, accumulate):
+        self.index = index
+        out = self.xp.zeros(shape, dtype=src.dtype)
+        if accumulate:
+            _scatter_add(out, index, src)
+        else:
+            out[index] = src
+        return out
+
+    # each src entry went to one place of the output: its gradient is read back from there
+    def backward(self, g):
+        return g[self.index]
+
+
 class Einsum(Function):
     """xp.einsum(equation, *operands), e.g. "bhqd,bhkd->bhqk". Backward for operand i: the same contraction of g
     with the other operands, written back to operand i's subscripts (broadcast along any letter only it has)."""

@@ -630,6 +630,9 @@ class Tensor:
     def fill_(self, value): return self._in_place(self._operand(value), "fill_")
     def zero_(self): return self._in_place(self._operand(0), "zero_")
     def copy_(self, src): return self._in_place(self._operand(src), "copy_")
+    def scatter_(self, dim, index, src=None, *, value=None):
+        return self._in_place(self.scatter(dim, index, src, value=value), "scatter_")
+    def scatter_add_(self, dim, index, src): return self._in_place(self.scatter_add(dim, index, src), "scatter_add_")
 
     def _in_place(self, result, op):
         """Write `result` into self (into a new array, as __setitem__) where no gradient flows: a plain tensor, or
@@ -921,17 +924,59 @@ class Tensor:
     def gather(self, dim, index):
         """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (and so on), as torch.gather: index has self's
         number of dims, and its other sizes at most self's. The gradient is scattered back (added where repeated)."""
+        return self[self._along("gather", dim, index)]
+
+    def scatter(self, dim, index, src=None, *, value=None):
+        """self, with out[index[i][j][k]][j][k] = src[i][j][k] for dim 0 (and so on), as torch.scatter; src may be a
+        number (or value=). Where index repeats a place, one of its entries is written (which one, PyTorch does not
+        promise either). self's gradient is 0 where written over; each src entry's is read back from the place it
+        was written to, even where another entry overwrote it, as PyTorch's."""
+        src = value if src is None else src
+        at, part = self._scatter_index("scatter", dim, index, src if isinstance(src, Tensor) else None)
+        written = self.xp.zeros(self.shape, dtype=bool)
+        written[at] = True
+        if part is None:
+            return self.masked_fill(written, src)
+        scattered = ops.Scatter.apply(part, index=at, shape=self.shape, accumulate=False)
+        return ops.Where.apply(scattered, self, condition=written)
+
+    def scatter_add(self, dim, index, src):
+        """self, with src[i][j][k] added into out[index[i][j][k]][j][k] for dim 0 (and so on), as torch.scatter_add;
+        places that index repeats add up. self's gradient passes as it is; each src entry's is read back from the
+        place it was added to."""
+        at, part = self._scatter_index("scatter_add", dim, index, src)
+        return self + ops.Scatter.apply(part, index=at, shape=self.shape, accumulate=True)
+
+    def _along(self, name, dim, index):
+        """The advanced index that reaches self[index[i][j][k]][j][k] (for dim 0; and so on) from each place of index,
+        which has self's number of dims and its other sizes at most self's (gather's, scatter's)."""
         index = index.data if isinstance(index, Tensor) else self.xp.asarray(index)
         if index.ndim != self.ndim or index.dtype.kind not in "iu":
-            raise ValueError(f"gather: index must be integers with {self.ndim} dims like the input, got "
+            raise ValueError(f"{name}: index must be integers with {self.ndim} dims like the input, got "
                              f"{index.dtype} of shape {tuple(index.shape)}")
         (dim,) = ops._axes(dim, self.ndim)
         if any(i > n for d, (i, n) in enumerate(zip(index.shape, self.shape)) if d != dim):
-            raise ValueError(f"gather: index of shape {tuple(index.shape)} is larger than the input {self.shape} "
+            raise ValueError(f"{name}: index of shape {tuple(index.shape)} is larger than the input {self.shape} "
                              f"outside dim {dim}")
         def coordinates(d):  # each position's own coordinate along dim d, broadcast over the others
             return self.xp.arange(index.shape[d]).reshape(tuple(-1 if e == d else 1 for e in range(self.ndim)))
-        return self[tuple(index if d == dim else coordinates(d) for d in range(self.ndim))]
+        return tuple(index if d == dim else coordinates(d) for d in range(self.ndim))
+
+    def _scatter_index(self, name, dim, index, src):
+        """(gather's index, for a scatter into self, checked as PyTorch checks it; the part of src it covers)."""
+        from .functional import check_ids
+        at = self._along(name, dim, index)
+        index = at[ops._axes(dim, self.ndim)[0]]
+        check_ids(f"{name}: index", index, self.shape[dim])
+        if src is None:
+            return at, None
+        if not isinstance(src, Tensor):
+            raise TypeError(f"{name}: src must be a tensor, not {type(src).__name__}")
+        if src.ndim != self.ndim or any(i > n for i, n in zip(index.shape, src.shape)):
+            raise ValueError(f"{name}: index of shape {tuple(index.shape)} is larger than src {src.shape}")
+        if src.dtype != self.dtype:
+            raise TypeError(f"{name}: src is {src.dtype} and self {self.dtype}; PyTorch refuses two dtypes too")
+        return at, src if src.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Whether |self - other| <= atol + rtol |other| everywhere (broadcast), as a Python bool."""
