@@ -728,3 +728,28 @@ def test_scatter_refuses_what_pytorch_refuses(torch):
             call(tp, tp.zeros(3, 4), tp.ones(2, 2))
         with pytest.raises((RuntimeError, TypeError)):
             call(torch, torch.zeros(3, 4), torch.ones(2, 2))
+
+
+def test_reductions_take_numpys_keepdims_as_pytorchs(device, torch):
+    """keepdims=, NumPy's spelling of keepdim=, is taken by PyTorch's reductions (not by norm, a Python function
+    there, nor here); both at once is a TypeError in both."""
+    values = np.random.default_rng(0).standard_normal((2, 3, 4))
+    calls = [lambda lib, x: x.sum(1, keepdims=True), lambda lib, x: x.mean((0, 2), keepdims=True),
+             lambda lib, x: x.max(1, keepdims=True).values, lambda lib, x: x.max(1, keepdims=True).indices,
+             lambda lib, x: x.min(-1, keepdims=True)[0], lambda lib, x: x.amax((0, 1), keepdims=True),
+             lambda lib, x: x.amin(2, keepdims=True), lambda lib, x: x.var(1, keepdims=True),
+             lambda lib, x: x.std(1, unbiased=False, keepdims=True), lambda lib, x: x.logsumexp(2, keepdims=True),
+             lambda lib, x: (x > 0).any(1, keepdims=True), lambda lib, x: (x > 0).all(2, keepdims=True),
+             lambda lib, x: x.argmax(1, keepdims=True), lambda lib, x: x.argmin(0, keepdims=True),
+             lambda lib, x: lib.sum(x, 2, keepdims=True), lambda lib, x: lib.var_mean(x, 1, keepdims=True)[0],
+             lambda lib, x: lib.std_mean(x, (0, 1), keepdims=True)[1], lambda lib, x: x.mean(1, keepdims=False)]
+    for k, call in enumerate(calls):
+        ours_, theirs_ = call(tp, tp.tensor(values, device=device)), call(torch, torch.tensor(values))
+        assert ours_.shape == tuple(theirs_.shape), (k, ours_.shape, theirs_.shape)
+        np.testing.assert_allclose(ours_.numpy(), theirs_.numpy(), rtol=1e-12, err_msg=str(k))
+    for x, match in ((tp.tensor(values, device=device), "keepdim and keepdims given at once"), (torch.tensor(values),
+                                                                                            "keepdims")):
+        with pytest.raises(TypeError, match=match):
+            x.sum(1, keepdim=True, keepdims=True)
+        with pytest.raises(TypeError, match="keepdims"):
+            x.norm(dim=1, keepdims=True)

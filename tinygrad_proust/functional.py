@@ -378,13 +378,14 @@ def where(condition, input, other):
     return ops.Where.apply(like._operand(input), like._operand(other), condition=cond)
 
 
-def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
     """(var, mean) over `dim`, as torch.var_mean: Tensor.var's arguments."""
     mean_dim = None if isinstance(dim, bool) else dim  # var_mean(x, False): unbiased=False, over every dim
-    return input.var(dim, unbiased, keepdim, correction=correction), input.mean(mean_dim, keepdim)
+    var = input.var(dim, unbiased, keepdim, correction=correction, keepdims=keepdims)
+    return var, input.mean(mean_dim, keepdim, keepdims=keepdims)
 
 
-def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
     """(std, mean) over `dim`, as torch.std_mean."""
-    var, mean = var_mean(input, dim, unbiased, keepdim, correction=correction)
+    var, mean = var_mean(input, dim, unbiased, keepdim, correction=correction, keepdims=keepdims)
     return var.sqrt(), mean

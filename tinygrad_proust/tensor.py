@@ -739,35 +739,43 @@ class Tensor:
         return ops.MaskedFill.apply(self, mask=mask, value=value)
 
     # ---- reductions ----
-    def sum(self, dim=None, keepdim=False, dtype=None):
-        return ops.Sum.apply(self if dtype is None else self.to(dtype=dtype), dim=dim, keepdim=keepdim)
+    # every reduction takes NumPy's spelling keepdims= for keepdim= too, as PyTorch's do
+    def sum(self, dim=None, keepdim=False, dtype=None, *, keepdims=None):
+        x = self if dtype is None else self.to(dtype=dtype)
+        return ops.Sum.apply(x, dim=dim, keepdim=_keepdim(keepdim, keepdims))
 
-    def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self._float(), dim=dim, keepdim=keepdim)
-    def max(self, dim=None, keepdim=False):
+    def mean(self, dim=None, keepdim=False, *, keepdims=None):
+        return ops.Mean.apply(self._float(), dim=dim, keepdim=_keepdim(keepdim, keepdims))
+
+    def max(self, dim=None, keepdim=False, *, keepdims=None):
         """The largest value; along `dim`, (values, indices), as PyTorch's (so x.max(1)[0] is the values); given a
         tensor instead of a dim, the elementwise maximum (torch.max(a, b))."""
         if isinstance(dim, Tensor):
             return self.maximum(dim)
+        keepdim = _keepdim(keepdim, keepdims)
         values = ops.Max.apply(self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
 
-    def min(self, dim=None, keepdim=False):
+    def min(self, dim=None, keepdim=False, *, keepdims=None):
         """The smallest value; along `dim`, (values, indices) (ties: as max); given a tensor, torch.min(a, b)."""
         if isinstance(dim, Tensor):
             return self.minimum(dim)
+        keepdim = _keepdim(keepdim, keepdims)
         if self.dtype.kind != "f":  # no gradient to route, and negating would wrap unsigned or the lowest integer
             values = Tensor._wrap(_as_array(self.data.min(axis=dim, keepdims=keepdim)), False, None)
         else:
             values = -ops.Max.apply(-self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmin(dim=dim, keepdim=keepdim))
 
-    def amax(self, dim=(), keepdim=False):
+    def amax(self, dim=(), keepdim=False, *, keepdims=None):
         """The largest values over `dim` (an int or a tuple; () for all dims); tied maxima share the gradient
         evenly (where max(dim) gives it to the first), as PyTorch's."""
-        return ops.Max.apply(self, dim=ops._axes(None if dim == () else dim, self.ndim), keepdim=keepdim)
+        axes = ops._axes(None if dim == () else dim, self.ndim)
+        return ops.Max.apply(self, dim=axes, keepdim=_keepdim(keepdim, keepdims))
 
-    def amin(self, dim=(), keepdim=False):
+    def amin(self, dim=(), keepdim=False, *, keepdims=None):
         """The smallest values over `dim` (ties as amax's)."""
+        keepdim = _keepdim(keepdim, keepdims)
         if self.dtype.kind != "f":  # no gradient, and negating would wrap unsigned or the lowest integer
             axes = ops._axes(None if dim == () else dim, self.ndim)
             return Tensor._wrap(_as_array(self.data.min(axis=axes, keepdims=keepdim)), False, None)
@@ -785,7 +793,7 @@ class Tensor:
         zero = total.data == 0
         return (total.masked_fill(zero, 1) ** (1 / p)).masked_fill(zero, 0)
 
-    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
         """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction).
         PyTorch's older spelling, unbiased=True or False, is correction 1 or 0 (one of the two, not both), and
         x.var(False) is x.var(unbiased=False), as PyTorch reads it."""
@@ -798,22 +806,22 @@ class Tensor:
         n = self.numel() if dim is None else math.prod(self.shape[d] for d in _dims_tuple(dim))
         centered = self - self.mean(dim=dim, keepdim=True)
         scale = 1 / (n - correction) if n > correction else math.nan  # no degrees of freedom left: nan, as PyTorch
-        return (centered * centered).sum(dim=dim, keepdim=keepdim) * scale
+        return (centered * centered).sum(dim=dim, keepdim=_keepdim(keepdim, keepdims)) * scale
 
     # compositions: their gradients come from their parts
-    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
-        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
+        return self.var(dim, unbiased, keepdim, correction=correction, keepdims=keepdims).sqrt()
     def square(self): return self * self
     def add(self, other): return self + other
     def sub(self, other): return self - other
     def mul(self, other): return self * other
     def div(self, other): return self / other
 
-    def logsumexp(self, dim, keepdim=False):
+    def logsumexp(self, dim, keepdim=False, *, keepdims=None):
         """log Σ exp(x) over `dim`, shifted by the max (a constant: the sum's gradient is softmax(x))."""
         shift = self.max(dim=dim, keepdim=True).values.detach()
         out = (self - shift).exp().sum(dim=dim, keepdim=True).log() + shift
-        return out if keepdim else out.squeeze(dim)
+        return out if _keepdim(keepdim, keepdims) else out.squeeze(dim)
 
     def clamp(self, min=None, max=None):
         """min <= x <= max; the gradient passes where x is inside, the bounds included (as PyTorch)."""
@@ -881,13 +889,13 @@ class Tensor:
     def logical_not(self): return Tensor._wrap(self.xp.logical_not(self.data), False, None)
     def __invert__(self): return Tensor._wrap(~self.data, False, None)
 
-    def argmax(self, dim=None, keepdim=False):
+    def argmax(self, dim=None, keepdim=False, *, keepdims=None):
         """Index of the largest value, the first of ties (no gradient)."""
-        return self._index_of("argmax", dim, keepdim)
+        return self._index_of("argmax", dim, _keepdim(keepdim, keepdims))
 
-    def argmin(self, dim=None, keepdim=False):
+    def argmin(self, dim=None, keepdim=False, *, keepdims=None):
         """Index of the smallest value, the first of ties (no gradient)."""
-        return self._index_of("argmin", dim, keepdim)
+        return self._index_of("argmin", dim, _keepdim(keepdim, keepdims))
 
     def _index_of(self, reduction, dim, keepdim):
         if dim is None:
@@ -986,11 +994,11 @@ class Tensor:
         """Whether other has self's shape and values (NaN equals nothing), as a Python bool."""
         return self.shape == other.shape and bool((self.data == other.data).all())
 
-    def any(self, dim=None, keepdim=False):
-        return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=keepdim)), False, None)
+    def any(self, dim=None, keepdim=False, *, keepdims=None):
+        return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=_keepdim(keepdim, keepdims))), False, None)
 
-    def all(self, dim=None, keepdim=False):
-        return Tensor._wrap(_as_array(self.data.all(axis=dim, keepdims=keepdim)), False, None)
+    def all(self, dim=None, keepdim=False, *, keepdims=None):
+        return Tensor._wrap(_as_array(self.data.all(axis=dim, keepdims=_keepdim(keepdim, keepdims))), False, None)
 
     def softmax(self, dim=-1):
         from . import functional as F
@@ -1139,6 +1147,15 @@ def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
     return tuple(shape)
+
+
+def _keepdim(keepdim, keepdims):
+    """keepdim, or keepdims, NumPy's spelling of it, which PyTorch's reductions take too (one or the other)."""
+    if keepdims is None:
+        return keepdim
+    if keepdim:
+        raise TypeError("keepdim and keepdims given at once: keepdims is NumPy's spelling of keepdim; give one")
+    return keepdims
 
 
 def _dims_tuple(dim):
