@@ -16,6 +16,10 @@ REPEATED = np.array([0, 2, 0, 1, 2, 2])           # indices with repeats: backwa
 TARGETS = np.array([1, 0, 3, 3, 2])
 TARGETS_IGNORE = np.array([1, -100, 3, -100, 2])
 WEIGHTS = np.array([0.5, 2.0, 1.0, 0.25])         # per-class weights of a loss
+DIVIDENDS = np.array([[3.0, -3.0, 3.0, -3.0], [-3.0, 3.0, 3.0, -3.0], [3.0, 3.0, -3.0, -3.0]])  # every pair of signs
+DIVISOR_SIGNS = np.array([1.0, -1.0, -1.0, 1.0])
+SCATTER_ROWS = np.array([[2, 0, 3], [1, 3, 0]])   # no place twice in a row: scatter writes each once
+REPEATED_ROWS = np.array([[2, 0, 2], [3, 3, 3]])  # places twice and three times: scatter_add adds them up
 MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
 
 
@@ -63,6 +67,14 @@ CASES = [
     Case("clamp", lambda m, a: a.clamp(-0.5, 0.5), [(3, 4)]),
     Case("clamp_min_only", lambda m, a: a.clamp(min=0.2), [(3, 4)]),
     Case("clip_max_only", lambda m, a: a.clip(max=-0.1), [(3, 4)]),
+    Case("remainder_signs", lambda m, a, b: (a * m.const(DIVIDENDS)) % (b * m.const(DIVISOR_SIGNS)), [(3, 4), (4,)],
+         positive=True),  # |a| in (1.5, 12), |b| in (0.5, 4): quotients both sides of 0, none near a whole number
+    Case("remainder_by_numbers", lambda m, a: (a * 3) % 1.25 + (a * 3) % -0.75, [(3, 4)]),
+    Case("remainder_reflected", lambda m, a: 2.5 % a, [(3, 4)],  # PyTorch has no gradient for number % tensor
+         torch_fn=lambda m, a: m.const(np.full(tuple(a.shape), 2.5)) % a),
+    Case("fmod_signs", lambda m, a, b: (a * m.const(DIVIDENDS)).fmod(b * m.const(DIVISOR_SIGNS)), [(3, 4), (4,)],
+         positive=True),
+    Case("fmod_by_a_number", lambda m, a: (a * 3).fmod(-1.25), [(3, 4)]),
     Case("std_dim", lambda m, a: a.std(dim=1), [(3, 4)]),
     Case("std_all_keepdim_correction0", lambda m, a: a.std(dim=(0, 1), keepdim=True, correction=0), [(3, 4)]),
     Case("logsumexp", lambda m, a: a.logsumexp(dim=1), [(3, 4)]),
@@ -78,6 +90,9 @@ CASES = [
     Case("cumsum", lambda m, a: a.cumsum(dim=1), [(3, 4)]),
     Case("cumsum_negative_dim", lambda m, a: a.cumsum(dim=-1), [(2, 3, 4)]),
     Case("cumsum_first_dim", lambda m, a: a.cumsum(dim=0), [(3, 4)]),
+    Case("cumprod", lambda m, a: a.cumprod(dim=1), [(3, 4)]),
+    Case("cumprod_negative_dim", lambda m, a: a.cumprod(-2), [(2, 3, 4)]),
+    Case("cumprod_first_dim", lambda m, a: m.cumprod(a, 0), [(3, 4)]),
     Case("masked_fill", lambda m, a: a.masked_fill(m.const(MASK), -2.0), [(3, 4)]),
     Case("masked_fill_broadcast", lambda m, a: a.masked_fill(m.const(MASK[0]), 0.5), [(3, 4)]),
     Case("where", lambda m, a, b: m.where(m.const(MASK), a, b), [(3, 4), (3, 4)]),
@@ -111,6 +126,11 @@ CASES = [
     Case("min_dim", lambda m, a: a.min(dim=1).values, [(2, 3, 4)]),
     Case("var", lambda m, a: a.var(dim=-1), [(3, 5)]),
     Case("var_keepdim_biased", lambda m, a: a.var(dim=0, keepdim=True, correction=0), [(3, 5)]),
+    Case("var_unbiased_false", lambda m, a: a.var(1, unbiased=False), [(3, 5)]),
+    Case("std_positional_unbiased_keepdim", lambda m, a: a.std(1, False, True), [(3, 5)]),  # (dim, unbiased, keepdim)
+    Case("var_of_a_bool_is_unbiased", lambda m, a: a.var(False) + m.var(a, 0, True), [(3, 4)]),
+    Case("var_mean_std_mean", lambda m, a: m.cat([*m.var_mean(a, 1, keepdim=True), *(
+        t.unsqueeze(1) for t in m.std_mean(a, dim=(1,), correction=0))], dim=1), [(3, 4)]),
     Case("amax_dim", lambda m, a: a.amax(dim=1), [(2, 3, 4)]),
     Case("amax_dims_keepdim", lambda m, a: a.amax(dim=(0, 2), keepdim=True), [(2, 3, 4)]),
     Case("amax_all", lambda m, a: a.amax(), [(3, 4)]),
@@ -133,6 +153,12 @@ CASES = [
     Case("expand", lambda m, a: a.expand(2, 3, 4).tanh(), [(3, 1)]),
     Case("gather", lambda m, a: a.gather(1, m.const(np.array([[0, 2, 2], [3, 0, 1], [1, 1, 1]]))), [(3, 4)]),
     Case("gather_dim0_smaller_index", lambda m, a: a.gather(0, m.const(np.array([[2, 0], [2, 2]]))), [(3, 4)]),
+    Case("scatter", lambda m, a, s: a.scatter(1, m.const(SCATTER_ROWS), s), [(2, 4), (2, 3)]),
+    Case("scatter_dim0", lambda m, a, s: m.scatter(a, 0, m.const(np.array([[2, 0], [0, 1]])), s), [(3, 4), (2, 2)]),
+    Case("scatter_a_number", lambda m, a: a.scatter(-1, m.const(SCATTER_ROWS), -1.5) * a, [(2, 4)]),
+    Case("scatter_add_repeated", lambda m, a, s: a.scatter_add(1, m.const(REPEATED_ROWS), s), [(2, 4), (2, 3)]),
+    Case("scatter_add_3d", lambda m, a, s: m.scatter_add(a, -1, m.const(REPEATED_ROWS[:, None, :2].repeat(3, 1)), s),
+         [(2, 3, 4), (2, 3, 2)]),
     Case("sort_values", lambda m, a: a.sort(dim=1).values * m.const(np.arange(4.0)), [(3, 4)]),
     Case("sort_descending_dim0",
          lambda m, a: a.sort(dim=0, descending=True)[0] * m.const(np.arange(12.0).reshape(3, 4)),
@@ -222,12 +248,15 @@ CASES = [
 
 def ours():
     return SimpleNamespace(F=F, cat=tp.cat, stack=tp.stack, where=tp.where, const=tp.tensor, einsum=tp.einsum,
-                           float64=tp.float64)
+                           float64=tp.float64, var=tp.var, var_mean=tp.var_mean, std_mean=tp.std_mean,
+                           cumprod=tp.cumprod, scatter=tp.scatter, scatter_add=tp.scatter_add)
 
 
 def theirs(torch):
     return SimpleNamespace(F=torch.nn.functional, cat=torch.cat, stack=torch.stack, where=torch.where,
-                           const=torch.as_tensor, einsum=torch.einsum, float64=torch.float64)
+                           const=torch.as_tensor, einsum=torch.einsum, float64=torch.float64, var=torch.var,
+                           var_mean=torch.var_mean, std_mean=torch.std_mean, cumprod=torch.cumprod,
+                           scatter=torch.scatter, scatter_add=torch.scatter_add)
 
 
 def random_inputs(case, seed):
@@ -564,3 +593,163 @@ def test_the_new_methods_are_torch_functions_too(torch):
         theirs = getattr(torch, name)(*(torch.tensor(x) if isinstance(x, np.ndarray) else x for x in args))
         ours, theirs = (tp.stack(ours), torch.stack(theirs)) if name == "unbind" else (ours, theirs)
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, err_msg=name)
+
+
+# the cases of ops ported code reaches that run again in float32, against PyTorch's float64 on the same inputs
+FLOAT32_CASES = ["var_unbiased_false", "std_positional_unbiased_keepdim", "var_mean_std_mean", "remainder_signs",
+                 "remainder_reflected", "fmod_signs", "cumprod", "cumprod_negative_dim", "scatter", "scatter_a_number",
+                 "scatter_add_repeated"]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name in FLOAT32_CASES], ids=repr)
+def test_in_float32_values_and_gradients_are_close_to_float64_truth(case, device, torch):
+    """float32 in, float32 out (values and gradients), within float32's rounding of PyTorch's float64 results for
+    the very same (float32) inputs."""
+    arrays = [a.astype(np.float32) for a in random_inputs(case, seed=6)]
+    mine = [tp.tensor(a, device=device, requires_grad=True) for a in arrays]
+    truth = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+    m = ours()
+    m.const = lambda a: tp.tensor(a.astype(np.float32) if a.dtype.kind == "f" else a, device=device)
+    out, ref = case.fn(m, *mine), case.torch_fn(theirs(torch), *truth)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), rtol=2e-6, atol=1e-6)
+    upstream = np.random.default_rng(7).standard_normal(ref.shape).astype(np.float32)
+    out.backward(tp.tensor(upstream, device=device))
+    ref.backward(torch.tensor(upstream.astype(np.float64)))
+    for t, r in zip(mine, truth):
+        assert t.grad.dtype == np.float32
+        np.testing.assert_allclose(t.grad.numpy(), r.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_var_and_std_take_unbiased_or_correction_not_both_as_pytorchs(torch):
+    x, tx = tp.ones(2, 3), torch.ones(2, 3)
+    for call in (lambda lib, x: x.var(1, unbiased=False, correction=0), lambda lib, x: x.std(unbiased=True,
+                                                                                              correction=1),
+                 lambda lib, x: lib.var_mean(x, 0, unbiased=True, correction=1)):
+        with pytest.raises(TypeError, match="unbiased= and correction= given at once"):
+            call(tp, x)
+        with pytest.raises(TypeError):
+            call(torch, tx)
+
+
+def test_floor_division_rounds_down_and_has_no_gradient_as_pytorchs(device, torch):
+    """// and floor_divide round toward -inf, so % (remainder) takes the divisor's sign and fmod the dividend's,
+    for floats and integers, with a number on either side and a float divisor of integers (float32); a zero
+    remainder keeps PyTorch's sign. PyTorch defines no gradient for floor_divide: its result requires grad and a
+    backward through it is an error, in both."""
+    for a, b in ((np.array([-7.5, 7.5, -7.5, 7.5, 0.3, -4.0, 4.0]), np.array([2.0, -2.0, -2.0, 2.0, 0.7, 2.0, -2.0])),
+                 (np.array([-7, 7, -7, 7, 5]), np.array([2, -2, -2, 2, 3]))):
+        x, y, tx, ty = tp.tensor(a, device=device), tp.tensor(b, device=device), torch.tensor(a), torch.tensor(b)
+        pairs = [(x // y, tx // ty), (x % y, tx % ty), (x.fmod(y), tx.fmod(ty)), (x.remainder(y), tx.remainder(ty)),
+                 (tp.floor_divide(x, y), torch.floor_divide(tx, ty)), (tp.remainder(x, 3), torch.remainder(tx, 3)),
+                 (tp.fmod(x, -3), torch.fmod(tx, -3)), (7 // y, 7 // ty), (7 % y, 7 % ty), (x // 2.5, tx // 2.5),
+                 (x % -2.5, tx % -2.5), (x.floor_divide(-2), tx.floor_divide(-2)), (np.int64(9) % y, 9 % ty)]
+        for k, (ours_, theirs_) in enumerate(pairs):
+            assert str(ours_.dtype) == str(theirs_.dtype).replace("torch.", ""), (k, ours_.dtype, theirs_.dtype)
+            assert ours_.tolist() == theirs_.tolist(), (k, ours_.tolist(), theirs_.tolist())
+            assert np.signbit(ours_.numpy()).tolist() == np.signbit(theirs_.numpy()).tolist(), k  # -4.0 % 2 is -0.0
+    values = np.array([-7.5, 7.5, 0.3])
+    x, tx = tp.tensor(values, requires_grad=True, device=device), torch.tensor(values, requires_grad=True)
+    q, tq = x // 2, tx // 2
+    assert q.requires_grad and tq.requires_grad
+    for loss in ((q * x).sum(), (tq * tx).sum()):
+        with pytest.raises(RuntimeError, match="floor_divide"):
+            loss.backward()
+    (x.detach() // 2 * x).sum().backward()                          # a quotient taken as a constant
+    assert x.grad.tolist() == [-4.0, 3.0, 0.0]
+
+
+ZEROS_ALONG_ROWS = np.array([[0.5, 0.0, 1.5, -2.0, 0.7],    # one zero
+                             [1.2, 0.0, 0.0, -0.8, 1.1],    # two in a row
+                             [0.0, 1.3, -0.6, 0.0, 2.0],    # one first, another later
+                             [0.9, -1.4, 0.8, 1.6, 0.0],    # one last
+                             [1.1, -0.7, 1.9, 0.6, -1.3]])  # none
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cumprod_gradient_at_zeros_is_pytorchs(dtype, device, torch):
+    """cumprod's gradient Σ_{i>=k} g_i Π_{j<=i, j≠k} x_j, where the shortcut Σ g y / x divides by zero: PyTorch's
+    (in float64; float32 within its rounding), finite differences' (the products are polynomials, so they are exact
+    at a zero too), and by hand for a row with two zeros in a row."""
+    upstream = np.random.default_rng(0).standard_normal((5, 5))
+    for values, dim in ((ZEROS_ALONG_ROWS, 1), (ZEROS_ALONG_ROWS.T, 0), (ZEROS_ALONG_ROWS.reshape(5, 5, 1), -2)):
+        x = tp.tensor(values, dtype=dtype, requires_grad=True, device=device)
+        truth = torch.tensor(values, requires_grad=True)             # float64, and the float32 inputs are exact in it
+        y, ty = x.cumprod(dim), truth.cumprod(dim)
+        y.backward(tp.tensor(upstream.reshape(values.shape), dtype=dtype, device=device))
+        ty.backward(torch.tensor(upstream.reshape(values.shape)))
+        tolerance = dict(rtol=1e-12, atol=1e-15) if dtype == "float64" else dict(rtol=1e-5, atol=1e-6)
+        assert y.dtype == x.grad.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **tolerance)
+        np.testing.assert_allclose(x.grad.numpy(), truth.grad.numpy(), **tolerance)
+        if dtype == "float64":
+            assert tp.gradcheck(lambda t: t.cumprod(dim), tp.tensor(values, requires_grad=True, device=device))
+    x = tp.tensor(ZEROS_ALONG_ROWS[1], requires_grad=True, device=device)
+    x.cumprod(0).sum().backward()
+    assert x.grad.tolist() == [1.0, 1.2, 0.0, 0.0, 0.0]              # 1 + 0 + ..., x_0 · 1, then a zero in each
+
+
+def test_scatter_gradients_where_pytorch_and_finite_differences_part(device, torch):
+    """Where index repeats a place, scatter writes one of its entries; PyTorch still reads every entry's gradient
+    back from its place (a gather) and gives self 0 there, so this does too, though finite differences would give
+    the entries written over 0. A src larger than index: PyTorch's backward fails (its gradient for src has index's
+    shape); here the entries index does not reach get 0, as finite differences say."""
+    rng = np.random.default_rng(0)
+    values, src, upstream = rng.standard_normal((3, 4)), rng.standard_normal((2, 2)), rng.standard_normal((3, 4))
+    twice = np.array([[0, 1], [0, 1]])                              # places (0, 0) and (1, 1) written twice
+    x, s = (tp.tensor(v, requires_grad=True, device=device) for v in (values, src))
+    tx, ts = (torch.tensor(v, requires_grad=True) for v in (values, src))
+    x.scatter(0, tp.tensor(twice, device=device), s).backward(tp.tensor(upstream, device=device))
+    tx.scatter(0, torch.tensor(twice), ts).backward(torch.tensor(upstream))
+    assert x.grad.tolist() == tx.grad.tolist() and s.grad.tolist() == ts.grad.tolist()
+    assert s.grad.tolist() == [[upstream[0, 0], upstream[1, 1]]] * 2    # both entries of a place read it back
+    larger = np.array([[1, 0], [2, 1]])
+    for name in ("scatter", "scatter_add"):
+        inputs = [tp.tensor(v, requires_grad=True, device=device) for v in (values, rng.standard_normal((3, 5)))]
+        assert tp.gradcheck(lambda a, b: getattr(a, name)(0, tp.tensor(larger, device=device), b), *inputs)
+        reached = np.zeros((3, 5), dtype=bool)
+        reached[:2, :2] = True                                      # index's (2, 2) corner of src
+        assert (inputs[1].grad.numpy()[~reached] == 0).all() and (inputs[1].grad.numpy()[reached] != 0).all()
+
+
+def test_scatter_refuses_what_pytorch_refuses(torch):
+    """Out of range and negative places, an index larger than src or of another rank, a float index, src of another
+    dtype than self, and a number to scatter_add: each refused, by PyTorch too, and here in one line naming it."""
+    for call, error, match in [
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[-1]]), s), IndexError, "scatter: index -1 is out of range"),
+            (lambda lib, x, s: x.scatter_add(1, lib.tensor([[4]]), s), IndexError, "scatter_add: index 4 is out of"),
+            (lambda lib, x, s: x.scatter_add(0, lib.tensor([[0, 1, 2]]), s), ValueError,
+             r"scatter_add: index of shape \(1, 3\) is larger than src"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[0.0]]), s), ValueError, "scatter: index must be integers"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([0]), s), ValueError, "scatter: index must be integers with 2"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[0]]), s.double()), TypeError, "scatter: src is float64"),
+            (lambda lib, x, s: x.scatter_add(0, lib.tensor([[0]]), 2.0), TypeError, "scatter_add: src must be a")]:
+        with pytest.raises(error, match=match):
+            call(tp, tp.zeros(3, 4), tp.ones(2, 2))
+        with pytest.raises((RuntimeError, TypeError)):
+            call(torch, torch.zeros(3, 4), torch.ones(2, 2))
+
+
+def test_reductions_take_numpys_keepdims_as_pytorchs(device, torch):
+    """keepdims=, NumPy's spelling of keepdim=, is taken by PyTorch's reductions (not by norm, a Python function
+    there, nor here); both at once is a TypeError in both."""
+    values = np.random.default_rng(0).standard_normal((2, 3, 4))
+    calls = [lambda lib, x: x.sum(1, keepdims=True), lambda lib, x: x.mean((0, 2), keepdims=True),
+             lambda lib, x: x.max(1, keepdims=True).values, lambda lib, x: x.max(1, keepdims=True).indices,
+             lambda lib, x: x.min(-1, keepdims=True)[0], lambda lib, x: x.amax((0, 1), keepdims=True),
+             lambda lib, x: x.amin(2, keepdims=True), lambda lib, x: x.var(1, keepdims=True),
+             lambda lib, x: x.std(1, unbiased=False, keepdims=True), lambda lib, x: x.logsumexp(2, keepdims=True),
+             lambda lib, x: (x > 0).any(1, keepdims=True), lambda lib, x: (x > 0).all(2, keepdims=True),
+             lambda lib, x: x.argmax(1, keepdims=True), lambda lib, x: x.argmin(0, keepdims=True),
+             lambda lib, x: lib.sum(x, 2, keepdims=True), lambda lib, x: lib.var_mean(x, 1, keepdims=True)[0],
+             lambda lib, x: lib.std_mean(x, (0, 1), keepdims=True)[1], lambda lib, x: x.mean(1, keepdims=False)]
+    for k, call in enumerate(calls):
+        ours_, theirs_ = call(tp, tp.tensor(values, device=device)), call(torch, torch.tensor(values))
+        assert ours_.shape == tuple(theirs_.shape), (k, ours_.shape, theirs_.shape)
+        np.testing.assert_allclose(ours_.numpy(), theirs_.numpy(), rtol=1e-12, err_msg=str(k))
+    for x, match in ((tp.tensor(values, device=device), "keepdim and keepdims given at once"), (torch.tensor(values),
+                                                                                            "keepdims")):
+        with pytest.raises(TypeError, match=match):
+            x.sum(1, keepdim=True, keepdims=True)
+        with pytest.raises(TypeError, match="keepdims"):
+            x.norm(dim=1, keepdims=True)

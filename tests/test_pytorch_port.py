@@ -348,6 +348,15 @@ def test_in_place_ops_write_into_the_tensor_where_no_gradient_flows(device, torc
         counts = on(lib.zeros(2, dtype=lib.int64))
         counts += 3
         assert counts.tolist() == [3, 3] and counts.dtype == lib.int64
+        alias = counts
+        alias //= 2
+        alias %= on(lib.tensor([1, 2]))
+        assert counts.tolist() == [0, 1] and alias is counts and counts.dtype == lib.int64  # 3 // 2, then 1 % 1, 1 % 2
+        grid = on(lib.zeros(2, 3))
+        alias = grid.scatter_(1, on(lib.tensor([[2], [0]])), on(lib.ones(2, 1)))
+        alias.scatter_add_(1, on(lib.tensor([[2, 2], [1, 0]])), on(lib.full((2, 2), 0.5))).scatter_(0, on(
+            lib.tensor([[1]])), value=-1.0)
+        assert grid.tolist() == [[0.0, 0.0, 2.0], [-1.0, 0.5, 0.0]] and alias is grid
         with pytest.raises((TypeError, RuntimeError)):               # a float result into integers
             counts += 0.5
         with pytest.raises((ValueError, RuntimeError)):              # the result would not fit x's shape
@@ -359,7 +368,8 @@ def test_in_place_ops_write_into_the_tensor_where_no_gradient_flows(device, torc
     assert h is not before and before.tolist() == [2.0] * 3 and h.tolist() == [3.0] * 3
     h.sum().backward()
     assert w.grad.tolist() == [2.0] * 3
-    for method in (lambda: w.add_(1), lambda: w.zero_(), lambda: h.mul_(2)):
+    for method in (lambda: w.add_(1), lambda: w.zero_(), lambda: h.mul_(2),
+                   lambda: h.scatter_add_(0, tp.tensor([1]), tp.ones(1))):
         with pytest.raises(ValueError, match="gradient"):
             method()
     with tp.no_grad():
@@ -429,6 +439,40 @@ def test_grad_modes_switch_recording_as_pytorchs(torch):
     assert ours == grad_modes(torch)
     assert [on for on, _ in ours] == [True, False, True, False, False, True, False, True, False, True, False,
                                       True, False, True] and tp.is_grad_enabled()
+
+
+def bare_decorators(torch):
+    """What functions decorated without parentheses (PyTorch 2's `@torch.no_grad`) see and give back."""
+    w = torch.ones(2, requires_grad=True)
+
+    @torch.no_grad
+    def sample(n):
+        """Draws n."""
+        return (w * n).requires_grad, torch.is_grad_enabled(), n + 1
+
+    @torch.inference_mode
+    def evaluate():
+        return (w * 2).requires_grad
+
+    @torch.enable_grad
+    def step():
+        return (w * 2).requires_grad, torch.is_grad_enabled()
+
+    with torch.no_grad():
+        inside = step(), torch.is_grad_enabled()
+    return [sample(3), sample.__name__, sample.__doc__, evaluate(), evaluate.__name__, inside, step.__name__,
+            torch.is_grad_enabled()]
+
+
+def test_grad_modes_decorate_without_parentheses_as_pytorchs(torch):
+    ours = bare_decorators(tp)
+    assert ours == bare_decorators(torch)
+    assert ours == [(False, False, 4), "sample", "Draws n.", False, "evaluate", ((True, True), False), "step", True]
+    for lib in (tp, torch):
+        for mode in (lambda: None, 0):                               # a bare @set_grad_enabled, or not a bool
+            with pytest.raises(TypeError):
+                lib.set_grad_enabled(mode)
+        assert lib.is_grad_enabled()
 
 
 def classifier_losses(torch, nn, weights, x, y, target):

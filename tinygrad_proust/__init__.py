@@ -4,7 +4,7 @@ from .creation import (arange, cat, empty, eye, full, full_like, linspace, multi
                        randn, randperm, stack, tensor, zeros, zeros_like)
 from .debug import AnomalyError, break_on, detect_anomaly
 from .device import DeviceError, gpu_available
-from .functional import use_fused, where
+from .functional import std_mean, use_fused, var_mean, where
 from .gradcheck import GradcheckError, gradcheck
 from .graph import render_graph
 from .nn import record_modules
@@ -16,11 +16,12 @@ einsum, pad = functional.einsum, functional.pad
 # torch.exp(x), torch.maximum(a, b), ...: the Tensor methods as functions, under PyTorch's names
 TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "sin", "cos", "erf", "square", "clamp",
                     "clip", "maximum", "minimum", "sum", "mean", "max", "min", "var", "std", "logsumexp", "cumsum",
-                    "argmax", "argmin", "sort", "argsort", "topk", "gather", "matmul", "softmax",
+                    "argmax", "argmin", "sort", "argsort", "topk", "gather", "matmul", "softmax", "cumprod",
                     "log_softmax", "flip", "tril", "triu", "transpose", "permute", "reshape", "flatten",
                     "unsqueeze", "squeeze", "clone", "isnan", "isinf", "isfinite", "logical_not", "repeat_interleave",
                     "add", "sub", "mul", "div", "relu", "split", "chunk", "unbind", "amax", "amin", "norm", "mm",
-                    "bmm", "outer", "roll", "index_select", "allclose", "equal")
+                    "bmm", "outer", "roll", "index_select", "allclose", "equal", "remainder", "fmod", "floor_divide",
+                    "scatter", "scatter_add")
 globals().update({name: getattr(Tensor, name) for name in TENSOR_FUNCTIONS})
 globals().update({"float": float32, "double": float64, "bool": bool_})  # torch.float, torch.double, torch.bool
 from_numpy = Tensor  # shares the array's memory, as torch.from_numpy does
@@ -31,5 +32,6 @@ __all__ = [
     "where", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled", "manual_seed",
     "Generator", "gradcheck", "GradcheckError", "DeviceError", "gpu_available", "detect_anomaly", "break_on",
     "AnomalyError", "record_modules", "render_graph", "use_fused", "functional", "float16", "float32", "float64",
-    "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double", *TENSOR_FUNCTIONS,
+    "int32", "int64", "long", "bool_", "einsum", "pad", "from_numpy", "double", "var_mean", "std_mean",
+    *TENSOR_FUNCTIONS,
 ]

@@ -376,3 +376,16 @@ def where(condition, input, other):
     like = next((t for t in (input, other) if isinstance(t, Tensor)), None)
     like = Tensor(input, device="gpu" if is_gpu_array(cond) else "cpu") if like is None else like  # two numbers
     return ops.Where.apply(like._operand(input), like._operand(other), condition=cond)
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
+    """(var, mean) over `dim`, as torch.var_mean: Tensor.var's arguments."""
+    mean_dim = None if isinstance(dim, bool) else dim  # var_mean(x, False): unbiased=False, over every dim
+    var = input.var(dim, unbiased, keepdim, correction=correction, keepdims=keepdims)
+    return var, input.mean(mean_dim, keepdim, keepdims=keepdims)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
+    """(std, mean) over `dim`, as torch.std_mean."""
+    var, mean = var_mean(input, dim, unbiased, keepdim, correction=correction, keepdims=keepdims)
+    return var.sqrt(), mean

@@ -196,6 +196,31 @@ class Maximum(Function):
                 g * xp.where(a == b, half, ((a < b) | nan).astype(g.dtype)))
 
 
+class Fmod(Function):
+    """fmod(a, b) = a - trunc(a/b) b, with the sign of a: C's fmod, exact in floating point."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return self.xp.fmod(a, b)
+
+    # d/da = 1, d/db = -trunc(a/b): constant between the jumps (where a/b is a whole number)
+    def backward(self, g):
+        return g, -g * self.xp.trunc(self.a / self.b)
+
+
+class FloorDivide(Function):
+    """a // b: the quotient rounded down, toward -inf (Python's // and PyTorch's floor_divide)."""
+
+    def forward(self, a, b):
+        return self.xp.floor_divide(a, b)
+
+    # a staircase: 0 between the steps, undefined at them. PyTorch defines no gradient and backward through it is
+    # an error there; here too, rather than a silent 0
+    def backward(self, g):
+        raise RuntimeError("floor_divide (//) has no gradient, as in PyTorch: detach() its inputs where the quotient "
+                           "is meant as a constant")
+
+
 class Relu(Function):
     def forward(self, x):
         out = self.xp.maximum(x, 0)  # not x · (x > 0): -inf · 0 is NaN, and a negative would give -0
@@ -324,8 +349,26 @@ class CumSum(Function):
 
     # y_i = Σ_{j<=i} x_j, so dx_j = Σ_{i>=j} g_i: a cumulative sum from the end
     def backward(self, g):
-        backwards = (slice(None),) * (self.dim % g.ndim) + (slice(None, None, -1),)
-        return self.xp.cumsum(g[backwards], axis=self.dim)[backwards]
+        return _reversed_cumsum(g, self.dim)
+
+
+class CumProd(Function):
+    def forward(self, x, dim):
+        self.x, self.dim = x, dim
+        self.y = self.xp.cumprod(x, axis=dim)
+        return self.y
+
+    # y_i = Π_{j<=i} x_j, so dx_k = Σ_{i>=k} g_i Π_{j<=i, j≠k} x_j. Before the first zero along dim that is
+    # Σ_{i>=k} g_i y_i / x_k; at the first zero, Σ_{i>=k} g_i y_i with that zero taken as 1 (no division by it);
+    # past it, every product holds the first zero: 0. (Σ g y / x everywhere would divide by the zeros.)
+    def backward(self, g):
+        xp, x, dim = self.xp, self.x, self.dim
+        zeros_so_far = xp.cumsum(x == 0, axis=dim)
+        before, first = zeros_so_far == 0, (zeros_so_far == 1) & (x == 0)
+        one, zero = x.dtype.type(1), g.dtype.type(0)
+        before_zero = _reversed_cumsum(g * self.y, dim) / xp.where(before, x, one)
+        at_zero = _reversed_cumsum(g * xp.cumprod(xp.where(first, one, x), axis=dim), dim)
+        return xp.where(before, before_zero, xp.where(first, at_zero, zero))
 
 
 class Mean(Function):
@@ -444,6 +487,24 @@ class GetItem(Function):
             self.xp.add(part, g, out=part)
         else:  # one element (NumPy gives a number), a bool or a 0-d array (NumPy gives a copy): each place once
             gx[self.index] += g
+
+
+class Scatter(Function):
+    """src written (accumulate=False) or added (True: places `index` repeats add up) into zeros of `shape`, at
+    `index`, an advanced index of src's shape (scatter, scatter_add): GetItem the other way round."""
+
+    def forward(self, src, index, shape, accumulate):
+        self.index = index
+        out = self.xp.zeros(shape, dtype=src.dtype)
+        if accumulate:
+            _scatter_add(out, index, src)
+        else:
+            out[index] = src
+        return out
+
+    # each src entry went to one place of the output: its gradient is read back from there
+    def backward(self, g):
+        return g[self.index]
 
 
 class Einsum(Function):
@@ -594,6 +655,12 @@ def _axes(dim, ndim):
         if not -max(ndim, 1) <= d < max(ndim, 1):
             raise IndexError(f"dim {d} is out of range for a tensor with {ndim} dims")
     return tuple(sorted(d % ndim for d in dims)) if ndim else ()
+
+
+def _reversed_cumsum(a, dim):
+    """Σ_{i>=j} a_i at each j along dim: the cumulative sum from the end."""
+    backwards = (slice(None),) * (dim % a.ndim) + (slice(None, None, -1),)
+    return array_module(a).cumsum(a[backwards], axis=dim)[backwards]
 
 
 def _has_array(index):

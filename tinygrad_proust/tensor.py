@@ -45,27 +45,32 @@ def _grad_mode(enabled):
         _grad_enabled = previous
 
 
-def no_grad():
-    """Inside this block ops record no graph (for evaluation and sampling)."""
-    return _grad_mode(False)
+def no_grad(fn=None):
+    """Inside this block ops record no graph (for evaluation and sampling). A decorator with or without its
+    parentheses, as PyTorch's: `@no_grad()` and `@no_grad` (then `fn` is the function decorated)."""
+    return _grad_mode(False) if fn is None else _grad_mode(False)(fn)
 
 
-def enable_grad():
-    """Ops record a graph again inside this block, within a no_grad one."""
-    return _grad_mode(True)
+def enable_grad(fn=None):
+    """Ops record a graph again inside this block, within a no_grad one (`@enable_grad()` or `@enable_grad`)."""
+    return _grad_mode(True) if fn is None else _grad_mode(True)(fn)
 
 
 def inference_mode(mode=True):
-    """As no_grad (PyTorch's also marks the tensors made inside); inference_mode(False) records again."""
-    return _grad_mode(not mode)
+    """As no_grad (PyTorch's also marks the tensors made inside); inference_mode(False) records again; a bare
+    `@inference_mode` decorates as `@inference_mode()`."""
+    return _grad_mode(False)(mode) if callable(mode) else _grad_mode(not mode)
 
 
 class set_grad_enabled:
     """Recording on or off at once (`set_grad_enabled(False)` as a statement), and back as it was after a `with`
-    block; as a decorator it switches only while the function runs, as PyTorch's."""
+    block; as a decorator it switches only while the function runs, as PyTorch's. The mode is True or False:
+    PyTorch refuses anything else (a bare `@set_grad_enabled` too), and so does this."""
 
     def __init__(self, mode):
         global _grad_enabled
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled: mode must be True or False, not {type(mode).__name__}")
         self.mode, self.previous, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
 
     def __enter__(self):
@@ -580,6 +585,10 @@ class Tensor:
     def __rmul__(self, other): return ops.Mul.apply(*_promoted(self._operand(other), self))
     def __truediv__(self, other): return ops.Div.apply(*_promoted(self._float(), self._operand(other)))
     def __rtruediv__(self, other): return ops.Div.apply(*_promoted(self._operand(other), self._float()))
+    def __floordiv__(self, other): return self.floor_divide(other)
+    def __rfloordiv__(self, other): return self._operand(other).floor_divide(self)
+    def __mod__(self, other): return self.remainder(other)
+    def __rmod__(self, other): return self._operand(other).remainder(self)
     def __pow__(self, exponent): return self.pow(exponent)
     def __rpow__(self, base): return ops.Pow.apply(*_promoted(self._operand(base), self))
     def __matmul__(self, other): return self.matmul(other)
@@ -611,6 +620,8 @@ class Tensor:
     def __isub__(self, other): return self._in_place(self - other, "-=")
     def __imul__(self, other): return self._in_place(self * other, "*=")
     def __itruediv__(self, other): return self._in_place(self / other, "/=")
+    def __ifloordiv__(self, other): return self._in_place(self // other, "//=")
+    def __imod__(self, other): return self._in_place(self % other, "%=")
     def add_(self, other, alpha=1): return self._in_place(self + other * alpha, "add_")
     def sub_(self, other, alpha=1): return self._in_place(self - other * alpha, "sub_")
     def mul_(self, other): return self._in_place(self * other, "mul_")
@@ -619,6 +630,9 @@ class Tensor:
     def fill_(self, value): return self._in_place(self._operand(value), "fill_")
     def zero_(self): return self._in_place(self._operand(0), "zero_")
     def copy_(self, src): return self._in_place(self._operand(src), "copy_")
+    def scatter_(self, dim, index, src=None, *, value=None):
+        return self._in_place(self.scatter(dim, index, src, value=value), "scatter_")
+    def scatter_add_(self, dim, index, src): return self._in_place(self.scatter_add(dim, index, src), "scatter_add_")
 
     def _in_place(self, result, op):
         """Write `result` into self (into a new array, as __setitem__) where no gradient flows: a plain tensor, or
@@ -683,6 +697,7 @@ class Tensor:
     def cos(self): return ops.Cos.apply(self._float())
     def erf(self): return ops.Erf.apply(self._float())
     def cumsum(self, dim): return ops.CumSum.apply(self, dim=dim)
+    def cumprod(self, dim): return ops.CumProd.apply(self, dim=dim)
     def sigmoid(self): return ops.Sigmoid.apply(self._float())
     def relu(self): return ops.Relu.apply(self)
     def silu(self): return ops.Silu.apply(self._float())
@@ -706,41 +721,61 @@ class Tensor:
             return Tensor._wrap(self.xp.minimum(a.data, b.data), False, None)
         return -(-a).maximum(-b)
 
+    def fmod(self, other): return ops.Fmod.apply(*_promoted(self, self._operand(other)))
+    def floor_divide(self, other): return ops.FloorDivide.apply(*_promoted(self, self._operand(other)))
+
+    def remainder(self, other):
+        """self - floor(self / other) other, with the divisor's sign (Python's %): fmod, plus the divisor where the
+        signs differ. These are PyTorch's steps, so its numbers, -0.0 included; the gradient is 1 for self and
+        -floor(self / other) for other, as PyTorch's."""
+        a, b = _promoted(self, self._operand(other))
+        rest = ops.Fmod.apply(a, b)
+        other_side = (rest.data != 0) & ((rest.data < 0) != (b.data < 0))
+        return ops.Where.apply(rest + b, rest, condition=other_side)
+
     def masked_fill(self, mask, value):
         """Where `mask` is True, `value`; elsewhere self. No gradient flows to the filled places."""
         mask = unwrap(mask)
         return ops.MaskedFill.apply(self, mask=mask, value=value)
 
     # ---- reductions ----
-    def sum(self, dim=None, keepdim=False, dtype=None):
-        return ops.Sum.apply(self if dtype is None else self.to(dtype=dtype), dim=dim, keepdim=keepdim)
+    # every reduction takes NumPy's spelling keepdims= for keepdim= too, as PyTorch's do
+    def sum(self, dim=None, keepdim=False, dtype=None, *, keepdims=None):
+        x = self if dtype is None else self.to(dtype=dtype)
+        return ops.Sum.apply(x, dim=dim, keepdim=_keepdim(keepdim, keepdims))
 
-    def mean(self, dim=None, keepdim=False): return ops.Mean.apply(self._float(), dim=dim, keepdim=keepdim)
-    def max(self, dim=None, keepdim=False):
+    def mean(self, dim=None, keepdim=False, *, keepdims=None):
+        return ops.Mean.apply(self._float(), dim=dim, keepdim=_keepdim(keepdim, keepdims))
+
+    def max(self, dim=None, keepdim=False, *, keepdims=None):
         """The largest value; along `dim`, (values, indices), as PyTorch's (so x.max(1)[0] is the values); given a
         tensor instead of a dim, the elementwise maximum (torch.max(a, b))."""
         if isinstance(dim, Tensor):
             return self.maximum(dim)
+        keepdim = _keepdim(keepdim, keepdims)
         values = ops.Max.apply(self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmax(dim=dim, keepdim=keepdim))
 
-    def min(self, dim=None, keepdim=False):
+    def min(self, dim=None, keepdim=False, *, keepdims=None):
         """The smallest value; along `dim`, (values, indices) (ties: as max); given a tensor, torch.min(a, b)."""
         if isinstance(dim, Tensor):
             return self.minimum(dim)
+        keepdim = _keepdim(keepdim, keepdims)
         if self.dtype.kind != "f":  # no gradient to route, and negating would wrap unsigned or the lowest integer
             values = Tensor._wrap(_as_array(self.data.min(axis=dim, keepdims=keepdim)), False, None)
         else:
             values = -ops.Max.apply(-self, dim=dim, keepdim=keepdim)
         return values if dim is None else MaxResult(values, self.argmin(dim=dim, keepdim=keepdim))
 
-    def amax(self, dim=(), keepdim=False):
+    def amax(self, dim=(), keepdim=False, *, keepdims=None):
         """The largest values over `dim` (an int or a tuple; () for all dims); tied maxima share the gradient
         evenly (where max(dim) gives it to the first), as PyTorch's."""
-        return ops.Max.apply(self, dim=ops._axes(None if dim == () else dim, self.ndim), keepdim=keepdim)
+        axes = ops._axes(None if dim == () else dim, self.ndim)
+        return ops.Max.apply(self, dim=axes, keepdim=_keepdim(keepdim, keepdims))
 
-    def amin(self, dim=(), keepdim=False):
+    def amin(self, dim=(), keepdim=False, *, keepdims=None):
         """The smallest values over `dim` (ties as amax's)."""
+        keepdim = _keepdim(keepdim, keepdims)
         if self.dtype.kind != "f":  # no gradient, and negating would wrap unsigned or the lowest integer
             axes = ops._axes(None if dim == () else dim, self.ndim)
             return Tensor._wrap(_as_array(self.data.min(axis=axes, keepdims=keepdim)), False, None)
@@ -758,26 +793,35 @@ class Tensor:
         zero = total.data == 0
         return (total.masked_fill(zero, 1) ** (1 / p)).masked_fill(zero, 0)
 
-    def var(self, dim=None, keepdim=False, correction=1):
-        """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction)."""
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
+        """Variance with Bessel's `correction` (PyTorch's default, 1): sum((x - mean)^2) / (N - correction).
+        PyTorch's older spelling, unbiased=True or False, is correction 1 or 0 (one of the two, not both), and
+        x.var(False) is x.var(unbiased=False), as PyTorch reads it."""
+        if isinstance(dim, bool):
+            dim, unbiased = None, dim
+        if unbiased is not None and correction is not None:
+            raise TypeError("var/std: unbiased= and correction= given at once: give one (unbiased=False is "
+                            "correction=0)")
+        correction = (1 if unbiased is None else int(unbiased)) if correction is None else correction
         n = self.numel() if dim is None else math.prod(self.shape[d] for d in _dims_tuple(dim))
         centered = self - self.mean(dim=dim, keepdim=True)
         scale = 1 / (n - correction) if n > correction else math.nan  # no degrees of freedom left: nan, as PyTorch
-        return (centered * centered).sum(dim=dim, keepdim=keepdim) * scale
+        return (centered * centered).sum(dim=dim, keepdim=_keepdim(keepdim, keepdims)) * scale
 
     # compositions: their gradients come from their parts
-    def std(self, dim=None, keepdim=False, correction=1): return self.var(dim, keepdim, correction).sqrt()
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):
+        return self.var(dim, unbiased, keepdim, correction=correction, keepdims=keepdims).sqrt()
     def square(self): return self * self
     def add(self, other): return self + other
     def sub(self, other): return self - other
     def mul(self, other): return self * other
     def div(self, other): return self / other
 
-    def logsumexp(self, dim, keepdim=False):
+    def logsumexp(self, dim, keepdim=False, *, keepdims=None):
         """log Σ exp(x) over `dim`, shifted by the max (a constant: the sum's gradient is softmax(x))."""
         shift = self.max(dim=dim, keepdim=True).values.detach()
         out = (self - shift).exp().sum(dim=dim, keepdim=True).log() + shift
-        return out if keepdim else out.squeeze(dim)
+        return out if _keepdim(keepdim, keepdims) else out.squeeze(dim)
 
     def clamp(self, min=None, max=None):
         """min <= x <= max; the gradient passes where x is inside, the bounds included (as PyTorch)."""
@@ -845,13 +889,13 @@ class Tensor:
     def logical_not(self): return Tensor._wrap(self.xp.logical_not(self.data), False, None)
     def __invert__(self): return Tensor._wrap(~self.data, False, None)
 
-    def argmax(self, dim=None, keepdim=False):
+    def argmax(self, dim=None, keepdim=False, *, keepdims=None):
         """Index of the largest value, the first of ties (no gradient)."""
-        return self._index_of("argmax", dim, keepdim)
+        return self._index_of("argmax", dim, _keepdim(keepdim, keepdims))
 
-    def argmin(self, dim=None, keepdim=False):
+    def argmin(self, dim=None, keepdim=False, *, keepdims=None):
         """Index of the smallest value, the first of ties (no gradient)."""
-        return self._index_of("argmin", dim, keepdim)
+        return self._index_of("argmin", dim, _keepdim(keepdim, keepdims))
 
     def _index_of(self, reduction, dim, keepdim):
         if dim is None:
@@ -888,17 +932,59 @@ class Tensor:
     def gather(self, dim, index):
         """out[i][j][k] = self[index[i][j][k]][j][k] for dim 0 (and so on), as torch.gather: index has self's
         number of dims, and its other sizes at most self's. The gradient is scattered back (added where repeated)."""
+        return self[self._along("gather", dim, index)]
+
+    def scatter(self, dim, index, src=None, *, value=None):
+        """self, with out[index[i][j][k]][j][k] = src[i][j][k] for dim 0 (and so on), as torch.scatter; src may be a
+        number (or value=). Where index repeats a place, one of its entries is written (which one, PyTorch does not
+        promise either). self's gradient is 0 where written over; each src entry's is read back from the place it
+        was written to, even where another entry overwrote it, as PyTorch's."""
+        src = value if src is None else src
+        at, part = self._scatter_index("scatter", dim, index, src if isinstance(src, Tensor) else None)
+        written = self.xp.zeros(self.shape, dtype=bool)
+        written[at] = True
+        if part is None:
+            return self.masked_fill(written, src)
+        scattered = ops.Scatter.apply(part, index=at, shape=self.shape, accumulate=False)
+        return ops.Where.apply(scattered, self, condition=written)
+
+    def scatter_add(self, dim, index, src):
+        """self, with src[i][j][k] added into out[index[i][j][k]][j][k] for dim 0 (and so on), as torch.scatter_add;
+        places that index repeats add up. self's gradient passes as it is; each src entry's is read back from the
+        place it was added to."""
+        at, part = self._scatter_index("scatter_add", dim, index, src)
+        return self + ops.Scatter.apply(part, index=at, shape=self.shape, accumulate=True)
+
+    def _along(self, name, dim, index):
+        """The advanced index that reaches self[index[i][j][k]][j][k] (for dim 0; and so on) from each place of index,
+        which has self's number of dims and its other sizes at most self's (gather's, scatter's)."""
         index = index.data if isinstance(index, Tensor) else self.xp.asarray(index)
         if index.ndim != self.ndim or index.dtype.kind not in "iu":
-            raise ValueError(f"gather: index must be integers with {self.ndim} dims like the input, got "
+            raise ValueError(f"{name}: index must be integers with {self.ndim} dims like the input, got "
                              f"{index.dtype} of shape {tuple(index.shape)}")
         (dim,) = ops._axes(dim, self.ndim)
         if any(i > n for d, (i, n) in enumerate(zip(index.shape, self.shape)) if d != dim):
-            raise ValueError(f"gather: index of shape {tuple(index.shape)} is larger than the input {self.shape} "
+            raise ValueError(f"{name}: index of shape {tuple(index.shape)} is larger than the input {self.shape} "
                              f"outside dim {dim}")
         def coordinates(d):  # each position's own coordinate along dim d, broadcast over the others
             return self.xp.arange(index.shape[d]).reshape(tuple(-1 if e == d else 1 for e in range(self.ndim)))
-        return self[tuple(index if d == dim else coordinates(d) for d in range(self.ndim))]
+        return tuple(index if d == dim else coordinates(d) for d in range(self.ndim))
+
+    def _scatter_index(self, name, dim, index, src):
+        """(gather's index, for a scatter into self, checked as PyTorch checks it; the part of src it covers)."""
+        from .functional import check_ids
+        at = self._along(name, dim, index)
+        index = at[ops._axes(dim, self.ndim)[0]]
+        check_ids(f"{name}: index", index, self.shape[dim])
+        if src is None:
+            return at, None
+        if not isinstance(src, Tensor):
+            raise TypeError(f"{name}: src must be a tensor, not {type(src).__name__}")
+        if src.ndim != self.ndim or any(i > n for i, n in zip(index.shape, src.shape)):
+            raise ValueError(f"{name}: index of shape {tuple(index.shape)} is larger than src {src.shape}")
+        if src.dtype != self.dtype:
+            raise TypeError(f"{name}: src is {src.dtype} and self {self.dtype}; PyTorch refuses two dtypes too")
+        return at, src if src.shape == index.shape else src[tuple(slice(0, n) for n in index.shape)]
 
     def allclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         """Whether |self - other| <= atol + rtol |other| everywhere (broadcast), as a Python bool."""
@@ -908,11 +994,11 @@ class Tensor:
         """Whether other has self's shape and values (NaN equals nothing), as a Python bool."""
         return self.shape == other.shape and bool((self.data == other.data).all())
 
-    def any(self, dim=None, keepdim=False):
-        return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=keepdim)), False, None)
+    def any(self, dim=None, keepdim=False, *, keepdims=None):
+        return Tensor._wrap(_as_array(self.data.any(axis=dim, keepdims=_keepdim(keepdim, keepdims))), False, None)
 
-    def all(self, dim=None, keepdim=False):
-        return Tensor._wrap(_as_array(self.data.all(axis=dim, keepdims=keepdim)), False, None)
+    def all(self, dim=None, keepdim=False, *, keepdims=None):
+        return Tensor._wrap(_as_array(self.data.all(axis=dim, keepdims=_keepdim(keepdim, keepdims))), False, None)
 
     def softmax(self, dim=-1):
         from . import functional as F
@@ -1016,9 +1102,9 @@ class Tensor:
 
 # the NumPy ufuncs behind Python's operators, for NumPy values on the left of a Tensor
 _NUMPY_OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv,
-                    "power": operator.pow, "matmul": operator.matmul, "equal": operator.eq, "not_equal": operator.ne,
-                    "less": operator.lt, "less_equal": operator.le, "greater": operator.gt,
-                    "greater_equal": operator.ge}
+                    "floor_divide": operator.floordiv, "remainder": operator.mod, "power": operator.pow,
+                    "matmul": operator.matmul, "equal": operator.eq, "not_equal": operator.ne, "less": operator.lt,
+                    "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge}
 
 
 def _promoted(a, b):
@@ -1061,6 +1147,15 @@ def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
     return tuple(shape)
+
+
+def _keepdim(keepdim, keepdims):
+    """keepdim, or keepdims, NumPy's spelling of it, which PyTorch's reductions take too (one or the other)."""
+    if keepdims is None:
+        return keepdim
+    if keepdim:
+        raise TypeError("keepdim and keepdims given at once: keepdims is NumPy's spelling of keepdim; give one")
+    return keepdims
 
 
 def _dims_tuple(dim):
