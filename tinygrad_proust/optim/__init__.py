@@ -15,9 +15,9 @@ whenever a group cannot be one vector (mixed dtypes; parameters whose step count
 import math
 from types import SimpleNamespace
 
-from . import kernels
-from .device import array_module, launch_bound
-from .tensor import Tensor
+from .. import kernels
+from ..device import array_module, launch_bound
+from ..tensor import Tensor
 
 
 class Optimizer:
