@@ -660,6 +660,17 @@ def test_a_pytorch_state_dict_with_buffers_loads_and_strict_loading_names_them(t
         ours.load_state_dict({**theirs.state_dict(), "norm.running_mean": torch.zeros(3)})
 
 
+def test_buffers_move_with_the_module_and_load_onto_its_device(device, torch):
+    ours, theirs = define_buffered(tp, tp.nn)().to(device), define_buffered(torch, torch.nn)()
+    assert {b.device for b in ours.buffers()} == {device}                    # the None one is passed over
+    with torch.no_grad():
+        theirs.norm.running_mean.copy_(torch.tensor([0.5, 2.0]))
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.norm.running_mean.device == device and ours.norm.running_mean.tolist() == [0.5, 2.0]
+    ours.to("cpu")
+    assert {b.device for b in ours.buffers()} == {"cpu"} and ours.norm.table.tolist() == [[1.0, 1.0]] * 4
+
+
 def test_register_buffer_refuses_what_pytorch_refuses(torch):
     for nn, tensor in ((tp.nn, tp.ones(1)), (torch.nn, torch.ones(1))):
         module = nn.Linear(2, 2)
