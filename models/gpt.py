@@ -126,7 +126,8 @@ class SinusoidalPositions(nn.Module):
 
     def __init__(self, block_size, n_embd):
         super().__init__()
-        self.register_buffer("table", tp.tensor(nn.sinusoidal_positions(block_size, n_embd).astype(np.float32)))
+        table = nn.sinusoidal_positions(block_size, n_embd).astype(np.float32)
+        self.register_buffer("table", tp.tensor(table), persistent=False)  # from the config: not in state_dict
 
     def forward(self, positions):
         return self.table[positions.data]                            # (T, C)
@@ -141,8 +142,9 @@ class RotaryEmbedding(nn.Module):
         inv_freq = base ** (-np.arange(0, head_size, 2, dtype=np.float64) / head_size)
         angles = np.arange(max_positions, dtype=np.float64)[:, None] * inv_freq  # (T, hs/2)
         angles = np.concatenate([angles, angles], axis=1)                          # (T, hs)
-        self.register_buffer("cos", tp.tensor(np.cos(angles).astype(np.float32)))
-        self.register_buffer("sin", tp.tensor(np.sin(angles).astype(np.float32)))
+        # computed from the config, so left out of state_dict and the checkpoints (persistent=False)
+        self.register_buffer("cos", tp.tensor(np.cos(angles).astype(np.float32)), persistent=False)
+        self.register_buffer("sin", tp.tensor(np.sin(angles).astype(np.float32)), persistent=False)
 
     def forward(self, x, start=0):
         """x: (B, nh, T, hs), positions start .. start+T-1."""

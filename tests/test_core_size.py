@@ -86,8 +86,14 @@ ENGINE_BUDGET = 1702
 # calculate_gain, with PyTorch's fans and generator= (38). 3,037 -> 3,041: load_checkpoint given a folder (a run's,
 # most often) says so and names the checkpoints in it, where it said "no such file" (4). 3,041 -> 3,154: the
 # engine's 111 (var/std's unbiased= 13, bare grad-mode decorators 2, // and % 25, cumprod 16, scatter 42,
-# keepdims= 13); their names at the package's top (2)
-FRAMEWORK_BUDGET = 3154
+# keepdims= 13); their names at the package's top (2). 3,154 -> 3,181: buffers as PyTorch's: persistent ones in
+# state_dict and load_state_dict, register_buffer's persistent= and checks, a tensor assigned to a buffer staying
+# one, named_buffers/buffers (through one walk shared with named_parameters), to(dtype) casting floating buffers (27).
+# 3,181 -> 3,365: torch.optim.lr_scheduler's schedulers (optim/lr_scheduler.py: LRScheduler with step, get_last_lr,
+# state_dict and PyTorch's step(epoch); LambdaLR, StepLR, MultiStepLR, ExponentialLR, LinearLR, CosineAnnealingLR,
+# each with PyTorch's step form and the closed form; SequentialLR; PyTorch's argument checks: 183), and their name
+# in optim (1)
+FRAMEWORK_BUDGET = 3365
 
 
 def code_lines(path):
@@ -107,7 +113,7 @@ def test_engine_fits_its_line_budget():
 
 
 def test_framework_fits_its_line_budget():
-    sizes = {path.name: code_lines(path) for path in sorted(PACKAGE.glob("*.py"))}
+    sizes = {str(path.relative_to(PACKAGE)): code_lines(path) for path in sorted(PACKAGE.rglob("*.py"))}
     assert sum(sizes.values()) <= FRAMEWORK_BUDGET, f"framework is {sum(sizes.values())} code lines: {sizes}"
 
 

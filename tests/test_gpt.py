@@ -124,6 +124,18 @@ def test_load_state_dict_errors_name_each_problem():
         model.load_state_dict({**state, "first.weight": np.zeros((3, 4))}, strict=False)
 
 
+@pytest.mark.parametrize("positions, buffers", [("sinusoidal", ["wpe.table"]),
+                                                ("rope", [f"blocks.{i}.attn.rotary.{k}" for i in (0, 1)
+                                                          for k in ("cos", "sin")])])
+def test_position_tables_are_buffers_left_out_of_state_dict(positions, buffers):
+    """Computed from the config, as PyTorch code registers such tables with persistent=False: they move with the
+    model, but checkpoints and exports hold the parameters only, as they always have."""
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, positions=positions))
+    assert [name for name, _ in model.named_buffers()] == buffers
+    assert list(model.state_dict()) == [name for name, _ in model.named_parameters(remove_duplicate=False)]
+    model.load_state_dict(model.state_dict())
+
+
 def test_module_must_call_super_init():
     class Broken(nn.Module):
         def __init__(self):

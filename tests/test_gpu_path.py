@@ -426,7 +426,7 @@ def cupy_names_used():
     `array_module(x).add.at`, `cupy_module().cuda.runtime.getDeviceCount`, ..."""
     roots = {"array_module", "module_for", "cupy_module"}
     used = set()
-    files = [*(ROOT / "tinygrad_proust").glob("*.py"), *(ROOT / "models").glob("*.py"),
+    files = [*(ROOT / "tinygrad_proust").rglob("*.py"), *(ROOT / "models").glob("*.py"),
              *(ROOT / "benchmarks").glob("*.py")]
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -25,8 +25,15 @@ def test_no_file_or_folder_shadows_a_standard_library_module():
     assert not sorted(names & set(sys.stdlib_module_names)), "rename these: they hide the standard library's"
 
 
-@pytest.mark.parametrize("module", ["tinygrad_proust." + p.stem for p in sorted((ROOT / "tinygrad_proust").glob("*.py"))
-                                    if p.stem != "__init__"]
+def framework_modules():
+    """The framework's modules by import name: tinygrad_proust.tensor, ..., and a package by its folder's name."""
+    for path in sorted((ROOT / "tinygrad_proust").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts != ("tinygrad_proust", "__init__"):
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@pytest.mark.parametrize("module", list(framework_modules())
                          + ["models." + p.stem for p in sorted((ROOT / "models").glob("*.py")) if p.stem != "__init__"]
                          + ["benchmarks." + p.stem for p in sorted((ROOT / "benchmarks").glob("*.py"))
                             if p.stem != "__init__"]
@@ -46,7 +53,7 @@ def test_every_script_runs_as_a_file_from_any_folder(script, tmp_path):
 
 
 def test_the_framework_never_imports_the_application():
-    for path in sorted((ROOT / "tinygrad_proust").glob("*.py")):
+    for path in sorted((ROOT / "tinygrad_proust").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -61,8 +68,10 @@ def test_pip_installs_only_the_framework(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=120)
     wheel, = (tmp_path / "dist").glob("*.whl")
-    top_level = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
-    assert {name for name in top_level if not name.endswith(".dist-info")} == {"tinygrad_proust"}
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names if ".dist-info/" not in name} == {"tinygrad_proust"}
+    framework = {str(p.relative_to(ROOT)) for p in (ROOT / "tinygrad_proust").rglob("*.py")}
+    assert framework <= set(names), f"the wheel lacks {sorted(framework - set(names))}"  # subpackages too
 
 
 def application_imports(path):

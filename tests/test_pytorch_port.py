@@ -9,7 +9,8 @@ Then two smaller programs, written the same way: a makemore-style character MLP 
 nn.Sequential whose init is adjusted in place under no_grad, trained with AdamW, zero_grad(set_to_none=True) and
 nn.utils.clip_grad_norm_; and the in-place rules those programs rely on. Last, the names more ported code reaches:
 grad modes, loss and layer modules, linspace, randperm, allclose and equal, an embedding's padding row, a layer
-norm without affine parameters, and nn.init's distributions."""
+norm without affine parameters, nn.init's distributions, and buffers in state_dict (persistent, non-persistent,
+None) with PyTorch's keys, loading and refusals."""
 import math
 
 import numpy as np
@@ -141,8 +142,7 @@ def both_models(torch, flash):
     with torch.no_grad():  # weights far from the init's near-uniform logits, so the greedy path is not trivial
         for p in theirs.parameters():
             p.copy_(torch.randn_like(p) * 0.5)
-    weights = {name: value.detach().numpy() for name, value in theirs.state_dict().items()}
-    ours.load_state_dict({name: weights[name] for name in ours.state_dict()})
+    ours.load_state_dict(theirs.state_dict())  # the weights and each block's causal-mask buffer attn.bias
     return ours, theirs
 
 
@@ -623,3 +623,107 @@ def test_nn_init_fills_in_place_with_pytorchs_distributions(device, torch):
                         (lambda: init.calculate_gain("swish"), "calculate_gain: unsupported nonlinearity")]:
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def define_buffered(torch, nn):
+    """A module with each kind of buffer PyTorch code registers: a persistent one (a running statistic, saved),
+    a non-persistent one (a table computed from the config, not saved), a None one (skipped), and an integer one."""
+
+    class Normalizer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+            self.register_buffer("running_mean", torch.zeros(2))
+            self.register_buffer("table", torch.ones(4, 2), persistent=False)
+            self.register_buffer("cache", None)
+
+        def forward(self, x):
+            return self.linear(x) - self.running_mean
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = Normalizer()
+            self.register_buffer("steps", torch.tensor(0))
+            self.head = nn.Linear(2, 1)
+
+        def forward(self, x):
+            return self.head(self.norm(x))
+
+    return Net
+
+
+def test_buffers_are_in_state_dict_as_in_pytorch(torch):
+    ours, theirs = define_buffered(tp, tp.nn)(), define_buffered(torch, torch.nn)()
+    keys = ["steps", "norm.running_mean", "norm.linear.weight", "norm.linear.bias", "head.weight", "head.bias"]
+    assert list(theirs.state_dict()) == keys                        # each module's own, then its children's
+    assert list(ours.state_dict()) == keys
+    buffers = ["steps", "norm.running_mean", "norm.table"]          # named_buffers: non-persistent too, not None
+    assert [n for n, _ in theirs.named_buffers()] == [n for n, _ in ours.named_buffers()] == buffers
+    assert [b.shape for b in ours.buffers()] == [(), (2,), (4, 2)]
+    buffer_ids = {id(b) for b in ours.buffers()}                    # never trained
+    assert not buffer_ids & {id(p) for p in ours.parameters()}
+    assert not buffer_ids & {id(p) for g in tp.optim.AdamW(ours.parameters()).param_groups for p in g["params"]}
+
+    ours.norm.cache, theirs.norm.cache = tp.ones(2), torch.ones(2)  # assigned: still a buffer, persistent as it was
+    ours.norm.table, theirs.norm.table = tp.zeros(1), torch.zeros(1)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == keys[:2] + ["norm.cache"] + keys[2:]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()] == buffers + ["norm.cache"]
+    ours.norm.cache = theirs.norm.cache = None
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == keys
+
+    ours.double(), theirs.double()                                  # floating buffers cast, integer ones kept
+    assert [str(b.dtype) for b in ours.buffers()] == ["int64", "float64", "float64"]
+    assert [str(b.dtype) for b in theirs.buffers()] == ["torch.int64", "torch.float64", "torch.float64"]
+
+
+def test_a_pytorch_state_dict_with_buffers_loads_and_strict_loading_names_them(torch):
+    ours, theirs = define_buffered(tp, tp.nn)(), define_buffered(torch, torch.nn)()
+    with torch.no_grad():
+        theirs.norm.running_mean.copy_(torch.tensor([0.25, -1.5]))
+        theirs.steps.fill_(7)
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.norm.running_mean.numpy().tolist() == [0.25, -1.5] and ours.norm.running_mean.dtype == np.float32
+    assert ours.steps.item() == 7 and ours.steps.dtype == np.int64
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(ours(tp.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-6)
+
+    state = {k: v for k, v in theirs.state_dict().items() if k != "norm.running_mean"}
+    with pytest.raises(RuntimeError, match='Missing key.*"norm.running_mean"'):
+        theirs.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"missing: norm\.running_mean$"):
+        ours.load_state_dict(state)
+    ours.load_state_dict(state, strict=False)                        # not strict: the buffer keeps its values
+    assert ours.norm.running_mean.numpy().tolist() == [0.25, -1.5]
+    state = {**theirs.state_dict(), "norm.table": torch.zeros(4, 2)}  # a non-persistent buffer is not a key
+    with pytest.raises(RuntimeError, match='Unexpected key.*"norm.table"'):
+        theirs.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"unexpected: norm\.table$"):
+        ours.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"shape mismatch: norm\.running_mean: checkpoint \(3,\) vs model \(2,\)"):
+        ours.load_state_dict({**theirs.state_dict(), "norm.running_mean": torch.zeros(3)})
+
+
+def test_buffers_move_with_the_module_and_load_onto_its_device(device, torch):
+    ours, theirs = define_buffered(tp, tp.nn)().to(device), define_buffered(torch, torch.nn)()
+    assert {b.device for b in ours.buffers()} == {device}                    # the None one is passed over
+    with torch.no_grad():
+        theirs.norm.running_mean.copy_(torch.tensor([0.5, 2.0]))
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.norm.running_mean.device == device and ours.norm.running_mean.tolist() == [0.5, 2.0]
+    ours.to("cpu")
+    assert {b.device for b in ours.buffers()} == {"cpu"} and ours.norm.table.tolist() == [[1.0, 1.0]] * 4
+
+
+def test_register_buffer_refuses_what_pytorch_refuses(torch):
+    for nn, tensor in ((tp.nn, tp.ones(1)), (torch.nn, torch.ones(1))):
+        module = nn.Linear(2, 2)
+        for call, error, match in [(lambda: module.register_buffer("a.b", tensor), KeyError, r'contain "\."'),
+                                   (lambda: module.register_buffer("", tensor), KeyError, "be empty"),
+                                   (lambda: module.register_buffer("weight", tensor), KeyError, "already exists"),
+                                   (lambda: module.register_buffer("x", [1.0]), TypeError, "cannot assign 'list'")]:
+            with pytest.raises(error, match=match):
+                call()
+        module.register_buffer("x", None)
+        with pytest.raises(TypeError, match="cannot assign 'float'.* buffer 'x'"):
+            module.x = 3.0

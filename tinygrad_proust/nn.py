@@ -2,7 +2,9 @@
 
 A Module registers every Parameter and sub-Module assigned to it as an attribute, in the order they are
 assigned, so `named_parameters()` yields dotted names ("blocks.0.attn.c_attn.weight") in definition
-order. A Parameter shared by two modules (a tied weight) is one object and is listed once.
+order. A Parameter shared by two modules (a tied weight) is one object and is listed once. Buffers
+(register_buffer) are tensors a module keeps but does not train, as PyTorch's: a persistent one (the default)
+is saved in state_dict beside the parameters, a non-persistent one is not.
 """
 import contextlib
 import math
@@ -74,6 +76,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "_forward_hooks", {})
 
@@ -86,6 +89,8 @@ class Module:
                             "PyTorch; change its values in place under no_grad, or through .data)")
         if name in self.__dict__ and self.__dict__[name] is value:
             return  # `self.weight *= 0.1` under no_grad assigns the parameter to its own name: it keeps its place
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):  # stays a buffer, as it was
+            return self.register_buffer(name, value, persistent=name not in self._non_persistent_buffers_set)
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -94,11 +99,21 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
-    def register_buffer(self, name, tensor):
-        """A tensor the module needs (a fixed table, a mask) that is not trained and not saved in state_dict,
-        but moves with .to(device)."""
+    def register_buffer(self, name, tensor, persistent=True):
+        """A tensor the module keeps but does not train (a running statistic, a mask, a fixed table): it moves
+        with .to(), and it is in state_dict unless persistent=False (a table computed from the config) or None."""
+        if not name or "." in name:
+            raise KeyError("buffer name can't contain \".\"" if name else "buffer name can't be empty")
+        if hasattr(self, name) and name not in self._buffers:
+            raise KeyError(f"attribute '{name}' already exists")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (a Tensor or None)")
         object.__setattr__(self, name, tensor)
         self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
@@ -148,16 +163,26 @@ class Module:
 
     def named_parameters(self, prefix="", remove_duplicate=True):
         """(dotted name, Parameter) in definition order; a shared Parameter is listed once, under its first name."""
-        seen = set()
-        for module_name, module in self.named_modules(prefix):
-            for name, param in module._parameters.items():
-                if remove_duplicate and id(param) in seen:
-                    continue
-                seen.add(id(param))
-                yield (f"{module_name}.{name}" if module_name else name), param
+        return self._named_members("_parameters", prefix, remove_duplicate)
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix="", remove_duplicate=True):
+        """(dotted name, buffer) for every buffer, persistent or not (one set to None is skipped), as PyTorch's."""
+        return self._named_members("_buffers", prefix, remove_duplicate)
+
+    def buffers(self):
+        return [b for _, b in self.named_buffers()]
+
+    def _named_members(self, registry, prefix, remove_duplicate):
+        seen = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, tensor in getattr(module, registry).items():
+                if tensor is None or (remove_duplicate and id(tensor) in seen):
+                    continue
+                seen.add(id(tensor))
+                yield (f"{module_name}.{name}" if module_name else name), tensor
 
     def num_parameters(self):
         """Number of trainable numbers (a tied weight counted once)."""
@@ -165,14 +190,22 @@ class Module:
 
     # ---- state ----
     def state_dict(self):
-        """{dotted name: Tensor} for every parameter; a tied weight appears under each of its names, as in PyTorch."""
-        return OrderedDict((name, p.detach()) for name, p in self.named_parameters(remove_duplicate=False))
+        """{dotted name: Tensor} for every parameter and persistent buffer, as in PyTorch: module by module, each
+        one's parameters then its buffers; a tied weight appears under each of its names."""
+        return OrderedDict((name, t.detach()) for name, t in self._state_tensors())
+
+    def _state_tensors(self):
+        for module_name, module in self.named_modules():
+            prefix = f"{module_name}." if module_name else ""
+            yield from ((prefix + name, p) for name, p in module._parameters.items())
+            yield from ((prefix + name, b) for name, b in module._buffers.items()
+                        if b is not None and name not in module._non_persistent_buffers_set)
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values (Tensors, NumPy or CuPy arrays, or anything np.asarray reads, e.g. CPU torch tensors) into the
-        parameters, keeping each parameter's device and dtype. strict: every name must match both ways and
-        every shape must agree, else a ValueError lists what is wrong."""
-        own = OrderedDict(self.named_parameters(remove_duplicate=False))
+        parameters and persistent buffers, keeping each one's device and dtype. strict: every name must match both
+        ways and every shape must agree, else a ValueError lists what is wrong."""
+        own = OrderedDict(self._state_tensors())
         missing = [n for n in own if n not in state_dict]
         unexpected = [n for n in state_dict if n not in own]
         mismatched = [f"{n}: checkpoint {tuple(_shape(state_dict[n]))} vs model {own[n].shape}"
@@ -186,13 +219,13 @@ class Module:
             problems.append(f"shape mismatch: {'; '.join(mismatched)}")
         if problems:
             raise ValueError(f"load_state_dict for {type(self).__name__}: " + " | ".join(problems))
-        for name, param in own.items():
+        for name, tensor in own.items():
             if name in state_dict:
                 value = state_dict[name]
                 value = as_array(unwrap(value))  # either device's arrays
                 # C order whatever the source's (a transposed Hugging Face weight is Fortran-ordered): a GEMM on
                 # another layout rounds differently and runs slower
-                param.data = to_device(value, param.device).astype(param.dtype, order="C", copy=True)
+                tensor.data = to_device(value, tensor.device).astype(tensor.dtype, order="C", copy=True)
         return self
 
     # ---- modes and devices ----
@@ -205,8 +238,9 @@ class Module:
         return self.train(False)
 
     def to(self, device=None, dtype=None):
-        """Move every parameter and buffer to `device` and/or cast the parameters to `dtype`, in place
-        (the Parameter objects, and so any tying, are kept). grads are dropped when the dtype changes."""
+        """Move every parameter and buffer to `device` and/or cast the parameters and floating-point buffers to
+        `dtype` (as PyTorch's: an integer buffer keeps its dtype), in place (the Parameter objects, and so any
+        tying, are kept). grads are dropped when the dtype changes."""
         device = None if device is None else canonical_device(device)
         dtype = to_dtype(dtype)
         for module in self.modules():
@@ -218,7 +252,9 @@ class Module:
                     if param.grad is not None:
                         param.grad.data = to_device(param.grad.data, device)
             for buffer in module._buffers.values():
-                if device is not None:
+                if buffer is not None and dtype is not None and buffer.dtype.kind == "f":
+                    buffer.data = buffer.data.astype(dtype)
+                if buffer is not None and device is not None:
                     buffer.data = to_device(buffer.data, device)
         return self
 

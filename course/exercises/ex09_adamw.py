@@ -13,7 +13,7 @@ Decoupled (Loshchilov & Hutter): Adam with L2 regularisation adds wd · w to the
 by sqrt(v̂), so weights with large gradients are decayed less; AdamW applies the decay to the weight, the same for
 every weight. eps guards the division and goes outside the square root.
 
-The framework's optimizers (tinygrad_proust/optim.py) keep the bookkeeping: `Optimizer.step()` calls
+The framework's optimizers (tinygrad_proust/optim/__init__.py) keep the bookkeeping: `Optimizer.step()` calls
 `update(p, grad, state, group)` once per parameter that has a gradient, where p.data is the weight's array (change
 it in place), grad the gradient's array, state a dict kept for this parameter between steps (empty at the first
 step: keep m, v and t there, as "exp_avg", "exp_avg_sq" and "step", PyTorch's names) and group the

@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW), gradient clipping and the learning-rate schedule, as in torch.optim.
+"""Optimizers (SGD, Adam, AdamW), gradient clipping and the learning-rate schedule, as in torch.optim; PyTorch's
+schedulers (StepLR, CosineAnnealingLR, ...) are in optim.lr_scheduler, as torch.optim.lr_scheduler's.
 
 Each optimizer keeps `param_groups` (lists of parameters with their hyperparameters, as PyTorch does, so a
 schedule sets group["lr"]) and per-parameter state in a list aligned with the parameters. `update` writes into
@@ -15,9 +16,10 @@ whenever a group cannot be one vector (mixed dtypes; parameters whose step count
 import math
 from types import SimpleNamespace
 
-from . import kernels
-from .device import array_module, launch_bound
-from .tensor import Tensor
+from .. import kernels
+from ..device import array_module, launch_bound
+from ..tensor import Tensor
+from . import lr_scheduler as lr_scheduler  # tp.optim.lr_scheduler.StepLR with no import of its own, as torch.optim
 
 
 class Optimizer:
