@@ -704,6 +704,22 @@ def test_a_pytorch_state_dict_with_buffers_loads_and_strict_loading_names_them(t
         ours.load_state_dict({**theirs.state_dict(), "norm.running_mean": torch.zeros(3)})
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
+def test_buffers_come_back_from_a_checkpoint_with_their_shapes(tmp_path, suffix, torch):
+    """A 0-d buffer (a step count) stays 0-d through either format."""
+    if suffix == ".safetensors":
+        pytest.importorskip("safetensors")
+    from tinygrad_proust.checkpoint import load_checkpoint, save_checkpoint
+    saved = define_buffered(tp, tp.nn)()
+    saved.steps.fill_(7)
+    saved.norm.running_mean.copy_(tp.tensor([0.25, -1.5]))
+    save_checkpoint(tmp_path / f"m{suffix}", saved, None)
+    loaded = define_buffered(tp, tp.nn)()
+    loaded.load_state_dict(load_checkpoint(tmp_path / f"m{suffix}")[1])
+    assert loaded.steps.shape == () and loaded.steps.item() == 7
+    assert loaded.norm.running_mean.numpy().tolist() == [0.25, -1.5]
+
+
 def test_buffers_move_with_the_module_and_load_onto_its_device(device, torch):
     ours, theirs = define_buffered(tp, tp.nn)().to(device), define_buffered(torch, torch.nn)()
     assert {b.device for b in ours.buffers()} == {device}                    # the None one is passed over

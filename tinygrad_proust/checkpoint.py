@@ -99,7 +99,8 @@ def _safetensors_bytes(arrays, meta_text):
         from safetensors.numpy import save
     except ImportError:
         raise ImportError("a .safetensors checkpoint needs the safetensors package: pip install safetensors") from None
-    return save({name: np.ascontiguousarray(a) for name, a in arrays.items()}, metadata={"__meta__": meta_text})
+    # np.require keeps a 0-d array 0-d (ascontiguousarray would make it 1-d)
+    return save({name: np.require(a, requirements="C") for name, a in arrays.items()}, metadata={"__meta__": meta_text})
 
 
 def _read_safetensors(path):
