@@ -3,6 +3,7 @@ parameter groups as PyTorch's (lr 0.1 and 0.03) for 30 steps, and every get_last
 two schedulers on one optimizer chain as PyTorch's do; a state_dict round trip in the middle continues the same
 sequence; bad arguments get PyTorch's errors."""
 import copy
+import json
 import subprocess
 import sys
 import warnings
@@ -90,13 +91,13 @@ def test_two_schedulers_on_one_optimizer_chain_as_pytorchs(torch):
 @pytest.mark.parametrize("case", ["LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
                                   "LinearLR", "SequentialLR-warmup-cosine", "SequentialLR-three"])
 def test_a_state_dict_round_trip_continues_the_same_sequence(torch, case):
-    """Saved at step 12 (the optimizer's state too: it holds each group's lr), loaded into a new optimizer and a new
-    scheduler made the same way (the scheduler first, as PyTorch asks, then the two states), the run goes on with
-    PyTorch's uninterrupted one."""
+    """Saved at step 12 (the optimizer's state too: it holds each group's lr; the scheduler's as JSON, as a checkpoint's
+    metadata holds it), loaded into a new optimizer and a new scheduler made the same way (the scheduler first, as
+    PyTorch asks, then the two states), the run goes on with PyTorch's uninterrupted one."""
     ours_opt, their_opt, ours, theirs = both(torch, case, "AdamW")
     for _ in range(12):
         step((ours_opt, ours), (their_opt, theirs))
-    saved = copy.deepcopy({"optimizer": ours_opt.state_dict(), "scheduler": ours.state_dict()})
+    saved = {"optimizer": copy.deepcopy(ours_opt.state_dict()), "scheduler": json.loads(json.dumps(ours.state_dict()))}
     assert saved["scheduler"]["last_epoch"] == 12 and "optimizer" not in saved["scheduler"]
     ours_opt, _ = optimizers(torch, "AdamW")
     ours = CASES[case](tp.optim.lr_scheduler, ours_opt)

@@ -714,7 +714,8 @@ def test_scatter_gradients_where_pytorch_and_finite_differences_part(device, tor
 
 def test_scatter_refuses_what_pytorch_refuses(torch):
     """Out of range and negative places, an index larger than src or of another rank, a float index, src of another
-    dtype than self, and a number to scatter_add: each refused, by PyTorch too, and here in one line naming it."""
+    dtype than self, a number to scatter_add, neither or both of src and value, and (for gather too) a negative
+    index: each refused, by PyTorch too, and here in one line naming it."""
     for call, error, match in [
             (lambda lib, x, s: x.scatter(0, lib.tensor([[-1]]), s), IndexError, "scatter: index -1 is out of range"),
             (lambda lib, x, s: x.scatter_add(1, lib.tensor([[4]]), s), IndexError, "scatter_add: index 4 is out of"),
@@ -723,10 +724,14 @@ def test_scatter_refuses_what_pytorch_refuses(torch):
             (lambda lib, x, s: x.scatter(0, lib.tensor([[0.0]]), s), ValueError, "scatter: index must be integers"),
             (lambda lib, x, s: x.scatter(0, lib.tensor([0]), s), ValueError, "scatter: index must be integers with 2"),
             (lambda lib, x, s: x.scatter(0, lib.tensor([[0]]), s.double()), TypeError, "scatter: src is float64"),
-            (lambda lib, x, s: x.scatter_add(0, lib.tensor([[0]]), 2.0), TypeError, "scatter_add: src must be a")]:
+            (lambda lib, x, s: x.scatter_add(0, lib.tensor([[0]]), 2.0), TypeError, "scatter_add: src must be a"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[0]])), TypeError, "scatter: give what to write"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[0]]), s, value=5.0), TypeError, "scatter: give what"),
+            (lambda lib, x, s: x.scatter(0, lib.tensor([[0]]), s[0]), ValueError, "scatter: src has 1 dims and the"),
+            (lambda lib, x, s: x.gather(1, lib.tensor([[-1], [0], [1]])), IndexError, "gather: index -1 is out of")]:
         with pytest.raises(error, match=match):
             call(tp, tp.zeros(3, 4), tp.ones(2, 2))
-        with pytest.raises((RuntimeError, TypeError)):
+        with pytest.raises((RuntimeError, TypeError, IndexError)):
             call(torch, torch.zeros(3, 4), torch.ones(2, 2))
 
 
@@ -753,3 +758,33 @@ def test_reductions_take_numpys_keepdims_as_pytorchs(device, torch):
             x.sum(1, keepdim=True, keepdims=True)
         with pytest.raises(TypeError, match="keepdims"):
             x.norm(dim=1, keepdims=True)
+
+
+def test_a_scan_of_a_0d_tensor_is_0d_as_pytorchs(torch):
+    for name in ("cumsum", "cumprod"):
+        ours, theirs = tp.tensor(3.0, requires_grad=True), torch.tensor(3.0, requires_grad=True)
+        out, expected = getattr(ours, name)(-1), getattr(theirs, name)(-1)
+        (out * 2).backward(), (expected * 2).backward()
+        assert out.shape == tuple(expected.shape) == () and out.item() == expected.item() == 3.0
+        assert ours.grad.item() == theirs.grad.item() == 2.0
+        with pytest.raises(IndexError, match="dim 1 is out of range"):
+            getattr(ours, name)(1)
+
+
+def test_integer_division_by_zero_is_an_error_as_in_pytorch(torch):
+    for call in (lambda lib: lib.tensor([5, -5]) // 0, lambda lib: lib.tensor([5, -5]) % lib.tensor([1, 0]),
+                 lambda lib: lib.tensor([5]).fmod(0)):
+        with pytest.raises(ZeroDivisionError, match="integer division or remainder by zero"):
+            call(tp)
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            call(torch)
+    floats = [5.0, -5.0]                                              # float divisors are not checked
+    assert (tp.tensor(floats) // 1e-30).tolist() == (torch.tensor(floats) // 1e-30).tolist()
+
+
+def test_arithmetic_functions_take_a_number_first_as_pytorchs(torch):
+    for values in ([2.0, -3.0], [2, -3]):
+        for name in ("add", "sub", "mul", "div", "remainder", "floor_divide"):
+            ours, theirs = getattr(tp, name)(7, tp.tensor(values)), getattr(torch, name)(7, torch.tensor(values))
+            assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), name
+            assert ours.tolist() == theirs.tolist(), name

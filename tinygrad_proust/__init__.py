@@ -1,4 +1,6 @@
 """tinygrad_proust: a small reverse-mode autograd over NumPy (CPU) and CuPy (GPU), and a GPT built on it."""
+import functools
+
 from . import functional, rng
 from .creation import (arange, cat, empty, eye, full, full_like, linspace, multinomial, ones, ones_like, rand, randint,
                        randn, randperm, stack, tensor, zeros, zeros_like)
@@ -23,6 +25,17 @@ TENSOR_FUNCTIONS = ("abs", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "si
                     "bmm", "outer", "roll", "index_select", "allclose", "equal", "remainder", "fmod", "floor_divide",
                     "scatter", "scatter_add")
 globals().update({name: getattr(Tensor, name) for name in TENSOR_FUNCTIONS})
+
+
+def _number_first(method):
+    """torch.add(2, t), torch.remainder(7, t), ...: these take a number first too, made a tensor like the other."""
+    def function(input, other):
+        return method(input if isinstance(input, Tensor) else other._operand(input), other)
+    return functools.update_wrapper(function, method)
+
+
+globals().update({name: _number_first(getattr(Tensor, name))
+                  for name in ("add", "sub", "mul", "div", "remainder", "floor_divide")})
 globals().update({"float": float32, "double": float64, "bool": bool_})  # torch.float, torch.double, torch.bool
 from_numpy = Tensor  # shares the array's memory, as torch.from_numpy does
 

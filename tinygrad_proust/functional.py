@@ -14,6 +14,7 @@ import numpy as np
 from . import fused, kernels, ops, rng
 from .creation import cat, full
 from .device import device_of, is_gpu_array, module_for
+from .ops import check_ids
 from .tensor import Tensor, unwrap
 
 _fused = True
@@ -236,21 +237,6 @@ def padding_row(padding_idx, rows):
     if not -rows <= padding_idx < rows:
         raise ValueError(f"embedding: padding_idx {padding_idx} is out of range for {rows} rows")
     return padding_idx % rows
-
-
-def check_ids(what, ids, count, ignore_index=None):
-    """Every id must be in [0, count) (or equal ignore_index): a negative id would silently pick a row from the end.
-    Checked on the CPU only: on the GPU it would make every step wait for the device (CuPy does not check either:
-    an id out of range wraps around there, so check ids on the host before they go to the GPU)."""
-    if is_gpu_array(ids) or ids.size == 0:
-        return
-    counted = ids if ignore_index is None else ids[ids != ignore_index]
-    if not counted.size:
-        return
-    low, high = counted.min(), counted.max()
-    if low < 0 or high >= count:
-        raise IndexError(f"{what} {int(low if low < 0 else high)} is out of range: ids must be in [0, {count})"
-                         + (f" or {ignore_index} (ignored)" if ignore_index is not None else ""))
 
 
 def dropout(x, p=0.5, training=True):

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .device import array_module, cupy_module, device_of, to_device
+from .device import array_module, cupy_module, device_of, is_gpu_array, to_device
 from .tensor import Function
 
 
@@ -201,7 +201,7 @@ class Fmod(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return self.xp.fmod(a, b)
+        return self.xp.fmod(a, _nonzero_integers(b))
 
     # d/da = 1, d/db = -trunc(a/b): constant between the jumps (where a/b is a whole number)
     def backward(self, g):
@@ -212,13 +212,21 @@ class FloorDivide(Function):
     """a // b: the quotient rounded down, toward -inf (Python's // and PyTorch's floor_divide)."""
 
     def forward(self, a, b):
-        return self.xp.floor_divide(a, b)
+        return self.xp.floor_divide(a, _nonzero_integers(b))
 
     # a staircase: 0 between the steps, undefined at them. PyTorch defines no gradient and backward through it is
     # an error there; here too, rather than a silent 0
     def backward(self, g):
         raise RuntimeError("floor_divide (//) has no gradient, as in PyTorch: detach() its inputs where the quotient "
                            "is meant as a constant")
+
+
+def _nonzero_integers(divisor):
+    """An integer divisor with a 0 in it is an error, as in PyTorch (NumPy gives 0 and a warning). Checked on the CPU
+    only, as check_ids: on the GPU it would make the step wait for the device."""
+    if divisor.dtype.kind in "iu" and not is_gpu_array(divisor) and (divisor == 0).any():
+        raise ZeroDivisionError("integer division or remainder by zero")
+    return divisor
 
 
 class Relu(Function):
@@ -661,6 +669,21 @@ def _reversed_cumsum(a, dim):
     """Σ_{i>=j} a_i at each j along dim: the cumulative sum from the end."""
     backwards = (slice(None),) * (dim % a.ndim) + (slice(None, None, -1),)
     return array_module(a).cumsum(a[backwards], axis=dim)[backwards]
+
+
+def check_ids(what, ids, count, ignore_index=None):
+    """Every id must be in [0, count) (or equal ignore_index): a negative id would silently pick a row from the end.
+    Checked on the CPU only: on the GPU it would make every step wait for the device (CuPy does not check either:
+    an id out of range wraps around there, so check ids on the host before they go to the GPU)."""
+    if is_gpu_array(ids) or ids.size == 0:
+        return
+    counted = ids if ignore_index is None else ids[ids != ignore_index]
+    if not counted.size:
+        return
+    low, high = counted.min(), counted.max()
+    if low < 0 or high >= count:
+        raise IndexError(f"{what} {int(low if low < 0 else high)} is out of range: ids must be in [0, {count})"
+                         + (f" or {ignore_index} (ignored)" if ignore_index is not None else ""))
 
 
 def _has_array(index):

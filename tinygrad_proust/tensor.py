@@ -70,7 +70,8 @@ class set_grad_enabled:
     def __init__(self, mode):
         global _grad_enabled
         if not isinstance(mode, bool):
-            raise TypeError(f"set_grad_enabled: mode must be True or False, not {type(mode).__name__}")
+            raise TypeError(f"set_grad_enabled: mode must be True or False, not {mode!r} ({type(mode).__module__}."
+                            f"{type(mode).__name__})")
         self.mode, self.previous, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
 
     def __enter__(self):
@@ -696,8 +697,15 @@ class Tensor:
     def sin(self): return ops.Sin.apply(self._float())
     def cos(self): return ops.Cos.apply(self._float())
     def erf(self): return ops.Erf.apply(self._float())
-    def cumsum(self, dim): return ops.CumSum.apply(self, dim=dim)
-    def cumprod(self, dim): return ops.CumProd.apply(self, dim=dim)
+    def cumsum(self, dim): return self._scan(ops.CumSum, dim)
+    def cumprod(self, dim): return self._scan(ops.CumProd, dim)
+
+    def _scan(self, op, dim):
+        """A cumulative op along dim; a 0-d tensor is its own, 0-d (dim 0 or -1), as PyTorch's."""
+        if self.ndim == 0:
+            ops._axes(dim, 0)  # checks dim
+            return op.apply(self.reshape(1), dim=0).reshape(())
+        return op.apply(self, dim=dim)
     def sigmoid(self): return ops.Sigmoid.apply(self._float())
     def relu(self): return ops.Relu.apply(self)
     def silu(self): return ops.Silu.apply(self._float())
@@ -869,13 +877,12 @@ class Tensor:
 
     def index_select(self, dim, index):
         """The entries at `index` (1-D integers, repeats allowed) along `dim`; a repeated entry's gradients add."""
-        from .functional import check_ids
         index = index.data if isinstance(index, Tensor) else self.xp.asarray(index)
         if index.ndim > 1 or index.dtype.kind not in "iu":
             raise ValueError(f"index_select: index must be 1-D integers, got {index.dtype} of shape "
                              f"{tuple(index.shape)}")
         (dim,) = ops._axes(dim, self.ndim)
-        check_ids("index_select: index", index, self.shape[dim])
+        ops.check_ids("index_select: index", index, self.shape[dim])
         return self[(slice(None),) * dim + (index.reshape(-1),)]
 
     def unflatten(self, dim, sizes):
@@ -939,6 +946,8 @@ class Tensor:
         number (or value=). Where index repeats a place, one of its entries is written (which one, PyTorch does not
         promise either). self's gradient is 0 where written over; each src entry's is read back from the place it
         was written to, even where another entry overwrote it, as PyTorch's."""
+        if (src is None) == (value is None):
+            raise TypeError("scatter: give what to write as src (a tensor or a number) or as value=, one of the two")
         src = value if src is None else src
         at, part = self._scatter_index("scatter", dim, index, src if isinstance(src, Tensor) else None)
         written = self.xp.zeros(self.shape, dtype=bool)
@@ -966,21 +975,22 @@ class Tensor:
         if any(i > n for d, (i, n) in enumerate(zip(index.shape, self.shape)) if d != dim):
             raise ValueError(f"{name}: index of shape {tuple(index.shape)} is larger than the input {self.shape} "
                              f"outside dim {dim}")
+        ops.check_ids(f"{name}: index", index, self.shape[dim])
         def coordinates(d):  # each position's own coordinate along dim d, broadcast over the others
             return self.xp.arange(index.shape[d]).reshape(tuple(-1 if e == d else 1 for e in range(self.ndim)))
         return tuple(index if d == dim else coordinates(d) for d in range(self.ndim))
 
     def _scatter_index(self, name, dim, index, src):
         """(gather's index, for a scatter into self, checked as PyTorch checks it; the part of src it covers)."""
-        from .functional import check_ids
         at = self._along(name, dim, index)
         index = at[ops._axes(dim, self.ndim)[0]]
-        check_ids(f"{name}: index", index, self.shape[dim])
         if src is None:
             return at, None
         if not isinstance(src, Tensor):
             raise TypeError(f"{name}: src must be a tensor, not {type(src).__name__}")
-        if src.ndim != self.ndim or any(i > n for i, n in zip(index.shape, src.shape)):
+        if src.ndim != self.ndim:
+            raise ValueError(f"{name}: src has {src.ndim} dims and the input {self.ndim}: they must have as many")
+        if any(i > n for i, n in zip(index.shape, src.shape)):
             raise ValueError(f"{name}: index of shape {tuple(index.shape)} is larger than src {src.shape}")
         if src.dtype != self.dtype:
             raise TypeError(f"{name}: src is {src.dtype} and self {self.dtype}; PyTorch refuses two dtypes too")

@@ -63,13 +63,13 @@ def _sync(nbytes=0):
 # einsum counts as one GEMM: CuPy (without cuTENSOR) runs the norms' "...i,...i->..." as one batched matmul
 GEMMS = {"matmul", "__matmul__", "__rmatmul__", "dot", "tensordot", "inner", "einsum"}
 REDUCTIONS = {"sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "prod", "var", "std", "all", "any",
-              "cumsum", "count_nonzero", "nansum", "reduce"}
+              "cumsum", "cumprod", "count_nonzero", "nansum", "reduce"}
 MEMSETS = {"zeros", "zeros_like"}
 ALLOCATIONS = {"empty", "empty_like"}
 # a view when the result lies in the input's memory, else a copy kernel (reshape of a non-contiguous array, ...)
 VIEWS_OR_COPIES = {"reshape", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze", "broadcast_to", "ravel",
                    "view", "T", "__getitem__", "split", "ascontiguousarray", "astype", "copy", "__copy__",
-                   "diagonal", "broadcast_arrays", "asarray", "array"}
+                   "diagonal", "broadcast_arrays", "asarray", "array", "flip", "flipud", "fliplr"}
 KERNELS = ("gemm", "reduction", "elementwise", "copy", "memset")
 OTHERS = ("allocation", "view", "host_to_device", "sync")
 MASK_CODE = {"_keep_mask", "random_uint16"}  # functions whose calls count as the phase "dropout masks"

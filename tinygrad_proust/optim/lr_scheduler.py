@@ -144,6 +144,11 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._current_lrs()]
 
+    def load_state_dict(self, state_dict):
+        """As saved; the milestones' keys back to step numbers if JSON (a checkpoint's metadata) made them text."""
+        super().load_state_dict(state_dict)
+        self.milestones = Counter({int(step): count for step, count in self.milestones.items()})
+
     def _get_closed_form_lr(self):
         milestones = sorted(self.milestones.elements())
         return [base_lr * self.gamma ** bisect_right(milestones, self.last_epoch) for base_lr in self.base_lrs]
