@@ -212,6 +212,16 @@ def refuse_existing(target, overwrite):
         fail(f"{target} already exists: choose another output file, or pass --overwrite to replace it")
 
 
+def refuse_unwritable(target):
+    """An output path that no write could take (a folder, a device or a pipe at it, a file where its folder should
+    be) is the one line write_atomically would give, said before any work rather than after it."""
+    path = Path(target)
+    if path.exists() and not path.is_file():
+        fail(f"{target}: is not a regular file (a folder, a device or a pipe?)")
+    if path.parent.exists() and not path.parent.is_dir():
+        fail(f"{path.parent}: is not a folder")
+
+
 def refuse_same_file(source, target):
     """An output that is the input itself (the same path, a hard link or a symbolic link to it) would replace
     the input: one line, and nothing written."""

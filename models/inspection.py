@@ -21,6 +21,7 @@ import tinygrad_proust as tp
 from models.metrics import read_metrics
 from models.corpus import DataError
 from tinygrad_proust import functional as F
+from tinygrad_proust.checkpoint import write_atomically
 
 
 class MissingDependency(RuntimeError):
@@ -273,13 +274,14 @@ UNDATED = {".svg": {"Date": None, "Creator": None}, ".pdf": {"CreationDate": Non
 
 
 def save_figure(fig, path, dpi=110):
-    """Write and close a figure; an SVG, PDF or PNG carries no date or version, so the same drawing is the same
-    file. The format is the file's suffix (matplotlib's: .png, .svg, .pdf, .jpg...)."""
+    """Write and close a figure, atomically and creating the folders its path names, as every output is written;
+    an SVG, PDF or PNG carries no date or version, so the same drawing is the same file. The format is the file's
+    suffix (matplotlib's: .png, .svg, .pdf, .jpg...)."""
     suffix = Path(path).suffix.lower()
     if suffix[1:] not in fig.canvas.get_supported_filetypes():
         raise DataError(f"{path}: matplotlib cannot write {suffix or 'a file without a suffix'}; use .png, .svg or "
                         ".pdf")
-    fig.savefig(path, dpi=dpi, metadata=UNDATED.get(suffix))
+    write_atomically(path, lambda f: fig.savefig(f, format=suffix[1:], dpi=dpi, metadata=UNDATED.get(suffix)))
     fig.clf()
     pyplot().close(fig)
     return path

@@ -191,3 +191,25 @@ def test_drawing_without_matplotlib_is_a_clear_error(checkpoint, tmp_path, monke
         inspection_main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be", "--out",
                       str(tmp_path / "a.png")])
     assert "pip install matplotlib" in capsys.readouterr().err
+
+
+def test_outputs_go_into_new_folders_and_a_folder_given_as_the_table_is_refused_before_the_work(checkpoint, tmp_path,
+                                                                                                capsys, matplotlib):
+    """Every output of inspection.py creates the folders its path names, as --save and the other scripts do (the
+    pictures stopped at "No such file or directory"); --save naming a folder is one line before the table is
+    computed and printed (it came after)."""
+    inspection_main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be",
+                     "--out", str(tmp_path / "new" / "folder" / "attention.png")])
+    inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be",
+                     "--out", str(tmp_path / "other" / "lens.png")])
+    inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be",
+                     "--save", str(tmp_path / "tables" / "lens.txt")])
+    capsys.readouterr()
+    for picture in ("new/folder/attention.png", "other/lens.png"):
+        assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "tables" / "lens.txt").read_text().startswith("after ")
+    with pytest.raises(SystemExit) as exit_info:
+        inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be", "--save", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and captured.out == ""
+    assert captured.err == f"error: {tmp_path}: is not a regular file (a folder, a device or a pipe?)\n"
