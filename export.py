@@ -5,7 +5,7 @@ tokenizer.json) that AutoModelForCausalLM and AutoTokenizer load (models/export.
 
 Needs the extras: pip install safetensors tokenizers (and transformers to load the result).
 """
-from models.cli import Parser, console, fail, load_model_and_prompt
+from models.cli import Parser, console, fail, load_model_or_fail
 from models.export import ExportError, export_pretrained, transformers_family
 
 
@@ -15,7 +15,7 @@ def main(argv=None):
     p.add_argument("checkpoint", help="a checkpoint written by train.py")
     p.add_argument("out_dir", help="the Transformers directory to create (must not exist, or be empty)")
     args = p.parse_args(argv)
-    model, tokenizer, _ = load_model_and_prompt(args.checkpoint, "")
+    model, tokenizer, _ = load_model_or_fail(args.checkpoint)
     try:
         print(f"wrote {export_pretrained(model, tokenizer, args.out_dir)} "
               f"({transformers_family(model.config)}: load it with transformers.AutoModelForCausalLM)")

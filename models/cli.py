@@ -175,12 +175,23 @@ def console(main):
     return run
 
 
+def load_model_or_fail(checkpoint, device="cpu"):
+    """(model, tokenizer, record) as models.loading.load_model gives them; any problem with the checkpoint or the
+    device ends the script with one line."""
+    try:
+        return load_model(checkpoint, device=device)
+    except (CheckpointError, DataError, DeviceError, ExportError) as err:
+        fail(err)
+    except ImportError as err:
+        fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+
+
 def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
     """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
     checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
     are named on stderr."""
+    model, tokenizer, _ = load_model_or_fail(checkpoint, device)
     try:
-        model, tokenizer, _ = load_model(checkpoint, device=device)
         ids = encode_prompt(tokenizer, prompt, drop_unknown)
         left_out = tokenizer.unknown_chars(prompt)
         if left_out:  # with drop_unknown: say what the model will not see
@@ -189,10 +200,8 @@ def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
         return model, tokenizer, ids
     except UnknownCharacters as err:
         fail(f"{err} (pass --drop-unknown to leave them out)")
-    except (CheckpointError, DataError, DeviceError, ExportError) as err:
+    except DataError as err:
         fail(err)
-    except ImportError as err:
-        fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
 
 
 def pick_device(name):

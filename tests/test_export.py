@@ -261,3 +261,14 @@ def test_a_transformers_directory_is_checked_as_thoroughly_as_a_checkpoint(tmp_p
     save_file(small, str(directory / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ExportError, match="tokenizer.json has 256 tokens, the model only 200"):
         load_pretrained(directory)
+
+
+def test_exporting_a_transformers_directory_without_a_tokenizer_writes_the_model_alone(tmp_path, capsys, safetensors):
+    """export.py encoded an empty prompt with the tokenizer it loaded, and a directory without tokenizer.json has
+    none: a traceback. It has no prompt to encode; the export holds the model, as the directory did."""
+    _, _, directory = exported(tmp_path, CASES["raven"][0], "byte")
+    (directory / "tokenizer.json").unlink()
+    export_main([str(directory), str(tmp_path / "again")])
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'again'} (gpt2: ")
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["config.json", "generation_config.json",
+                                                                    "model.safetensors"]
