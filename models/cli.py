@@ -215,6 +215,13 @@ def pick_device(name):
     return "gpu" if name in ("gpu", "cuda") else "cpu"
 
 
+def refuse_unknown_format(target):
+    """A checkpoint to write whose suffix names neither format (save_arrays writes .safetensors as such and any
+    other name as .npz) is one line, before any work."""
+    if Path(target).suffix not in (".npz", ".safetensors"):
+        fail(f"{target}: a checkpoint's suffix names its format: .npz or .safetensors; end the name in one of them")
+
+
 def refuse_existing(target, overwrite):
     """An output file that exists (a checkpoint, maybe the one a resume needs) is replaced only when asked."""
     if Path(target).is_file() and not overwrite:

@@ -479,6 +479,21 @@ def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, lin
     assert source.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", ["q.txt", "q", "q.NPZ", "q.npz.bak"])
+def test_an_output_whose_suffix_names_no_checkpoint_format_is_refused(first_run, tmp_path, capsys, name):
+    """A checkpoint's suffix says its format (train.py --format writes best.npz or best.safetensors): quantize.py
+    and adapters.py merge wrote an .npz under any other name. One line naming the two, and nothing written."""
+    target = tmp_path / name
+    for main, argv in [(quantize_main, [str(first_run / "best.npz"), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(first_run / "last.npz"), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err), err
+        assert f"{target}: a checkpoint's suffix names its format: .npz or .safetensors" in err, err
+    assert not target.exists()
+
+
 def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_path, corpus, capsys):
     """quantize.py into the run's own last.npz (a slip of the keyboard) would have replaced the checkpoint a resume
     needs; adapters.py merge likewise: an existing file is one line unless --overwrite says to replace it."""
