@@ -78,7 +78,7 @@ def main(argv=None):
             print(f"wrote {plot_compare(args.runs, args.out)}")
             return
         if args.command == "tokens":
-            _, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.text, args.drop_unknown)
+            _, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.text, args.drop_unknown, what="text")
             print(format_tokens(token_pieces(tokenizer, ids), colour=not args.no_color and colour_terminal()))
             return
         model, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.prompt, args.drop_unknown)

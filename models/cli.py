@@ -186,16 +186,16 @@ def load_model_or_fail(checkpoint, device="cpu"):
         fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
 
 
-def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
+def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu", what="prompt"):
     """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
     checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
-    are named on stderr."""
+    are named on stderr. `what`: the word the messages use for the prompt ("text" for inspection.py tokens --text)."""
     model, tokenizer, _ = load_model_or_fail(checkpoint, device)
     try:
-        ids = encode_prompt(tokenizer, prompt, drop_unknown)
+        ids = encode_prompt(tokenizer, prompt, drop_unknown, what)
         left_out = tokenizer.unknown_chars(prompt)
         if left_out:  # with drop_unknown: say what the model will not see
-            print(f"note: left out of the prompt, not in the model's vocabulary: {', '.join(map(repr, left_out))}",
+            print(f"note: left out of the {what}, not in the model's vocabulary: {', '.join(map(repr, left_out))}",
                   file=sys.stderr)
         return model, tokenizer, ids
     except UnknownCharacters as err:

@@ -213,3 +213,18 @@ def test_outputs_go_into_new_folders_and_a_folder_given_as_the_table_is_refused_
     captured = capsys.readouterr()
     assert exit_info.value.code == 2 and captured.out == ""
     assert captured.err == f"error: {tmp_path}: is not a regular file (a folder, a device or a pipe?)\n"
+
+
+def test_what_tokens_says_of_its_text_names_the_text_not_a_prompt(checkpoint, capsys):
+    """inspection.py tokens takes --text: its notes and errors speak of the text (they said "the prompt", which
+    tokens has none of). The vocabulary is that of "to be or not to be, that is the question\\n": no x, y or z."""
+    inspection_main(["tokens", "--checkpoint", str(checkpoint), "--text", "tox", "--drop-unknown", "--no-color"])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "[t][o]"
+    assert captured.err == "note: left out of the text, not in the model's vocabulary: 'x'\n"
+    for text, message in (("xyz", "no character of the text is in the model's vocabulary"),
+                          ("to b\udce9", "the text holds bytes that are not UTF-8 (e9 at character 4)")):
+        with pytest.raises(SystemExit) as exit_info:
+            inspection_main(["tokens", "--checkpoint", str(checkpoint), "--text", text, "--drop-unknown"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
