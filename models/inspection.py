@@ -221,7 +221,7 @@ def validation_curve(run):
     metrics = run / "metrics.jsonl" if run.is_dir() else run
     if not metrics.is_file():
         raise DataError(f"{run}: no metrics.jsonl there (train.py writes it into its --out-dir)")
-    rows = [r for r in read_metrics(metrics) if _is_number(r.get("val_loss"))]
+    rows = [r for r in read_metrics(metrics, check=True) if _is_number(r.get("val_loss"))]
     if not rows:
         raise DataError(f"{metrics}: no evaluations recorded (train.py writes one row per --eval-interval)")
     if not all(_is_number(r.get("val_bpb")) for r in rows):
@@ -246,7 +246,8 @@ def plot_loss_curve(metrics_path, path):
     if not metrics_path.is_file():
         raise DataError(f"{metrics_path}: " + ("a folder, not a metrics file" if metrics_path.is_dir()
                                                else "no such file"))
-    rows = [r for r in read_metrics(metrics_path) if _is_number(r.get("train_loss")) and _is_number(r.get("val_loss"))]
+    rows = [r for r in read_metrics(metrics_path, check=True)
+            if _is_number(r.get("train_loss")) and _is_number(r.get("val_loss"))]
     if not rows:
         raise DataError(f"{metrics_path}: no evaluations recorded (train.py writes one row per --eval-interval)")
     plt = pyplot()

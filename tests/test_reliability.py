@@ -409,6 +409,26 @@ def test_loss_curve_on_a_bad_metrics_file_is_one_line(tmp_path, capsys, content)
     assert exit_info.value.code == 2 and one_line_error(err) and str(path) in err
 
 
+@pytest.mark.parametrize("content, message", [
+    ("Chapter 1\nLongtemps, je me suis couché de bonne heure.\n", "not a metrics file"),
+    ('{"name": "a JSON row without a step"}\n', "not a metrics file"),
+    (b"\x00\x01\xff binary", "not a metrics file"),
+    ("", "no evaluations recorded"),                              # a run killed before its first evaluation
+    ('{"step": 3, "train_lo', "no evaluations recorded"),         # ... or during the first row's write
+])
+def test_a_file_that_is_not_a_metrics_file_is_named_so(tmp_path, capsys, content, message):
+    """A metrics file holds one JSON row per evaluation, {"step": ..., "train_loss": ...} (models/metrics.py); a
+    file with text but not one such row (a last line cut short by a kill aside) is not one, for loss-curve and for
+    compare, and was said to have "no evaluations recorded"."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    for argv in (["loss-curve", "--metrics", str(path)], ["compare", str(path)]):
+        with pytest.raises(SystemExit) as exit_info:
+            inspection_main([*argv, "--out", str(tmp_path / "a.png")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and err.startswith(f"error: {path}: {message}"), err
+
+
 # ---- flags and inputs accepted but not used; outputs that would replace their input ----
 
 @pytest.mark.parametrize("argv, message", [
