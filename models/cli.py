@@ -23,7 +23,7 @@ from pathlib import Path
 from models.corpus import DataError
 from models.export import ExportError
 from models.loading import load_model
-from models.tokenizer import UnknownCharacters, encode_prompt
+from models.tokenizer import CharTokenizer, UnknownCharacters, encode_prompt
 from tinygrad_proust import DeviceError, gpu_available, zeros
 from tinygrad_proust.checkpoint import CheckpointError
 
@@ -191,6 +191,9 @@ def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu", 
     checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
     are named on stderr. `what`: the word the messages use for the prompt ("text" for inspection.py tokens --text)."""
     model, tokenizer, _ = load_model_or_fail(checkpoint, device)
+    if drop_unknown and not isinstance(tokenizer, CharTokenizer):  # a note, not an error: any model may be given it
+        print("note: --drop-unknown does nothing here: this checkpoint's tokenizer works on bytes and encodes every "
+              "text", file=sys.stderr)
     try:
         ids = encode_prompt(tokenizer, prompt, drop_unknown, what)
         left_out = tokenizer.unknown_chars(prompt)
