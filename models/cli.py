@@ -191,6 +191,8 @@ def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu", 
     checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
     are named on stderr. `what`: the word the messages use for the prompt ("text" for inspection.py tokens --text)."""
     model, tokenizer, _ = load_model_or_fail(checkpoint, device)
+    if tokenizer is None:  # a Transformers directory without tokenizer.json
+        fail(f"{checkpoint}: the directory has no tokenizer.json to encode the {what} with")
     if drop_unknown and not isinstance(tokenizer, CharTokenizer):  # a note, not an error: any model may be given it
         print("note: --drop-unknown does nothing here: this checkpoint's tokenizer works on bytes and encodes every "
               "text", file=sys.stderr)

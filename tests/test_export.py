@@ -291,3 +291,18 @@ def test_exporting_a_transformers_directory_without_a_tokenizer_writes_the_model
     assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'again'} (gpt2: ")
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["config.json", "generation_config.json",
                                                                     "model.safetensors"]
+
+
+def test_a_transformers_directory_without_a_tokenizer_given_a_prompt_is_one_line(tmp_path, capsys, safetensors):
+    """generate.py and inspection.py encode a prompt: a directory without tokenizer.json has nothing to encode it
+    with, which was a traceback; it is one line, as train.py --init-from says it."""
+    from inspection import main as inspection_main
+    _, _, directory = exported(tmp_path, CASES["raven"][0], "byte")
+    (directory / "tokenizer.json").unlink()
+    for main, argv, what in [(generate.main, ["--checkpoint", str(directory), "--max-new-tokens", "2"], "prompt"),
+                             (inspection_main, ["tokens", "--checkpoint", str(directory), "--text", "to be"], "text")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2
+        assert err == f"error: {directory}: the directory has no tokenizer.json to encode the {what} with\n"
