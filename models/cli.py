@@ -15,6 +15,7 @@ command line, above every library in models/:
 import argparse
 import contextlib
 import errno
+import importlib.util
 import math
 import os
 import sys
@@ -222,9 +223,16 @@ def pick_device(name):
 
 def refuse_unknown_format(target):
     """A checkpoint to write whose suffix names neither format (save_arrays writes .safetensors as such and any
-    other name as .npz) is one line, before any work."""
+    other name as .npz), or a .safetensors one without the package, is one line, before any work."""
     if Path(target).suffix not in (".npz", ".safetensors"):
         fail(f"{target}: a checkpoint's suffix names its format: .npz or .safetensors; end the name in one of them")
+    if Path(target).suffix == ".safetensors" and not safetensors_installed():
+        fail(f"{target}: a .safetensors checkpoint needs the safetensors package: pip install safetensors")
+
+
+def safetensors_installed():
+    """Whether the safetensors package is there, which writing a .safetensors checkpoint needs (an extra)."""
+    return importlib.util.find_spec("safetensors") is not None
 
 
 def refuse_existing(target, overwrite):

@@ -514,6 +514,27 @@ def test_an_output_whose_suffix_names_no_checkpoint_format_is_refused(first_run,
     assert not target.exists()
 
 
+def test_a_safetensors_output_without_the_package_is_one_line_before_any_work(first_run, corpus, tmp_path, capsys,
+                                                                              monkeypatch):
+    """Writing a .safetensors checkpoint needs the safetensors package (an extra): without it quantize.py and
+    adapters.py merge ended in a traceback, and train.py --format safetensors trained up to its first checkpoint
+    and then did. Each is one line naming what to install, before anything is trained or written."""
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # what Python finds when the package is not installed
+    target = tmp_path / "q.safetensors"
+    for main, argv in [(quantize_main, [str(first_run / "best.npz"), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(first_run / "last.npz"), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err), err
+        assert f"{target}: a .safetensors checkpoint needs the safetensors package: pip install safetensors" in err
+    code, out, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", "--format",
+                                "safetensors", *TINY], capsys)
+    assert code == 2 and one_line_error(err) and out == "", err
+    assert "--format safetensors needs the safetensors package: pip install safetensors" in err
+    assert not target.exists() and not (tmp_path / "r").exists()
+
+
 def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_path, corpus, capsys):
     """quantize.py into the run's own last.npz (a slip of the keyboard) would have replaced the checkpoint a resume
     needs; adapters.py merge likewise: an existing file is one line unless --overwrite says to replace it."""
