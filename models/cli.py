@@ -10,7 +10,8 @@ command line, above every library in models/:
 - given_flags(): the flags a command line wrote, for refusing one that the chosen mode would not read, and
   chosen_mode(): one mode a run (bench.py's experiments, gpu_smoke.py's modes), with only the options it reads;
 - console(): output that survives any console encoding, and a closed pipe (`| head`) that ends the script quietly;
-- loading a checkpoint with a prompt.
+- loading a checkpoint (with a prompt);
+- outputs checked before the work: no folder or pipe where a file goes, a checkpoint's suffix naming its format.
 """
 import argparse
 import contextlib
