@@ -4,7 +4,8 @@
 
 (Training an adapter: python train.py --init-from out/best.npz --data sonnets.txt --lora-rank 8.)
 """
-from models.cli import Parser, console, fail, refuse_existing, refuse_same_file
+from models.cli import (Parser, console, fail, refuse_existing, refuse_same_file, refuse_unknown_format,
+                        refuse_unwritable)
 from models.export import ExportError
 from models.gpt import GPT
 from models.loading import load_model
@@ -21,6 +22,8 @@ def main(argv=None):
     merge.add_argument("out")
     merge.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = p.parse_args(argv)
+    refuse_unwritable(args.out)  # a folder or a pipe first: what it is, before what it is called
+    refuse_unknown_format(args.out)
     refuse_same_file(args.adapter, args.out)
     refuse_existing(args.out, args.overwrite)
     try:

@@ -5,7 +5,9 @@ tokenizer.json) that AutoModelForCausalLM and AutoTokenizer load (models/export.
 
 Needs the extras: pip install safetensors tokenizers (and transformers to load the result).
 """
-from models.cli import Parser, console, fail, load_model_and_prompt
+import sys
+
+from models.cli import Parser, console, fail, load_model_or_fail
 from models.export import ExportError, export_pretrained, transformers_family
 
 
@@ -15,7 +17,10 @@ def main(argv=None):
     p.add_argument("checkpoint", help="a checkpoint written by train.py")
     p.add_argument("out_dir", help="the Transformers directory to create (must not exist, or be empty)")
     args = p.parse_args(argv)
-    model, tokenizer, _ = load_model_and_prompt(args.checkpoint, "")
+    model, tokenizer, record = load_model_or_fail(args.checkpoint)
+    if record is not None and record.quantization is not None:  # Transformers gets float weights, q · s
+        print(f"note: {args.checkpoint} holds int{record.quantization['bits']} weights: the export holds them "
+              "dequantised, as float32 (their rounding stays in)", file=sys.stderr)
     try:
         print(f"wrote {export_pretrained(model, tokenizer, args.out_dir)} "
               f"({transformers_family(model.config)}: load it with transformers.AutoModelForCausalLM)")

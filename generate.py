@@ -22,7 +22,8 @@ def parse_args(argv):
     p.add_argument("--checkpoint", help="a checkpoint written by train.py (default: the newest best.npz or "
                                         "best.safetensors under --out-dir)")
     p.add_argument("--out-dir", default="out", help="where train.py wrote its checkpoints (default: %(default)s)")
-    p.add_argument("--prompt", default="", help="text to continue (empty: start from a newline)")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start from a newline, or from the "
+                                                "vocabulary's first token when it has no newline)")
     p.add_argument("--max-new-tokens", type=integer(0, 10**7), default=500)
     p.add_argument("--temperature", type=real(0, 1e6), default=0.8, help="0 is greedy; higher is more random")
     p.add_argument("--top-k", type=integer(0, 10**9), default=40, help="sample among the k most likely tokens (0: all)")

@@ -13,7 +13,7 @@ The pictures need matplotlib (pip install matplotlib); the logit lens table and 
 import os
 import sys
 
-from models.cli import Parser, console, fail, integer, load_model_and_prompt, non_empty
+from models.cli import Parser, console, fail, integer, load_model_and_prompt, non_empty, refuse_unwritable
 from models.corpus import DataError
 from tinygrad_proust.checkpoint import write_atomically
 from models.inspection import (MissingDependency, attention_maps, format_logit_lens, format_tokens, logit_lens,
@@ -67,6 +67,9 @@ def last_context(model, tokenizer, ids):
 @console
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    for target in (getattr(args, "out", None), getattr(args, "save", None)):  # before the work, not after it
+        if target:
+            refuse_unwritable(target)
     try:
         if args.command == "loss-curve":
             print(f"wrote {plot_loss_curve(args.metrics, args.out)}")
@@ -75,7 +78,7 @@ def main(argv=None):
             print(f"wrote {plot_compare(args.runs, args.out)}")
             return
         if args.command == "tokens":
-            _, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.text, args.drop_unknown)
+            _, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.text, args.drop_unknown, what="text")
             print(format_tokens(token_pieces(tokenizer, ids), colour=not args.no_color and colour_terminal()))
             return
         model, tokenizer, ids = load_model_and_prompt(args.checkpoint, args.prompt, args.drop_unknown)

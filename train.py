@@ -30,7 +30,7 @@ from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, trained_bpe
 from models import adapters
 from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, given_flags, integer, non_empty,
-                        one_character, pick_device, real)
+                        one_character, pick_device, real, safetensors_installed)
 from models.export import ExportError
 from models.loading import load_lora_base, load_model
 from models.metrics import read_metrics, write_metrics
@@ -204,6 +204,8 @@ def parse_args(argv):
         for key in ARCHITECTURE:
             setattr(args, key, getattr(preset, key) if getattr(args, key) is None else getattr(args, key))
     refuse_unused_flags(given, args)
+    if args.format == "safetensors" and not safetensors_installed():  # now, not at the first checkpoint
+        fail("--format safetensors needs the safetensors package: pip install safetensors")
     args.out_dir = args.out_dir or "out"
     if args.replace_unknown is not None and args.chars is None:
         fail("--replace-unknown needs --chars (the characters to keep)")

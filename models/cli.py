@@ -10,11 +10,13 @@ command line, above every library in models/:
 - given_flags(): the flags a command line wrote, for refusing one that the chosen mode would not read, and
   chosen_mode(): one mode a run (bench.py's experiments, gpu_smoke.py's modes), with only the options it reads;
 - console(): output that survives any console encoding, and a closed pipe (`| head`) that ends the script quietly;
-- loading a checkpoint with a prompt.
+- loading a checkpoint (with a prompt);
+- outputs checked before the work: no folder or pipe where a file goes, a checkpoint's suffix naming its format.
 """
 import argparse
 import contextlib
 import errno
+import importlib.util
 import math
 import os
 import sys
@@ -23,7 +25,7 @@ from pathlib import Path
 from models.corpus import DataError
 from models.export import ExportError
 from models.loading import load_model
-from models.tokenizer import UnknownCharacters, encode_prompt
+from models.tokenizer import CharTokenizer, UnknownCharacters, encode_prompt
 from tinygrad_proust import DeviceError, gpu_available, zeros
 from tinygrad_proust.checkpoint import CheckpointError
 
@@ -175,24 +177,38 @@ def console(main):
     return run
 
 
-def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu"):
-    """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
-    checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
-    are named on stderr."""
+def load_model_or_fail(checkpoint, device="cpu"):
+    """(model, tokenizer, record) as models.loading.load_model gives them; any problem with the checkpoint or the
+    device ends the script with one line."""
     try:
-        model, tokenizer, _ = load_model(checkpoint, device=device)
-        ids = encode_prompt(tokenizer, prompt, drop_unknown)
-        left_out = tokenizer.unknown_chars(prompt)
-        if left_out:  # with drop_unknown: say what the model will not see
-            print(f"note: left out of the prompt, not in the model's vocabulary: {', '.join(map(repr, left_out))}",
-                  file=sys.stderr)
-        return model, tokenizer, ids
-    except UnknownCharacters as err:
-        fail(f"{err} (pass --drop-unknown to leave them out)")
+        return load_model(checkpoint, device=device)
     except (CheckpointError, DataError, DeviceError, ExportError) as err:
         fail(err)
     except ImportError as err:
         fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+
+
+def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu", what="prompt"):
+    """(model, tokenizer, prompt ids) for a script that continues or looks at a prompt; any problem with the
+    checkpoint, the prompt or the device ends the script with one line, and characters drop_unknown leaves out
+    are named on stderr. `what`: the word the messages use for the prompt ("text" for inspection.py tokens --text)."""
+    model, tokenizer, _ = load_model_or_fail(checkpoint, device)
+    if tokenizer is None:  # a Transformers directory without tokenizer.json
+        fail(f"{checkpoint}: the directory has no tokenizer.json to encode the {what} with")
+    if drop_unknown and not isinstance(tokenizer, CharTokenizer):  # a note, not an error: any model may be given it
+        print("note: --drop-unknown does nothing here: this checkpoint's tokenizer works on bytes and encodes every "
+              "text", file=sys.stderr)
+    try:
+        ids = encode_prompt(tokenizer, prompt, drop_unknown, what)
+        left_out = tokenizer.unknown_chars(prompt)
+        if left_out:  # with drop_unknown: say what the model will not see
+            print(f"note: left out of the {what}, not in the model's vocabulary: {', '.join(map(repr, left_out))}",
+                  file=sys.stderr)
+        return model, tokenizer, ids
+    except UnknownCharacters as err:
+        fail(f"{err} (pass --drop-unknown to leave them out)")
+    except DataError as err:
+        fail(err)
 
 
 def pick_device(name):
@@ -206,10 +222,34 @@ def pick_device(name):
     return "gpu" if name in ("gpu", "cuda") else "cpu"
 
 
+def refuse_unknown_format(target):
+    """A checkpoint to write whose suffix names neither format (save_arrays writes .safetensors as such and any
+    other name as .npz), or a .safetensors one without the package, is one line, before any work."""
+    if Path(target).suffix not in (".npz", ".safetensors"):
+        fail(f"{target}: a checkpoint's suffix names its format: .npz or .safetensors; end the name in one of them")
+    if Path(target).suffix == ".safetensors" and not safetensors_installed():
+        fail(f"{target}: a .safetensors checkpoint needs the safetensors package: pip install safetensors")
+
+
+def safetensors_installed():
+    """Whether the safetensors package is there, which writing a .safetensors checkpoint needs (an extra)."""
+    return importlib.util.find_spec("safetensors") is not None
+
+
 def refuse_existing(target, overwrite):
     """An output file that exists (a checkpoint, maybe the one a resume needs) is replaced only when asked."""
     if Path(target).is_file() and not overwrite:
         fail(f"{target} already exists: choose another output file, or pass --overwrite to replace it")
+
+
+def refuse_unwritable(target):
+    """An output path that no write could take (a folder, a device or a pipe at it, a file where its folder should
+    be) is the one line write_atomically would give, said before any work rather than after it."""
+    path = Path(target)
+    if path.exists() and not path.is_file():
+        fail(f"{target}: is not a regular file (a folder, a device or a pipe?)")
+    if path.parent.exists() and not path.parent.is_dir():
+        fail(f"{path.parent}: is not a folder")
 
 
 def refuse_same_file(source, target):

@@ -21,6 +21,7 @@ import tinygrad_proust as tp
 from models.metrics import read_metrics
 from models.corpus import DataError
 from tinygrad_proust import functional as F
+from tinygrad_proust.checkpoint import write_atomically
 
 
 class MissingDependency(RuntimeError):
@@ -220,7 +221,7 @@ def validation_curve(run):
     metrics = run / "metrics.jsonl" if run.is_dir() else run
     if not metrics.is_file():
         raise DataError(f"{run}: no metrics.jsonl there (train.py writes it into its --out-dir)")
-    rows = [r for r in read_metrics(metrics) if _is_number(r.get("val_loss"))]
+    rows = [r for r in read_metrics(metrics, check=True) if _is_number(r.get("val_loss"))]
     if not rows:
         raise DataError(f"{metrics}: no evaluations recorded (train.py writes one row per --eval-interval)")
     if not all(_is_number(r.get("val_bpb")) for r in rows):
@@ -245,7 +246,8 @@ def plot_loss_curve(metrics_path, path):
     if not metrics_path.is_file():
         raise DataError(f"{metrics_path}: " + ("a folder, not a metrics file" if metrics_path.is_dir()
                                                else "no such file"))
-    rows = [r for r in read_metrics(metrics_path) if _is_number(r.get("train_loss")) and _is_number(r.get("val_loss"))]
+    rows = [r for r in read_metrics(metrics_path, check=True)
+            if _is_number(r.get("train_loss")) and _is_number(r.get("val_loss"))]
     if not rows:
         raise DataError(f"{metrics_path}: no evaluations recorded (train.py writes one row per --eval-interval)")
     plt = pyplot()
@@ -273,13 +275,14 @@ UNDATED = {".svg": {"Date": None, "Creator": None}, ".pdf": {"CreationDate": Non
 
 
 def save_figure(fig, path, dpi=110):
-    """Write and close a figure; an SVG, PDF or PNG carries no date or version, so the same drawing is the same
-    file. The format is the file's suffix (matplotlib's: .png, .svg, .pdf, .jpg...)."""
+    """Write and close a figure, atomically and creating the folders its path names, as every output is written;
+    an SVG, PDF or PNG carries no date or version, so the same drawing is the same file. The format is the file's
+    suffix (matplotlib's: .png, .svg, .pdf, .jpg...)."""
     suffix = Path(path).suffix.lower()
     if suffix[1:] not in fig.canvas.get_supported_filetypes():
         raise DataError(f"{path}: matplotlib cannot write {suffix or 'a file without a suffix'}; use .png, .svg or "
                         ".pdf")
-    fig.savefig(path, dpi=dpi, metadata=UNDATED.get(suffix))
+    write_atomically(path, lambda f: fig.savefig(f, format=suffix[1:], dpi=dpi, metadata=UNDATED.get(suffix)))
     fig.clf()
     pyplot().close(fig)
     return path

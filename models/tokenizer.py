@@ -428,24 +428,25 @@ class _StreamDecoder:
         return self.utf8.decode(b"", final=True) if self.utf8 else ""
 
 
-def encode_prompt(tokenizer, prompt, drop_unknown=False):
+def encode_prompt(tokenizer, prompt, drop_unknown=False, what="prompt"):
     """The ids of a prompt to continue. Characters outside the vocabulary are an error naming them (a prompt is
     never silently changed), or left out with drop_unknown. An empty prompt starts from a newline: the start of a
-    line, where a text naturally begins (or token 0 when the vocabulary has no newline)."""
+    line, where a text naturally begins (or token 0 when the vocabulary has no newline). `what`: the word the
+    messages use for the prompt ("text" for a text to cut into tokens)."""
     if not prompt:
         return tokenizer.encode("\n") if not tokenizer.unknown_chars("\n") else np.array([0], dtype=np.int64)
     try:
         prompt.encode("utf-8")
     except UnicodeEncodeError as err:  # a console that is not UTF-8 passes its bytes as surrogates
         raw = prompt[err.start:err.end].encode("utf-8", "surrogateescape")
-        raise DataError(f"the prompt holds bytes that are not UTF-8 ({raw.hex(' ')} at character {err.start}): "
+        raise DataError(f"the {what} holds bytes that are not UTF-8 ({raw.hex(' ')} at character {err.start}): "
                         "set the console to UTF-8 (a Latin-1 console sends é as e9)") from None
     missing = tokenizer.unknown_chars(prompt)
     if missing and not drop_unknown:
         raise UnknownCharacters("characters not in the model's vocabulary: " + ", ".join(repr(c) for c in missing))
     prompt = "".join(c for c in getattr(tokenizer, "normal", str)(prompt) if c not in missing)
     if not prompt:
-        raise DataError("no prompt character is in the model's vocabulary")
+        raise DataError(f"no character of the {what} is in the model's vocabulary")
     return tokenizer.encode(prompt)
 
 

@@ -261,3 +261,48 @@ def test_a_transformers_directory_is_checked_as_thoroughly_as_a_checkpoint(tmp_p
     save_file(small, str(directory / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ExportError, match="tokenizer.json has 256 tokens, the model only 200"):
         load_pretrained(directory)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_exporting_a_quantised_checkpoint_says_it_holds_the_dequantised_weights(bits, tmp_path, capsys, safetensors):
+    """Transformers has no int8/int4 layout of ours: the export holds float32 weights, q · s, with the rounding
+    of the quantisation in them. One line on stderr says so; a float checkpoint's export says nothing of it."""
+    from quantize import main as quantize_main
+    model = GPT(GPTConfig(vocab_size=256, block_size=8, n_layer=1, n_head=2, n_embd=32, ffn_hidden=64))
+    path = save_checkpoint(tmp_path / "f.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=ByteTokenizer().to_dict())
+    export_main([str(path), str(tmp_path / "float")])
+    assert capsys.readouterr().err == ""
+    quantize_main([str(path), str(tmp_path / "q.npz"), "--bits", str(bits)])
+    capsys.readouterr()
+    export_main([str(tmp_path / "q.npz"), str(tmp_path / "hf")])
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"wrote {tmp_path / 'hf'} (gpt2: ")
+    assert captured.err == (f"note: {tmp_path / 'q.npz'} holds int{bits} weights: the export holds them dequantised, "
+                            "as float32 (their rounding stays in)\n")
+
+
+def test_exporting_a_transformers_directory_without_a_tokenizer_writes_the_model_alone(tmp_path, capsys, safetensors):
+    """export.py encoded an empty prompt with the tokenizer it loaded, and a directory without tokenizer.json has
+    none: a traceback. It has no prompt to encode; the export holds the model, as the directory did."""
+    _, _, directory = exported(tmp_path, CASES["raven"][0], "byte")
+    (directory / "tokenizer.json").unlink()
+    export_main([str(directory), str(tmp_path / "again")])
+    assert capsys.readouterr().out.startswith(f"wrote {tmp_path / 'again'} (gpt2: ")
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["config.json", "generation_config.json",
+                                                                    "model.safetensors"]
+
+
+def test_a_transformers_directory_without_a_tokenizer_given_a_prompt_is_one_line(tmp_path, capsys, safetensors):
+    """generate.py and inspection.py encode a prompt: a directory without tokenizer.json has nothing to encode it
+    with, which was a traceback; it is one line, as train.py --init-from says it."""
+    from inspection import main as inspection_main
+    _, _, directory = exported(tmp_path, CASES["raven"][0], "byte")
+    (directory / "tokenizer.json").unlink()
+    for main, argv, what in [(generate.main, ["--checkpoint", str(directory), "--max-new-tokens", "2"], "prompt"),
+                             (inspection_main, ["tokens", "--checkpoint", str(directory), "--text", "to be"], "text")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2
+        assert err == f"error: {directory}: the directory has no tokenizer.json to encode the {what} with\n"

@@ -199,6 +199,52 @@ def test_script_drops_unknown_characters_when_asked(checkpoint_path, capsys):
     assert captured.err.splitlines()[0] == "note: left out of the prompt, not in the model's vocabulary: 'x'"
 
 
+@pytest.mark.parametrize("kind", ["byte", "bpe"])
+def test_drop_unknown_with_a_tokenizer_that_encodes_every_text_says_it_does_nothing(kind, tmp_path, capsys):
+    """A byte or BPE tokenizer has no character to leave out: --drop-unknown changes nothing, and one note on stderr
+    says so (it said nothing); the text is the one the same run without the flag writes."""
+    from models.tokenizer import BPETokenizer
+    tokenizer = ByteTokenizer() if kind == "byte" else BPETokenizer.train("to be or not to be\n" * 4, 260, "gpt4")
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16, ffn_hidden=16))
+    path = save_checkpoint(tmp_path / "best.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+    run = ["--checkpoint", str(path), "--prompt", "to bé", "--max-new-tokens", "6", "--seed", "2"]
+    generate.main(run)
+    plain = capsys.readouterr()
+    generate.main([*run, "--drop-unknown"])
+    captured = capsys.readouterr()
+    assert captured.out == plain.out and plain.out.startswith("to bé")
+    assert captured.err.splitlines()[0] == ("note: --drop-unknown does nothing here: this checkpoint's tokenizer "
+                                            "works on bytes and encodes every text")
+    assert len(captured.err.splitlines()) == 2 and captured.err.splitlines()[1].startswith("[6 tokens in ")
+
+
+@pytest.mark.parametrize("text, start", [("to be or not to be\n", "\n"), ("to be or not to be", " ")])
+def test_an_empty_prompt_starts_from_a_newline_or_the_first_token_and_the_help_says_which(text, start, tmp_path,
+                                                                                          capsys):
+    """An empty prompt continues a newline; a vocabulary without one ("to be or not to be": ' ', 'b', 'e', 'n',
+    'o', 'r', 't') starts from its first token, ' ' here: what --prompt "<start>" writes after its prompt. The
+    help said "start from a newline" of both."""
+    tokenizer = CharTokenizer.from_text(text)
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=8, n_layer=1, n_head=2, n_embd=16,
+                          ffn_hidden=16))
+    path = save_checkpoint(tmp_path / "best.npz", model, step=0, config=model.config.to_dict(),
+                           tokenizer=tokenizer.to_dict())
+    run = ["--checkpoint", str(path), "--greedy", "--max-new-tokens", "12"]
+    generate.main(run)
+    empty = capsys.readouterr().out
+    generate.main([*run, "--prompt", start])
+    assert empty == capsys.readouterr().out[1:] and len(empty) > 1
+    with pytest.raises(SystemExit) as exit_info:
+        generate.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0
+    assert ("--prompt PROMPT text to continue (empty: start from a newline, or from the vocabulary's first token "
+            "when it has no newline)") in shown
+
+
 def test_script_without_any_checkpoint_says_how_to_train(tmp_path, capsys):
     with pytest.raises(SystemExit):
         generate.main(["--out-dir", str(tmp_path)])

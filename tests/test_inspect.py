@@ -191,3 +191,40 @@ def test_drawing_without_matplotlib_is_a_clear_error(checkpoint, tmp_path, monke
         inspection_main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be", "--out",
                       str(tmp_path / "a.png")])
     assert "pip install matplotlib" in capsys.readouterr().err
+
+
+def test_outputs_go_into_new_folders_and_a_folder_given_as_the_table_is_refused_before_the_work(checkpoint, tmp_path,
+                                                                                                capsys, matplotlib):
+    """Every output of inspection.py creates the folders its path names, as --save and the other scripts do (the
+    pictures stopped at "No such file or directory"); --save naming a folder is one line before the table is
+    computed and printed (it came after)."""
+    inspection_main(["attention", "--checkpoint", str(checkpoint), "--prompt", "to be",
+                     "--out", str(tmp_path / "new" / "folder" / "attention.png")])
+    inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be",
+                     "--out", str(tmp_path / "other" / "lens.png")])
+    inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be",
+                     "--save", str(tmp_path / "tables" / "lens.txt")])
+    capsys.readouterr()
+    for picture in ("new/folder/attention.png", "other/lens.png"):
+        assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "tables" / "lens.txt").read_text().startswith("after ")
+    with pytest.raises(SystemExit) as exit_info:
+        inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to be", "--save", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and captured.out == ""
+    assert captured.err == f"error: {tmp_path}: is not a regular file (a folder, a device or a pipe?)\n"
+
+
+def test_what_tokens_says_of_its_text_names_the_text_not_a_prompt(checkpoint, capsys):
+    """inspection.py tokens takes --text: its notes and errors speak of the text (they said "the prompt", which
+    tokens has none of). The vocabulary is that of "to be or not to be, that is the question\\n": no x, y or z."""
+    inspection_main(["tokens", "--checkpoint", str(checkpoint), "--text", "tox", "--drop-unknown", "--no-color"])
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "[t][o]"
+    assert captured.err == "note: left out of the text, not in the model's vocabulary: 'x'\n"
+    for text, message in (("xyz", "no character of the text is in the model's vocabulary"),
+                          ("to b\udce9", "the text holds bytes that are not UTF-8 (e9 at character 4)")):
+        with pytest.raises(SystemExit) as exit_info:
+            inspection_main(["tokens", "--checkpoint", str(checkpoint), "--text", text, "--drop-unknown"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err

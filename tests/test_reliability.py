@@ -409,6 +409,26 @@ def test_loss_curve_on_a_bad_metrics_file_is_one_line(tmp_path, capsys, content)
     assert exit_info.value.code == 2 and one_line_error(err) and str(path) in err
 
 
+@pytest.mark.parametrize("content, message", [
+    ("Chapter 1\nLongtemps, je me suis couché de bonne heure.\n", "not a metrics file"),
+    ('{"name": "a JSON row without a step"}\n', "not a metrics file"),
+    (b"\x00\x01\xff binary", "not a metrics file"),
+    ("", "no evaluations recorded"),                              # a run killed before its first evaluation
+    ('{"step": 3, "train_lo', "no evaluations recorded"),         # ... or during the first row's write
+])
+def test_a_file_that_is_not_a_metrics_file_is_named_so(tmp_path, capsys, content, message):
+    """A metrics file holds one JSON row per evaluation, {"step": ..., "train_loss": ...} (models/metrics.py); a
+    file with text but not one such row (a last line cut short by a kill aside) is not one, for loss-curve and for
+    compare, and was said to have "no evaluations recorded"."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    for argv in (["loss-curve", "--metrics", str(path)], ["compare", str(path)]):
+        with pytest.raises(SystemExit) as exit_info:
+            inspection_main([*argv, "--out", str(tmp_path / "a.png")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and err.startswith(f"error: {path}: {message}"), err
+
+
 # ---- flags and inputs accepted but not used; outputs that would replace their input ----
 
 @pytest.mark.parametrize("argv, message", [
@@ -477,6 +497,42 @@ def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, lin
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and one_line_error(err) and "would replace the input" in err, err
     assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["q.txt", "q", "q.NPZ", "q.npz.bak"])
+def test_an_output_whose_suffix_names_no_checkpoint_format_is_refused(first_run, tmp_path, capsys, name):
+    """A checkpoint's suffix says its format (train.py --format writes best.npz or best.safetensors): quantize.py
+    and adapters.py merge wrote an .npz under any other name. One line naming the two, and nothing written."""
+    target = tmp_path / name
+    for main, argv in [(quantize_main, [str(first_run / "best.npz"), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(first_run / "last.npz"), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err), err
+        assert f"{target}: a checkpoint's suffix names its format: .npz or .safetensors" in err, err
+    assert not target.exists()
+
+
+def test_a_safetensors_output_without_the_package_is_one_line_before_any_work(first_run, corpus, tmp_path, capsys,
+                                                                              monkeypatch):
+    """Writing a .safetensors checkpoint needs the safetensors package (an extra): without it quantize.py and
+    adapters.py merge ended in a traceback, and train.py --format safetensors trained up to its first checkpoint
+    and then did. Each is one line naming what to install, before anything is trained or written."""
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # what Python finds when the package is not installed
+    target = tmp_path / "q.safetensors"
+    for main, argv in [(quantize_main, [str(first_run / "best.npz"), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(first_run / "last.npz"), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err), err
+        assert f"{target}: a .safetensors checkpoint needs the safetensors package: pip install safetensors" in err
+    code, out, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", "--format",
+                                "safetensors", *TINY], capsys)
+    assert code == 2 and one_line_error(err) and out == "", err
+    assert "--format safetensors needs the safetensors package: pip install safetensors" in err
+    assert not target.exists() and not (tmp_path / "r").exists()
 
 
 def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_path, corpus, capsys):
