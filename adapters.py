@@ -4,13 +4,11 @@
 
 (Training an adapter: python train.py --init-from out/best.npz --data sonnets.txt --lora-rank 8.)
 """
-from models.cli import (Parser, console, fail, refuse_existing, refuse_same_file, refuse_unknown_format,
-                        refuse_unwritable)
-from models.export import ExportError
+from models.cli import (Parser, console, fail, load_model_or_fail, refuse_existing, refuse_same_file,
+                        refuse_unknown_format, refuse_unwritable)
 from models.gpt import GPT
-from models.loading import load_model
 from models.record import RunRecord
-from tinygrad_proust.checkpoint import CheckpointError, save_checkpoint
+from tinygrad_proust.checkpoint import save_checkpoint
 
 
 @console
@@ -26,12 +24,7 @@ def main(argv=None):
     refuse_unknown_format(args.out)
     refuse_same_file(args.adapter, args.out)
     refuse_existing(args.out, args.overwrite)
-    try:
-        model, tokenizer, record = load_model(args.adapter)
-    except (CheckpointError, ExportError) as err:  # ExportError: a Transformers directory that does not load
-        fail(err)
-    except ImportError as err:
-        fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+    model, tokenizer, record = load_model_or_fail(args.adapter)
     if record is None or not record.is_adapter:
         fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")
     plain = GPT(model.config)

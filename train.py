@@ -29,10 +29,9 @@ from models.corpus import (DataError, NotUTF8Error, TokenDataset, decode_utf8, d
 from models.gpt import GPT, PRESETS, GPTConfig, preset_config
 from models.tokenizer import ByteTokenizer, CharTokenizer, trained_bpe
 from models import adapters
-from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, given_flags, integer, non_empty,
-                        one_character, pick_device, real, safetensors_installed)
-from models.export import ExportError
-from models.loading import load_lora_base, load_model
+from models.cli import (RAN_OUT, OutputOrNothing, Parser, console, fail, given_flags, integer, load_model_or_fail,
+                        non_empty, one_character, pick_device, real, safetensors_installed)
+from models.loading import load_lora_base
 from models.metrics import read_metrics, write_metrics
 from models.record import RunRecord
 from tinygrad_proust import nn, optim, rng as tp_rng
@@ -50,6 +49,9 @@ def make_parser():
     g.add_argument("--ffn-hidden", type=integer(1, 1 << 20), help="override the feed-forward width")
     g.add_argument("--block-size", type=integer(1, 1 << 20), help="context length (default: the preset's)")
     g.add_argument("--dropout", type=real(0, 1, high_open=True), help="override the preset's dropout")
+    g.add_argument("--ffn-dropout", action=argparse.BooleanOptionalAction,
+                   help="with dropout: on the feed-forward's hidden layer too (nanoGPT's has none there; the preset "
+                        "says); like --dropout, it may change on a resume")
     g = p.add_argument_group("architecture (each overrides the preset's choice; fixed for a run)")
     g.add_argument("--norm", choices=["layernorm", "rmsnorm"], help="the normalisation layers")
     g.add_argument("--norm-placement", choices=["pre", "post"],
@@ -60,8 +62,6 @@ def make_parser():
     g.add_argument("--final-norm", action=argparse.BooleanOptionalAction, help="a norm before the head")
     g.add_argument("--ffn", choices=["relu", "gelu", "swiglu"], help="the feed-forward's non-linearity")
     g.add_argument("--ffn-bias", action=argparse.BooleanOptionalAction, help="the feed-forward's biases")
-    g.add_argument("--ffn-dropout", action=argparse.BooleanOptionalAction,
-                   help="with --dropout: dropout on the feed-forward's hidden layer too (nanoGPT's has none there)")
     g.add_argument("--gelu-approximate", choices=["tanh", "none"], help="--ffn gelu: GPT-2's tanh form or exact erf")
     g.add_argument("--attn-bias", action=argparse.BooleanOptionalAction,
                    help="biases of the attention's q/k/v and output projections")
@@ -151,7 +151,7 @@ def make_parser():
 # its saved settings name every choice in force.
 ARCHITECTURE = ["norm", "norm_placement", "norm_bias", "norm_eps", "final_norm", "ffn", "ffn_bias", "gelu_approximate",
                 "attn_bias", "positions", "rope_base", "scale_embeddings", "tie_weights", "head_bias",
-                "scaled_residual_init", "ffn_dropout"]
+                "scaled_residual_init"]
 # Settings of the model and its vocabulary: a checkpoint's weights only fit the ones it was trained with.
 MODEL_SIZES = ["n_layer", "n_head", "n_embd", "ffn_hidden", "block_size"]
 FIXED_FOR_A_RUN = ["preset", *MODEL_SIZES, "tokenizer", "chars", "replace_unknown", "unicode", "vocab_size",
@@ -203,7 +203,7 @@ def parse_args(argv):
         preset = GPTConfig(**PRESETS[args.preset])
         for key in ARCHITECTURE:
             setattr(args, key, getattr(preset, key) if getattr(args, key) is None else getattr(args, key))
-    refuse_unused_flags(given, args)
+    refuse_unused_flags(given, args, start)
     if args.format == "safetensors" and not safetensors_installed():  # now, not at the first checkpoint
         fail("--format safetensors needs the safetensors package: pip install safetensors")
     args.out_dir = args.out_dir or "out"
@@ -241,7 +241,7 @@ def settings_in_force(args):
     return {key: value for key, value in vars(args).items() if value is not None and key not in idle}
 
 
-def refuse_unused_flags(given, args):
+def refuse_unused_flags(given, args, start):
     """A flag given (written on the command line) where it does nothing is an error, never printed as in force:
     --vocab-size with the char tokenizer, --momentum with Adam, --warmup with the constant schedule, --seed on a
     resume (a resumed run continues its own random streams)."""
@@ -250,11 +250,21 @@ def refuse_unused_flags(given, args):
             acting = " or ".join(as_flag(setting, value) for value in values if value is not None)
             fail(f"--{flag.replace('_', '-')} acts only with {acting}; this run has "
                  f"{as_flag(setting, getattr(args, setting))}")
-    if "ffn_dropout" in given and not (args.resume or args.init_from) and not (
-            args.dropout if args.dropout is not None else PRESETS[args.preset].get("dropout", 0.0)):
+    if "ffn_dropout" in given and not dropout_in_force(args, start):
         fail(f"--{'' if args.ffn_dropout else 'no-'}ffn-dropout acts only with dropout; this run has --dropout 0")
     if args.resume and "seed" in given:
         fail("--seed: a resumed run continues the random streams its checkpoint saved; --seed starts new runs")
+
+
+def dropout_in_force(args, start):
+    """The run's dropout: --dropout, else the resumed checkpoint's, the --init-from model's or the preset's."""
+    if args.dropout is not None:
+        return args.dropout
+    if start.record is not None:
+        return start.record.config["dropout"]
+    if start.model is not None:
+        return start.model.config.dropout
+    return PRESETS[args.preset].get("dropout", 0.0)
 
 
 def resume_settings(parser, argv, args):
@@ -298,12 +308,7 @@ def resume_settings(parser, argv, args):
 
 def load_init_source(source):
     """(model, tokenizer) to start a run from: a checkpoint of ours, or a Transformers directory."""
-    try:
-        model, tokenizer, record = load_model(source)
-    except (CheckpointError, ExportError) as err:
-        fail(f"--init-from {source}: {err}")
-    except ImportError as err:
-        fail(f"--init-from a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+    model, tokenizer, record = load_model_or_fail(source, context=f"--init-from {source}: ")
     if record is not None and record.quantization is not None:
         fail(f"--init-from {source}: a quantised checkpoint cannot be trained (start from the float one)")
     if record is not None and record.is_adapter:  # its layers are not a plain model's
@@ -405,15 +410,16 @@ class Run:
 
 
 def build_model(args, tokenizer, start):
-    """The model configuration: the checkpoint's when resuming, the source's with --init-from (with --dropout, the
-    one training setting of the model that may change), else the preset with the flags' overrides."""
+    """The model configuration: the checkpoint's when resuming, the source's with --init-from (with --dropout and
+    --ffn-dropout, the training settings of the model that may change), else the preset with the flags' overrides."""
     if start.resumed is not None or start.model is not None:
         config = GPTConfig.from_dict(start.record.config if start.record else start.model.config.to_dict())
-        if args.dropout is not None:
-            config.dropout = args.dropout
+        for key in ("dropout", "ffn_dropout"):
+            if getattr(args, key) is not None:
+                setattr(config, key, getattr(args, key))
         return config
     overrides = {k: getattr(args, k) for k in ["n_layer", "n_head", "n_embd", "ffn_hidden", "block_size", "dropout",
-                                               *ARCHITECTURE] if getattr(args, k) is not None}
+                                               "ffn_dropout", *ARCHITECTURE] if getattr(args, k) is not None}
     try:
         return preset_config(args.preset, vocab_size=tokenizer.vocab_size, **overrides)
     except ValueError as err:

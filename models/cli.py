@@ -177,15 +177,15 @@ def console(main):
     return run
 
 
-def load_model_or_fail(checkpoint, device="cpu"):
+def load_model_or_fail(checkpoint, device="cpu", context=""):
     """(model, tokenizer, record) as models.loading.load_model gives them; any problem with the checkpoint or the
-    device ends the script with one line."""
+    device ends the script with one line (after `context`, say "--init-from out/best.npz: ")."""
     try:
         return load_model(checkpoint, device=device)
     except (CheckpointError, DataError, DeviceError, ExportError) as err:
-        fail(err)
-    except ImportError as err:
-        fail(f"loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
+        fail(f"{context}{err}")
+    except ImportError as err:  # only a Transformers directory needs more packages to load
+        fail(f"{context}loading a Transformers directory needs {err.name}: pip install safetensors tokenizers")
 
 
 def load_model_and_prompt(checkpoint, prompt, drop_unknown=False, device="cpu", what="prompt"):

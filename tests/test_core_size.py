@@ -97,8 +97,9 @@ ENGINE_BUDGET = 1715
 # state_dict and PyTorch's step(epoch); LambdaLR, StepLR, MultiStepLR, ExponentialLR, LinearLR, CosineAnnealingLR,
 # each with PyTorch's step form and the closed form; SequentialLR; PyTorch's argument checks: 183), and their name
 # in optim (1). 3,365 -> 3,388: the engine's 13; MultiStepLR's milestones back to step numbers after a JSON round
-# trip (3); torch.add(2, t), torch.remainder(7, t) and the other arithmetic functions with a number first (7)
-FRAMEWORK_BUDGET = 3388
+# trip (3); torch.add(2, t), torch.remainder(7, t) and the other arithmetic functions with a number first (7).
+# 3,388 -> 3,392: a .safetensors checkpoint read without the safetensors package says it needs the package (4)
+FRAMEWORK_BUDGET = 3392
 
 
 def code_lines(path):

@@ -77,12 +77,33 @@ def test_a_new_run_records_its_presets_architecture(corpus, tmp_path, capsys):
     (["--rope-base", "500"], "--rope-base acts only with --positions rope; this run has --positions learned"),
     (["--head-bias"], "--head-bias acts only with --no-tie-weights; this run has --tie-weights"),
     (["--norm", "rmsnorm", "--no-norm-bias"], "--norm-bias acts only with --norm layernorm"),
-    (["--no-ffn-dropout"], "--no-ffn-dropout acts only with dropout; this run has --dropout 0"),
-    (["--preset", "baby-gpt", "--dropout", "0", "--ffn-dropout"], "--ffn-dropout acts only with dropout"),
 ])
 def test_an_architecture_flag_that_would_do_nothing_is_refused(corpus, tmp_path, capsys, argv, message):
     code, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", *TINY, *argv], capsys)
     assert code == 2 and message in err and not (tmp_path / "r").exists(), err
+
+
+def test_ffn_dropout_acts_with_dropout_and_may_change_as_dropout_may(corpus, tmp_path, capsys):
+    """--ffn-dropout says where dropout acts, so it is refused where there is none (the preset's 0, or --dropout 0),
+    and, as --dropout, it may change on a resume or from --init-from: no weight depends on it."""
+    for argv, message in ((["--no-ffn-dropout"], "--no-ffn-dropout acts only with dropout; this run has --dropout 0"),
+                          (["--preset", "baby-gpt", "--dropout", "0", "--ffn-dropout"], "--ffn-dropout acts only")):
+        code, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "x", *TINY, *argv], capsys)
+        assert code == 2 and message in err and not (tmp_path / "x").exists(), err
+    out = tmp_path / "r"
+    code, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", out, *TINY, "--dropout", "0.1"], capsys)
+    assert code == 0, err
+    assert load_model(out / "last.npz")[2].config["ffn_dropout"] is True              # char-small's choice
+    code, err = run_train(["--resume", out / "last.npz", "--steps", 4, "--no-ffn-dropout"], capsys)
+    assert code == 0, err
+    model, _, record = load_model(out / "last.npz")
+    assert record.config["ffn_dropout"] is False and isinstance(model.blocks[0].mlp.hidden_dropout, nn.Identity)
+    code, err = run_train(["--resume", out / "last.npz", "--steps", 6, "--dropout", "0", "--ffn-dropout"], capsys)
+    assert code == 2 and "--ffn-dropout acts only with dropout; this run has --dropout 0" in err, err
+    code, err = run_train(["--init-from", out / "last.npz", "--data", corpus, "--steps", 2, "--out-dir",
+                           tmp_path / "s", "--ffn-dropout"], capsys)
+    assert code == 0, err
+    assert load_model(tmp_path / "s" / "last.npz")[2].config["ffn_dropout"] is True
 
 
 def test_a_resume_keeps_its_architecture(corpus, tmp_path, capsys):

@@ -535,6 +535,21 @@ def test_a_safetensors_output_without_the_package_is_one_line_before_any_work(fi
     assert not target.exists() and not (tmp_path / "r").exists()
 
 
+def test_a_safetensors_checkpoint_read_without_the_package_names_it(tmp_path, capsys, monkeypatch):
+    """Reading one needs the package too: the one line names it, not a corrupt file."""
+    pytest.importorskip("safetensors")
+    from tinygrad_proust.checkpoint import save_checkpoint
+    model = GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4, ffn_hidden=4))
+    path = save_checkpoint(tmp_path / "m.safetensors", model, None)
+    monkeypatch.setitem(sys.modules, "safetensors", None)  # what Python finds when the package is not installed
+    with pytest.raises(SystemExit) as exit_info:
+        quantize_main([str(path), str(tmp_path / "q.npz"), "--bits", "8"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and one_line_error(err), err
+    assert "a .safetensors checkpoint needs the safetensors package: pip install safetensors" in err
+    assert "corrupt" not in err
+
+
 def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_path, corpus, capsys):
     """quantize.py into the run's own last.npz (a slip of the keyboard) would have replaced the checkpoint a resume
     needs; adapters.py merge likewise: an existing file is one line unless --overwrite says to replace it."""

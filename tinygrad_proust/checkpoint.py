@@ -104,7 +104,11 @@ def _safetensors_bytes(arrays, meta_text):
 
 
 def _read_safetensors(path):
-    from safetensors import safe_open
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise CheckpointError(f"checkpoint {path}: a .safetensors checkpoint needs the safetensors package: "
+                              "pip install safetensors") from None
     with safe_open(str(path), framework="numpy") as archive:
         meta_text = (archive.metadata() or {}).get("__meta__")
         if meta_text is None:
