@@ -479,6 +479,17 @@ def test_a_resume_on_another_text_is_refused(first_run, tmp_path, capsys):
     assert "--init-from" in err
 
 
+def writers_refuse(source, target, message, capsys, adapter=None):
+    """quantize.py and adapters.py merge, each reading `source` (merge: `adapter`, if given) and writing `target`:
+    one line holding `message`, exit status 2."""
+    for main, argv in [(quantize_main, [str(source), str(target), "--bits", "8"]),
+                       (adapters_main, ["merge", str(adapter or source), str(target)])]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and one_line_error(err) and message in err, err
+
+
 @pytest.mark.parametrize("link", ["same path", "hard link", "symbolic link"])
 def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, link):
     """quantize.py and adapters.py merge never replace the file they read, by any name."""
@@ -490,12 +501,7 @@ def test_an_output_that_is_its_input_is_refused(first_run, tmp_path, capsys, lin
     elif link == "symbolic link":
         os.symlink(source, target)
     before = source.read_bytes()
-    for main, argv in [(quantize_main, [str(source), str(target), "--bits", "8"]),
-                       (adapters_main, ["merge", str(source), str(target)])]:
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and one_line_error(err) and "would replace the input" in err, err
+    writers_refuse(source, target, "would replace the input", capsys)
     assert source.read_bytes() == before
 
 
@@ -504,13 +510,8 @@ def test_an_output_whose_suffix_names_no_checkpoint_format_is_refused(first_run,
     """A checkpoint's suffix says its format (train.py --format writes best.npz or best.safetensors): quantize.py
     and adapters.py merge wrote an .npz under any other name. One line naming the two, and nothing written."""
     target = tmp_path / name
-    for main, argv in [(quantize_main, [str(first_run / "best.npz"), str(target), "--bits", "8"]),
-                       (adapters_main, ["merge", str(first_run / "last.npz"), str(target)])]:
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and one_line_error(err), err
-        assert f"{target}: a checkpoint's suffix names its format: .npz or .safetensors" in err, err
+    writers_refuse(first_run / "best.npz", target, f"{target}: a checkpoint's suffix names its format: .npz or "
+                   ".safetensors", capsys)
     assert not target.exists()
 
 
@@ -521,13 +522,8 @@ def test_a_safetensors_output_without_the_package_is_one_line_before_any_work(fi
     and then did. Each is one line naming what to install, before anything is trained or written."""
     monkeypatch.setitem(sys.modules, "safetensors", None)  # what Python finds when the package is not installed
     target = tmp_path / "q.safetensors"
-    for main, argv in [(quantize_main, [str(first_run / "best.npz"), str(target), "--bits", "8"]),
-                       (adapters_main, ["merge", str(first_run / "last.npz"), str(target)])]:
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and one_line_error(err), err
-        assert f"{target}: a .safetensors checkpoint needs the safetensors package: pip install safetensors" in err
+    writers_refuse(first_run / "best.npz", target, f"{target}: a .safetensors checkpoint needs the safetensors "
+                   "package: pip install safetensors", capsys)
     code, out, err = run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "r", "--format",
                                 "safetensors", *TINY], capsys)
     assert code == 2 and one_line_error(err) and out == "", err
@@ -558,13 +554,8 @@ def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_
     assert code == 0, err
     checkpoint, target = first_run / "best.npz", first_run / "last.npz"
     before = target.read_bytes()
-    for main, argv in [(quantize_main, [str(checkpoint), str(target), "--bits", "8"]),
-                       (adapters_main, ["merge", str(tmp_path / "lora" / "last.npz"), str(target)])]:
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and one_line_error(err), err
-        assert f"{target} already exists: choose another output file, or pass --overwrite to replace it" in err
+    writers_refuse(checkpoint, target, f"{target} already exists: choose another output file, or pass --overwrite to "
+                   "replace it", capsys, adapter=tmp_path / "lora" / "last.npz")
     assert target.read_bytes() == before
     quantize_main([str(checkpoint), str(target), "--bits", "8", "--overwrite"])
     assert load_checkpoint(target)[0]["quantization"]["bits"] == 8
