@@ -100,8 +100,9 @@ ENGINE_BUDGET = 1745
 # in optim (1). 3,365 -> 3,388: the engine's 13; MultiStepLR's milestones back to step numbers after a JSON round
 # trip (3); torch.add(2, t), torch.remainder(7, t) and the other arithmetic functions with a number first (7).
 # 3,388 -> 3,392: a .safetensors checkpoint read without the safetensors package says it needs the package (4).
-# 3,392 -> 3,422: the engine's 30
-FRAMEWORK_BUDGET = 3422
+# 3,392 -> 3,422: the engine's 30. 3,422 -> 3,448: nn.BatchNorm1d, its running statistics and batch count as
+# PyTorch's buffers, momentum=None's cumulative average (26)
+FRAMEWORK_BUDGET = 3448
 
 
 def code_lines(path):
