@@ -21,6 +21,7 @@ DIVISOR_SIGNS = np.array([1.0, -1.0, -1.0, 1.0])
 SCATTER_ROWS = np.array([[2, 0, 3], [1, 3, 0]])   # no place twice in a row: scatter writes each once
 REPEATED_ROWS = np.array([[2, 0, 2], [3, 3, 3]])  # places twice and three times: scatter_add adds them up
 MASK = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]])
+RUNNING_MEAN, RUNNING_VAR = np.array([0.3, -0.2, 0.5]), np.array([0.8, 1.5, 0.6])  # a batch norm's statistics
 
 
 class Case:
@@ -224,6 +225,19 @@ CASES = [
     Case("layer_norm", lambda m, x, w, b: m.F.layer_norm(x, (5,), w, b), [(2, 3, 5), (5,), (5,)]),
     Case("layer_norm_no_bias", lambda m, x, w: m.F.layer_norm(x, (5,), w, eps=1e-3), [(3, 5), (5,)]),
     Case("layer_norm_no_affine", lambda m, x: m.F.layer_norm(x, (5,)), [(3, 5)]),
+    # batch norm: training normalises with the batch's statistics (and moves the running ones, so it is given copies:
+    # torch.as_tensor would share the array), eval with the running ones
+    Case("batch_norm_training", lambda m, x, w, b: m.F.batch_norm(x, None, None, w, b, training=True),
+         [(4, 3), (3,), (3,)]),
+    Case("batch_norm_training_ncl_running", lambda m, x, w, b: m.F.batch_norm(
+        x, m.const(RUNNING_MEAN.copy()), m.const(RUNNING_VAR.copy()), w, b, training=True, momentum=0.3),
+        [(4, 3, 5), (3,), (3,)]),
+    Case("batch_norm_training_no_affine", lambda m, x: m.F.batch_norm(x, None, None, training=True, eps=1e-3),
+         [(2, 3, 2)]),
+    Case("batch_norm_eval", lambda m, x, w, b: m.F.batch_norm(x, m.const(RUNNING_MEAN), m.const(RUNNING_VAR), w, b),
+         [(4, 3), (3,), (3,)]),
+    Case("batch_norm_eval_ncl_no_bias", lambda m, x, w: m.F.batch_norm(
+        x, m.const(RUNNING_MEAN), m.const(RUNNING_VAR), w, eps=1e-3), [(2, 3, 4), (3,)]),
     Case("rms_norm", lambda m, x, w: m.F.rms_norm(x, (5,), w, eps=1e-6), [(2, 3, 5), (5,)]),
     Case("linear", lambda m, x, w, b: m.F.linear(x, w, b), [(2, 3, 4), (5, 4), (5,)]),
     Case("linear_no_bias", lambda m, x, w: m.F.linear(x, w), [(3, 4), (2, 4)]),
@@ -598,7 +612,7 @@ def test_the_new_methods_are_torch_functions_too(torch):
 # the cases of ops ported code reaches that run again in float32, against PyTorch's float64 on the same inputs
 FLOAT32_CASES = ["var_unbiased_false", "std_positional_unbiased_keepdim", "var_mean_std_mean", "remainder_signs",
                  "remainder_reflected", "fmod_signs", "cumprod", "cumprod_negative_dim", "scatter", "scatter_a_number",
-                 "scatter_add_repeated"]
+                 "scatter_add_repeated", "batch_norm_training", "batch_norm_training_ncl_running", "batch_norm_eval"]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in FLOAT32_CASES], ids=repr)

@@ -4,13 +4,14 @@ with an optional bias, causal attention both through SDPA and by hand with a reg
 function of the library it is given, and built with `torch` and with `tinygrad_proust`. The same weights give the
 same logits, loss and gradients (float64, to 1e-9), and the same greedy continuation.
 
-Then two smaller programs, written the same way: a makemore-style character MLP trained by a hand-written SGD step
-(each of the three ways PyTorch code writes one) and sampled with a generator of its own, and an MLP in
-nn.Sequential whose init is adjusted in place under no_grad, trained with AdamW, zero_grad(set_to_none=True) and
-nn.utils.clip_grad_norm_; and the in-place rules those programs rely on. Last, the names more ported code reaches:
-grad modes, loss and layer modules, linspace, randperm, allclose and equal, an embedding's padding row, a layer
-norm without affine parameters, nn.init's distributions, and buffers in state_dict (persistent, non-persistent,
-None) with PyTorch's keys, loading and refusals."""
+Then smaller programs, written the same way: a makemore-style character MLP trained by a hand-written SGD step (each
+of the three ways PyTorch code writes one) and sampled with a generator of its own; the same model as makemore part 3
+builds it from nn modules, with a BatchNorm1d after its hidden layer, trained on minibatches and evaluated with the
+running statistics; and an MLP in nn.Sequential whose init is adjusted in place under no_grad, trained with AdamW,
+zero_grad(set_to_none=True) and nn.utils.clip_grad_norm_; and the in-place rules those programs rely on. Last, the
+names more ported code reaches: grad modes, loss and layer modules, linspace, randperm, allclose and equal, an
+embedding's padding row, a layer norm without affine parameters, nn.init's distributions, and buffers in state_dict
+(persistent, non-persistent, None) with PyTorch's keys, loading and refusals."""
 import math
 
 import numpy as np
@@ -282,6 +283,72 @@ def test_sampling_with_a_generator_of_its_own_repeats_and_leaves_the_global_stre
     other = sample_makemore(tp, tp.functional, params, seed=1)
     assert (other[0], other[1].tolist()) != (first[0], first[1].tolist())
     assert first[1].shape == (2, 3) and first[2].dtype == np.int64 and 0 <= first[2].numpy().min() <= 4
+
+
+# ---- makemore part 3: the character model with a batch norm after its hidden layer, written with nn modules as the
+# lecture ends up writing it: trained on minibatches by a hand-written SGD step, then evaluated in eval mode ----
+def train_makemore_batchnorm(torch, nn, F, weights, batches):
+    X, Y, vocab = makemore_data(torch)
+    n_embd, n_hidden = weights["C.weight"].shape[1], weights["0.weight"].shape[0]
+    C = nn.Embedding(vocab, n_embd).double()
+    layers = [nn.Linear(n_embd * BLOCK, n_hidden, bias=False).double(), nn.BatchNorm1d(n_hidden).double(),
+              nn.Tanh(), nn.Linear(n_hidden, vocab).double()]  # no bias before the batch norm: its shift replaces it
+    C.load_state_dict({"weight": torch.tensor(weights["C.weight"])})
+    for i in (0, 3):
+        layers[i].load_state_dict({k[2:]: torch.tensor(v) for k, v in weights.items() if k.startswith(f"{i}.")})
+    with torch.no_grad():
+        layers[-1].weight *= 0.1                                   # a less confident last layer at init
+    parameters = list(C.parameters()) + [p for layer in layers for p in layer.parameters()]
+
+    def forward(Xb):
+        x = C(Xb).view(Xb.shape[0], -1)                            # the context's vectors side by side
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    losses, running_means = [], []
+    for i, ix in enumerate(batches):
+        loss = F.cross_entropy(forward(X[ix]), Y[ix])
+        for p in parameters:
+            p.grad = None
+        loss.backward()
+        lr = 0.1 if i < len(batches) // 2 else 0.01
+        for p in parameters:
+            p.data += -lr * p.grad
+        losses.append(loss.item())
+        running_means.append(layers[1].running_mean.tolist())
+    for layer in layers:
+        layer.eval()                                               # the running statistics from here on
+    with torch.no_grad():
+        eval_loss = F.cross_entropy(forward(X), Y).item()
+        first = F.softmax(forward(X[:1]), dim=1)                   # one example at a time, as sampling goes
+    state = {f"C.{name}": t for name, t in C.state_dict().items()}
+    state.update({f"{i}.{name}": t for i, layer in enumerate(layers) for name, t in layer.state_dict().items()})
+    return losses, running_means, eval_loss, first, state
+
+
+def test_a_makemore_mlp_with_batch_norm_trains_as_pytorch(torch):
+    """Every step's loss and running mean, then the eval loss (running statistics), the parameters and the running
+    variance and batch count are PyTorch's, float64 to 1e-12."""
+    rng = np.random.default_rng(0)
+    vocab, examples = makemore_data(torch)[2], len(makemore_data(torch)[1])
+    weights = {"C.weight": rng.standard_normal((vocab, 4)), "0.weight": rng.standard_normal((24, 4 * BLOCK)) * 0.3,
+               "3.weight": rng.standard_normal((vocab, 24)) * 0.2, "3.bias": np.zeros(vocab)}
+    batches = rng.integers(0, examples, (8, 16))
+    losses, running_means, eval_loss, first, state = train_makemore_batchnorm(
+        tp, tp.nn, tp.functional, weights, [tp.tensor(ix) for ix in batches])
+    ref_losses, ref_means, ref_eval_loss, ref_first, ref_state = train_makemore_batchnorm(
+        torch, torch.nn, torch.nn.functional, weights, [torch.tensor(ix) for ix in batches])
+    assert losses[-1] < losses[0] - 0.1                            # it learns
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
+    np.testing.assert_allclose(running_means, ref_means, rtol=1e-12, atol=1e-14)
+    assert abs(eval_loss - ref_eval_loss) <= 1e-12 * ref_eval_loss
+    np.testing.assert_allclose(first.numpy(), ref_first.numpy(), rtol=1e-12, atol=1e-14)
+    assert list(state) == list(ref_state)                          # the batch norm's buffers among the weights
+    for name, t in state.items():
+        assert t.dtype == (np.int64 if name.endswith("num_batches_tracked") else np.float64), name
+        np.testing.assert_allclose(t.numpy(), ref_state[name].numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
+    assert state["1.num_batches_tracked"].item() == len(batches)
 
 
 # ---- an MLP in nn.Sequential trained by an optimizer, its init adjusted in place under no_grad ----

@@ -15,7 +15,7 @@ from . import fused, kernels, ops, rng
 from .creation import cat, full
 from .device import device_of, is_gpu_array, module_for
 from .ops import check_ids
-from .tensor import Tensor, unwrap
+from .tensor import Tensor, no_grad, unwrap
 
 _fused = True
 
@@ -206,6 +206,45 @@ def rms_norm(x, normalized_shape, weight=None, eps=None):
     if _fused:
         return fused.RMSNorm.apply(x, weight, eps=eps)
     return x * ((x * x).mean(dim=-1, keepdim=True) + eps).rsqrt() * weight
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * weight + bias for each channel c of input (N, C) or (N, C, L, ...), the
+    statistics taken over every dim but the channels', as torch.nn.functional.batch_norm. A composition: its gradient
+    comes from its parts.
+    training: the batch's mean and biased variance, through which the gradient flows too; running_mean and
+    running_var, if given, move towards them in place, without a gradient: r = (1 - momentum) r + momentum · s, the
+    running variance taking the unbiased batch variance (sum of squares / (n - 1)). Otherwise running_mean and
+    running_var normalise, and no gradient flows into them."""
+    x = input
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input (N, C, ...) with a dim of channels, got shape {x.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must either both be None or neither be None")
+    dims = (0,) + tuple(range(2, x.ndim))                  # every dim but the channels'
+    n = math.prod(x.shape[d] for d in dims)                # values of each channel
+    if training and n == 1:
+        raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, got input size {x.shape}")
+    if not training and running_mean is None:
+        raise ValueError("batch_norm: running_mean must be defined in evaluation mode")
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
+        if t is not None and t.numel() != x.shape[1]:
+            raise ValueError(f"batch_norm: {name} should contain {x.shape[1]} elements not {t.numel()}")
+    channel = (1, x.shape[1]) + (1,) * (x.ndim - 2)        # a (C,) vector along dim 1
+    if training:
+        mean = x.mean(dim=dims, keepdim=True)
+        centered = x - mean
+        squares = (centered * centered).sum(dim=dims, keepdim=True)
+        out = centered * (squares / n + eps).rsqrt()
+        if running_mean is not None:
+            with no_grad():
+                running_mean.mul_(1 - momentum).add_(mean.reshape(-1), alpha=momentum)
+                running_var.mul_(1 - momentum).add_(squares.reshape(-1) / (n - 1), alpha=momentum)
+    else:
+        mean, var = running_mean.detach().reshape(channel), running_var.detach().reshape(channel)
+        out = (x - mean) * (var + eps).rsqrt()
+    out = out if weight is None else out * weight.reshape(channel)
+    return out if bias is None else out + bias.reshape(channel)
 
 
 # ---- layers ----

@@ -507,6 +507,44 @@ class RMSNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}"
 
 
+class BatchNorm1d(Module):
+    """Batch normalisation (Ioffe and Szegedy, 2015) of (N, C) or (N, C, L) inputs, each channel over the batch (and
+    L): F.batch_norm with the batch's statistics in training and the running ones in eval. Each training batch moves
+    running_mean and running_var towards its mean and unbiased variance by `momentum`, or with momentum=None makes
+    them the average over the num_batches_tracked batches so far. track_running_stats=False keeps none (the three
+    buffers are None) and normalises with the batch's statistics in eval too. Init: weight 1, bias 0 (neither
+    without affine), running_mean 0, running_var 1, num_batches_tracked 0 (int64, 0-d), as PyTorch's; unlike
+    PyTorch's, a batch F.batch_norm refuses is not counted."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = Parameter(ones(num_features)) if affine else None
+        self.bias = Parameter(zeros(num_features)) if affine and bias else None
+        self.register_buffer("running_mean", zeros(num_features) if track_running_stats else None)
+        self.register_buffer("running_var", ones(num_features) if track_running_stats else None)
+        self.register_buffer("num_batches_tracked", zeros((), dtype="int64") if track_running_stats else None)
+
+    def forward(self, x):
+        if x.ndim not in (2, 3):
+            raise ValueError(f"BatchNorm1d: expected 2D or 3D input (got {x.ndim}D input)")
+        counting = self.training and self.track_running_stats and self.num_batches_tracked is not None
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if counting and self.momentum is None:             # a cumulative average: this batch weighs 1 / (count)
+            momentum = 1.0 / (float(self.num_batches_tracked) + 1)
+        running = not self.training or self.track_running_stats  # else the running statistics are left alone
+        out = F.batch_norm(x, self.running_mean if running else None, self.running_var if running else None,
+                           self.weight, self.bias, self.training or self.running_mean is None, momentum, self.eps)
+        if counting:
+            self.num_batches_tracked.add_(1)
+        return out
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
+
+
 class Dropout(Module):
     """Zero elements with probability p in training (scaling the rest by 1/(1-p)); identity in eval."""
 
