@@ -59,6 +59,8 @@ MISTAKES = [
     Mistake("no bias correction at all", "m_hat = m / (1 - beta1 ** t)\n        v_hat = v / (1 - beta2 ** t)",
             "m_hat, v_hat = m, v", "bias correction"),
     Mistake("eps inside the square root", "(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)", "inside the square root"),
+    Mistake("weight decay by the weight's shape (nanoGPT's rule), not by its group", "p.data -= lr * wd * p.data",
+            "p.data -= lr * (wd if p.data.ndim >= 2 else 0.0) * p.data", "its group's weight_decay"),
     Mistake("the moments not kept between steps",
             "state[\"exp_avg\"] = m = beta1 * state[\"exp_avg\"] + (1 - beta1) * grad",
             "m = beta1 * state[\"exp_avg\"] + (1 - beta1) * grad", "exp_avg"),
