@@ -74,6 +74,13 @@ from course.runner import Mistake  # noqa: E402
 MISTAKES = [
     Mistake("B initialised randomly", "self.B = nn.Parameter(tp.zeros(base.out_features, r))",
             "self.B = nn.Parameter(tp.randn(base.out_features, r) * 0.02)", "B starts at zero"),
+    Mistake("A drawn by randn without the 1/sqrt(in)",
+            "tp.randn(r, base.in_features) * (1 / math.sqrt(base.in_features))", "tp.randn(r, base.in_features)",
+            "randn / sqrt(in)"),
+    Mistake("A drawn at a fixed small scale", "tp.randn(r, base.in_features) * (1 / math.sqrt(base.in_features))",
+            "tp.randn(r, base.in_features) * 0.01", "randn / sqrt(in)"),
+    Mistake("adapters in the first block only", "    for block in model.blocks:\n        block.attn.c_attn",
+            "    for block in list(model.blocks)[:1]:\n        block.attn.c_attn", "in every block"),
     Mistake("the scale alpha / r missing", "@ self.B.transpose(0, 1)) * self.scale", "@ self.B.transpose(0, 1))",
             "alpha / r"),
     Mistake("the base weights not frozen", "        for p in base.parameters():\n            p.requires_grad = False\n",
