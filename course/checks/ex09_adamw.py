@@ -52,10 +52,13 @@ WRONG = [(dict(l2=True), "weight decay goes into the gradient: that is Adam with
          (dict(decay_by_shape=True), "weight 2, of shape (4,) in a group with weight_decay 0.2, was not decayed: "
                                      "decay every weight by its group's weight_decay, whatever its shape (which "
                                      "weights decay is the groups' choice: a GPT's optimizer_groups puts its biases "
-                                     "and norms in a group with weight_decay 0)")]
+                                     "and norms in a group with weight_decay 0)"),
+         (dict(lr=SETTINGS["lr"]), "weight 2, in a group with lr 0.005, moved as with the optimizer's lr 0.01: "
+                                   "take every hyperparameter from the weight's own group (group[\"lr\"], ...)")]
 
-# each weight's group beside the defaults: the second is not decayed, the third (1-D) is, at a rate of its own
-GROUPS = [{}, {"weight_decay": 0.0}, {"weight_decay": 0.2}]
+# each weight's group beside the defaults: the second is not decayed, the third (1-D) is, at a rate and with a
+# learning rate of its own
+GROUPS = [{}, {"weight_decay": 0.0}, {"weight_decay": 0.2, "lr": 0.005}]
 
 
 def problem(seed=0, steps=6):
@@ -83,15 +86,14 @@ def check_steps(ex):
     """six steps on three weights (in three groups: one not decayed) equal a float64 AdamW written out in NumPy"""
     weights, grads = problem()
     theirs = run_theirs(ex, weights, grads, SETTINGS)
-    decays = [options.get("weight_decay", SETTINGS["weight_decay"]) for options in GROUPS]
-    right = [reference(w, [g[i] for g in grads], **{**SETTINGS, "weight_decay": wd})
-             for i, (w, wd) in enumerate(zip(weights, decays))]
+    groups = [{**SETTINGS, **options} for options in GROUPS]  # each weight's hyperparameters
+    right = [reference(w, [g[i] for g in grads], **group) for i, (w, group) in enumerate(zip(weights, groups))]
     for t, got in enumerate(theirs):
         if all(np.allclose(a, b[t], rtol=1e-9, atol=1e-12) for a, b in zip(got, right)):
             continue
         for flags, says in WRONG:
-            wrong = [reference(w, [g[i] for g in grads], **{**SETTINGS, "weight_decay": wd}, **flags)
-                     for i, (w, wd) in enumerate(zip(weights, decays))]
+            wrong = [reference(w, [g[i] for g in grads], **{**group, **flags})
+                     for i, (w, group) in enumerate(zip(weights, groups))]
             if all(np.allclose(a, b[t], rtol=1e-9, atol=1e-12) for a, b in zip(got, wrong)):
                 raise Wrong(f"after step {t + 1}: {says}")
         for i, (a, b) in enumerate(zip(got, right)):
@@ -121,9 +123,9 @@ def check_against_pytorch(ex):
         opt.step()
         for i, p in enumerate(params):
             want = p.detach().numpy() if torch is not None else p.numpy()
-            decay = GROUPS[i].get("weight_decay", settings["weight_decay"])
-            compare(f"weight {i} after step {t + 1} (lr 0.02, betas (0.8, 0.99), eps 1e-6, weight_decay {decay:g}), "
-                    f"by {by},", theirs[t][i], want, rtol=1e-7, atol=1e-10)
+            group = {**settings, **GROUPS[i]}
+            compare(f"weight {i} after step {t + 1} (lr {group['lr']:g}, betas (0.8, 0.99), eps 1e-6, weight_decay "
+                    f"{group['weight_decay']:g}), by {by},", theirs[t][i], want, rtol=1e-7, atol=1e-10)
 
 
 def check_trains_a_gpt(ex):
