@@ -15,7 +15,7 @@ MINUTES = 30
 NEEDS = [9, 10, 15]
 
 
-def layer(ex, r=2, alpha=6.0):
+def layer(ex, r=2, alpha=5.0):  # alpha / r = 2.5, not a whole number: alpha // r shows
     tp.manual_seed(0)
     base = nn.Linear(5, 4)
     base.bias.data = np.random.default_rng(25).standard_normal(4).astype(np.float32)
@@ -58,10 +58,13 @@ def check_update(ex):
     with tp.no_grad():
         got = lora(tp.tensor(x.astype(np.float32))).numpy() - base(tp.tensor(x.astype(np.float32))).numpy()
     A, B = lora.A.numpy().astype(np.float64), lora.B.numpy().astype(np.float64)
-    want = 3.0 * x @ A.T @ B.T
-    if got.shape == want.shape and np.allclose(got, want / 3.0, rtol=1e-4, atol=1e-5):
-        raise Wrong("your LoRA layer adds x Aᵀ Bᵀ without the scale alpha / r (here 6 / 2 = 3)")
-    compare("what the LoRA layer adds to its base (alpha 6, r 2)", got, want, rtol=1e-4, atol=1e-5)
+    want = 2.5 * x @ A.T @ B.T
+    if got.shape == want.shape and np.allclose(got, want / 2.5, rtol=1e-4, atol=1e-5):
+        raise Wrong("your LoRA layer adds x Aᵀ Bᵀ without the scale alpha / r (here 5 / 2 = 2.5)")
+    if got.shape == want.shape and np.allclose(got, want * 2 / 2.5, rtol=1e-4, atol=1e-5):
+        raise Wrong("your LoRA layer scales x Aᵀ Bᵀ by 2, alpha // r (integer division); the scale is alpha / r "
+                    "= 5 / 2 = 2.5")
+    compare("what the LoRA layer adds to its base (alpha 5, r 2)", got, want, rtol=1e-4, atol=1e-5)
 
 
 def check_merged(ex):

@@ -83,6 +83,8 @@ MISTAKES = [
             "    for block in list(model.blocks)[:1]:\n        block.attn.c_attn", "in every block"),
     Mistake("the scale alpha / r missing", "@ self.B.transpose(0, 1)) * self.scale", "@ self.B.transpose(0, 1))",
             "alpha / r"),
+    Mistake("the scale by integer division, alpha // r", "self.scale = alpha / r", "self.scale = alpha // r",
+            "alpha // r"),
     Mistake("the base weights not frozen", "        for p in base.parameters():\n            p.requires_grad = False\n",
             "", "frozen"),
     Mistake("the merged weight without the scale", "self.base.weight.data + self.scale * (self.B.data @ self.A.data)",
