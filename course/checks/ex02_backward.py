@@ -8,12 +8,14 @@ MINUTES = 25
 NEEDS = [1]
 
 
-def diamond(Value, a=0.6, b=-1.3):
-    """f = tanh(a*b + a) * (a*b): a and a*b are each used twice."""
+def diamond(Value, a=0.6, b=-1.3, mirrored=False):
+    """f = tanh(a*b + a) * (a*b): a and a*b are each used twice. Mirrored, f = (a*b) * tanh(a*b + a): the same
+    graph with the inputs of the last product swapped (a walk that lists each node as it first meets it, then
+    reverses the list, gets one of the two wrong, whichever order it pushes the inputs in)."""
     a, b = Value(a), Value(b)
     c = a * b
     d = (c + a).tanh()
-    return a, b, c, d, d * c
+    return a, b, c, d, c * d if mirrored else d * c
 
 
 def f_of(a, b):
@@ -22,27 +24,32 @@ def f_of(a, b):
 
 def check_order(ex):
     """topological_order lists each node once, after all of its inputs, root last"""
-    a, b, c, d, f = diamond(ex.Value)
-    order = ex.topological_order(f)
-    ids = [id(v) for v in order]
     x = ex.Value(3.0)
-    for graph, name in ((order, "f"), (ex.topological_order(x * x), "x * x")):
-        if len({id(v) for v in graph}) != len(graph):
-            raise Wrong(f"a node appears more than once in topological_order({name}): remember the nodes already "
-                        "visited, and skip one when you meet it again")
-    if len(ids) != 6:
-        raise Wrong(f"topological_order(f) has {len(ids)} nodes; the graph of f = tanh(a*b + a) * (a*b) has 6 "
-                    "(a, b, a*b, a*b + a, its tanh, f)")
-    position = {id(v): i for i, v in enumerate(order)}
-    for v in order:
-        for p in v._prev:
-            if id(p) not in position:
-                raise Wrong(f"an input of {v._op} is missing from topological_order: follow every node's _prev")
-            if position[id(p)] > position[id(v)]:
-                raise Wrong(f"node #{position[id(v)]} ({v._op}) comes before its input #{position[id(p)]} "
-                            f"({p._op or 'leaf'}): list a node only after all of its inputs")
-    if order[-1] is not f:
-        raise Wrong("the root is not last in topological_order(root)")
+    graph = ex.topological_order(x * x)
+    if len({id(v) for v in graph}) != len(graph):
+        raise Wrong("a node appears more than once in topological_order(x * x): remember the nodes already "
+                    "visited, and skip one when you meet it again")
+    for mirrored, name in ((False, "f = tanh(a*b + a) * (a*b)"), (True, "f = (a*b) * tanh(a*b + a)")):
+        f = diamond(ex.Value, mirrored=mirrored)[-1]
+        order = ex.topological_order(f)
+        if len({id(v) for v in order}) != len(order):
+            raise Wrong(f"a node appears more than once in topological_order(f) for {name}: remember the nodes "
+                        "already visited, and skip one when you meet it again")
+        if len(order) != 6:
+            raise Wrong(f"topological_order(f) has {len(order)} nodes; the graph of {name} has 6 "
+                        "(a, b, a*b, a*b + a, its tanh, f)")
+        position = {id(v): i for i, v in enumerate(order)}
+        for v in order:
+            for p in v._prev:
+                if id(p) not in position:
+                    raise Wrong(f"an input of {v._op} is missing from topological_order: follow every node's _prev")
+                if position[id(p)] > position[id(v)]:
+                    raise Wrong(f"for {name}, node #{position[id(v)]} ({v._op}) comes before its input "
+                                f"#{position[id(p)]} ({p._op or 'leaf'}): list a node only after all of its inputs are "
+                                "listed, not when the walk first meets it (reversing a list made that way does not "
+                                "put it right)")
+        if order[-1] is not f:
+            raise Wrong("the root is not last in topological_order(root)")
 
 
 def check_deep_chain(ex):

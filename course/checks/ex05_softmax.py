@@ -39,10 +39,12 @@ def check_softmax(ex):
     for shape in ((3, 5), (2, 3, 4)):
         x = rng.standard_normal(shape)
         compare(f"softmax of an array of shape {shape}", ex.softmax(x), reference_softmax(x))
-    big = np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1003.0], [0.0, 0.0, 0.0]])
+    # the last row is 2000 wide: only the maximum keeps every exp at most 1 (its min or mean overflows)
+    big = np.array([[1000.0, 1001.0, 1002.0], [-1000.0, -1001.0, -1003.0], [0.0, 0.0, 0.0], [-1000.0, 0.0, 1000.0]])
     with np.errstate(all="ignore"):
         got = ex.softmax(big)
-    compare("softmax of [[1000, 1001, 1002], [-1000, -1001, -1003], [0, 0, 0]]", got, reference_softmax(big))
+    compare("softmax of [[1000, 1001, 1002], [-1000, -1001, -1003], [0, 0, 0], [-1000, 0, 1000]]", got,
+            reference_softmax(big))
     x32 = rng.standard_normal((4, 6)).astype(np.float32)
     if np.asarray(ex.softmax(x32)).dtype != np.float32:
         raise Wrong(f"softmax of float32 logits is {np.asarray(ex.softmax(x32)).dtype}: keep the input's dtype")
@@ -78,6 +80,18 @@ def check_cross_entropy(ex):
         compare(what, got, want)
         compare(f"{what}, by the framework's cross_entropy", got,
                 F.cross_entropy(tp.Tensor(logits), tp.Tensor(target)))
+    # rows 2000 wide whose targets are far below the maximum: the loss is large and finite (-log p of a p that
+    # rounds to 0 in float64)
+    logits, target = np.array([[0.0, 1000.0, -1000.0], [500.0, -500.0, 0.0]]), np.array([2, 1])
+    with np.errstate(all="ignore"):
+        got = ex.CrossEntropy.apply(tp.Tensor(logits), target=target)
+    what = "the cross-entropy of logits [[0, 1000, -1000], [500, -500, 0]] with targets [2, 1]"
+    got_value = float(got.item()) if isinstance(got, tp.Tensor) and got.numel() == 1 else None
+    if got_value is not None and not np.isfinite(got_value):
+        raise Wrong(f"{what} is {got_value}, it should be 1500: subtract each row's maximum m before exp, and take "
+                    "log softmax as x - m - log Σ exp(x - m), not as the log of the softmax (a probability that "
+                    "rounds to 0 has log -inf)")
+    compare(what, got, 1500.0)
 
 
 def check_cross_entropy_backward(ex):

@@ -48,6 +48,12 @@ def check_forward(ex):
     compare("LayerNorm of x (2, 3, 8)", got, want)
     compare("LayerNorm of x (2, 3, 8), by the framework's layer_norm", got,
             F.layer_norm(tp.Tensor(x), 8, tp.Tensor(w), tp.Tensor(b), eps=EPS))
+    other = ex.LayerNorm.apply(tp.Tensor(x), tp.Tensor(w), tp.Tensor(b), eps=1e-2)  # the near-constant row shows eps
+    want_other = reference(x, w, b, eps=1e-2)[0]
+    if other.shape == want.shape and np.allclose(other.numpy(), want) and not np.allclose(want, want_other):
+        raise Wrong("LayerNorm.apply(x, weight, bias, eps=0.01) gives what eps=1e-5 gives: use the eps it is "
+                    "given, 1/sqrt(σ² + eps), not a number of your own")
+    compare("LayerNorm of x (2, 3, 8) with eps=0.01", other, want_other)
 
 
 def check_backward(ex):

@@ -17,9 +17,11 @@ SETTINGS = dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.1)
 
 
 def reference(w, grads, lr, betas, eps, weight_decay, l2=False, correct_m=True, correct_v=True, eps_inside=False,
-              keep_m=True, keep_v=True):
+              keep_m=True, keep_v=True, decay_by_shape=False):
     """float64 AdamW over a list of gradients: the weights after each step. The flags make the usual wrong versions."""
     (b1, b2), w = betas, w.copy()
+    if decay_by_shape and w.ndim < 2:  # nanoGPT's rule for making the groups, applied by the optimizer instead
+        weight_decay = 0.0
     m, v, after = np.zeros_like(w), np.zeros_like(w), []
     for t, g in enumerate(grads, 1):
         if l2:
@@ -46,13 +48,23 @@ WRONG = [(dict(l2=True), "weight decay goes into the gradient: that is Adam with
          (dict(eps_inside=True), "eps is inside the square root: the denominator is sqrt(v̂) + eps"),
          *((keep, "the running means are not kept between steps: store m and v in state[\"exp_avg\"] and "
                   "state[\"exp_avg_sq\"], so that each step starts from the last step's")
-           for keep in (dict(keep_m=False), dict(keep_v=False), dict(keep_m=False, keep_v=False)))]
+           for keep in (dict(keep_m=False), dict(keep_v=False), dict(keep_m=False, keep_v=False))),
+         (dict(decay_by_shape=True), "weight 2, of shape (4,) in a group with weight_decay 0.2, was not decayed: "
+                                     "decay every weight by its group's weight_decay, whatever its shape (which "
+                                     "weights decay is the groups' choice: a GPT's optimizer_groups puts its biases "
+                                     "and norms in a group with weight_decay 0)"),
+         (dict(lr=SETTINGS["lr"]), "weight 2, in a group with lr 0.005, moved as with the optimizer's lr 0.01: "
+                                   "take every hyperparameter from the weight's own group (group[\"lr\"], ...)")]
+
+# each weight's group beside the defaults: the second is not decayed, the third (1-D) is, at a rate and with a
+# learning rate of its own
+GROUPS = [{}, {"weight_decay": 0.0}, {"weight_decay": 0.2, "lr": 0.005}]
 
 
 def problem(seed=0, steps=6):
-    """Two weights (one without decay, in its own group) and gradients of very different sizes, 1e-5 to 1."""
+    """Three weights (one per group of GROUPS) and gradients of very different sizes, 1e-5 to 1."""
     rng = np.random.default_rng(seed)
-    shapes = [(3, 4), (5,)]
+    shapes = [(3, 4), (5,), (4,)]
     weights = [rng.standard_normal(s) for s in shapes]
     grads = [[rng.standard_normal(s) * 10.0 ** rng.uniform(-5, 0, s) for s in shapes] for _ in range(steps)]
     return weights, grads
@@ -60,8 +72,7 @@ def problem(seed=0, steps=6):
 
 def run_theirs(ex, weights, grads, settings):
     params = [tp.Tensor(w.copy(), requires_grad=True) for w in weights]
-    groups = [{"params": [params[0]]}, {"params": [params[1]], "weight_decay": 0.0}]
-    opt = ex.AdamW(groups, **settings)
+    opt = ex.AdamW([{"params": [p], **options} for p, options in zip(params, GROUPS)], **settings)
     after = []
     for step_grads in grads:
         for p, g in zip(params, step_grads):
@@ -72,18 +83,17 @@ def run_theirs(ex, weights, grads, settings):
 
 
 def check_steps(ex):
-    """six steps on two weights (one not decayed) equal a float64 AdamW written out in NumPy"""
+    """six steps on three weights (in three groups: one not decayed) equal a float64 AdamW written out in NumPy"""
     weights, grads = problem()
     theirs = run_theirs(ex, weights, grads, SETTINGS)
-    decays = [SETTINGS["weight_decay"], 0.0]
-    right = [reference(w, [g[i] for g in grads], **{**SETTINGS, "weight_decay": wd})
-             for i, (w, wd) in enumerate(zip(weights, decays))]
+    groups = [{**SETTINGS, **options} for options in GROUPS]  # each weight's hyperparameters
+    right = [reference(w, [g[i] for g in grads], **group) for i, (w, group) in enumerate(zip(weights, groups))]
     for t, got in enumerate(theirs):
         if all(np.allclose(a, b[t], rtol=1e-9, atol=1e-12) for a, b in zip(got, right)):
             continue
         for flags, says in WRONG:
-            wrong = [reference(w, [g[i] for g in grads], **{**SETTINGS, "weight_decay": wd}, **flags)
-                     for i, (w, wd) in enumerate(zip(weights, decays))]
+            wrong = [reference(w, [g[i] for g in grads], **{**group, **flags})
+                     for i, (w, group) in enumerate(zip(weights, groups))]
             if all(np.allclose(a, b[t], rtol=1e-9, atol=1e-12) for a, b in zip(got, wrong)):
                 raise Wrong(f"after step {t + 1}: {says}")
         for i, (a, b) in enumerate(zip(got, right)):
@@ -101,11 +111,11 @@ def check_against_pytorch(ex):
         torch = None
     if torch is not None:
         params = [torch.tensor(w, requires_grad=True) for w in weights]
-        opt = torch.optim.AdamW([{"params": [params[0]]}, {"params": [params[1]], "weight_decay": 0.0}], **settings)
+        opt = torch.optim.AdamW([{"params": [p], **options} for p, options in zip(params, GROUPS)], **settings)
         by = "PyTorch's AdamW"
     else:
         params = [tp.Tensor(w.copy(), requires_grad=True) for w in weights]
-        opt = optim.AdamW([{"params": [params[0]]}, {"params": [params[1]], "weight_decay": 0.0}], **settings)
+        opt = optim.AdamW([{"params": [p], **options} for p, options in zip(params, GROUPS)], **settings)
         by = "the framework's AdamW"
     for t, step_grads in enumerate(grads):
         for p, g in zip(params, step_grads):
@@ -113,8 +123,9 @@ def check_against_pytorch(ex):
         opt.step()
         for i, p in enumerate(params):
             want = p.detach().numpy() if torch is not None else p.numpy()
-            compare(f"weight {i} after step {t + 1} (lr 0.02, betas (0.8, 0.99), eps 1e-6, weight_decay 0.3), "
-                    f"by {by},", theirs[t][i], want, rtol=1e-7, atol=1e-10)
+            group = {**settings, **GROUPS[i]}
+            compare(f"weight {i} after step {t + 1} (lr {group['lr']:g}, betas (0.8, 0.99), eps 1e-6, weight_decay "
+                    f"{group['weight_decay']:g}), by {by},", theirs[t][i], want, rtol=1e-7, atol=1e-10)
 
 
 def check_trains_a_gpt(ex):

@@ -8,6 +8,7 @@ import tinygrad_proust as tp
 from course import training
 from course.diagnose import compare
 from course.runner import Wrong, quick
+from tinygrad_proust import nn
 from tinygrad_proust.optim import AdamW
 
 TITLE = "A bigram model and its training loop"
@@ -102,6 +103,18 @@ def check_initial_loss(ex):
                     "-log softmax(logits)[target], with the table's rows as logits")
 
 
+class Watched(nn.Module):
+    """The model, keeping the shape of every batch of ids it is given."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.shapes = model, []
+
+    def forward(self, idx):
+        self.shapes.append(tuple(idx.shape))
+        return self.model(idx)
+
+
 class Recording(AdamW):
     """AdamW with lr 0 (the weights stay put) that keeps a copy of every gradient it is asked to step with."""
 
@@ -117,7 +130,7 @@ class Recording(AdamW):
 def check_loop_gradients(ex):
     """each step of train() steps with that step's gradient alone (zero_grad, then backward, then step)"""
     tp.manual_seed(0)
-    model = ex.Bigram(3)
+    model = Watched(ex.Bigram(3))
     optimizer = Recording(model.parameters())
     ids = np.zeros(50, dtype=np.int64)  # every window is the same: with lr 0 every step's gradient is the same
     losses = ex.train(model, optimizer, ids, 3, 4, 8, np.random.default_rng(0))
@@ -125,6 +138,12 @@ def check_loop_gradients(ex):
         raise Wrong(f"train(..., steps=3, ...) called optimizer.step() {len(optimizer.seen)} times, not 3")
     if losses is None or len(losses) != 3:
         raise Wrong("train(..., steps=3, ...) should return the list of the 3 losses")
+    if any(isinstance(loss, tp.Tensor) for loss in losses):
+        raise Wrong("train returned the losses as Tensors: append loss.item(), a float; a list of Tensors keeps "
+                    "every step's graph, and the arrays it holds, alive to the end of training")
+    if model.shapes and set(model.shapes) != {(4, 8)}:
+        raise Wrong(f"with batch_size 4 and block_size 8, train gave the model batches of shape {model.shapes[0]}, "
+                    "not (4, 8): pass them to get_batch in its order, get_batch(ids, batch_size, block_size, rng)")
     grads = [step[0] for step in optimizer.seen]
     if grads[0] is None or not np.abs(grads[0]).max() > 0:
         raise Wrong("at optimizer.step() the table has no gradient: call loss.backward() before optimizer.step(), "

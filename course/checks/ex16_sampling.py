@@ -30,9 +30,19 @@ def check_temperature(ex):
             np.sqrt([[1, 2, 3, 4]]) / np.sqrt([1, 2, 3, 4]).sum(), rtol=1e-9, atol=1e-12)
 
 
+def leaves_alone(name, fn, logits, *args):
+    """Raise Wrong if fn(logits, *args) (a filter) changes the array it is given."""
+    given = logits.copy()
+    fn(given, *args)
+    if not np.array_equal(given, logits):
+        raise Wrong(f"{name} changed the logits it was given: return a filtered copy (logits.copy() first), the "
+                    "caller's logits are still theirs (to try another setting, say)")
+
+
 def check_top_k(ex):
     """top-k keeps the k most likely: probabilities (.05 .1 .15 .3 .4) with k = 2 become (0 0 0 3/7 4/7)"""
     logits = rows([0.05, 0.1, 0.15, 0.3, 0.4])
+    leaves_alone("top_k_filter(logits, 2)", ex.top_k_filter, logits, 2)
     got = ex.distribution(logits, top_k=2)
     kept = int((np.asarray(got) > 0).sum())
     if kept != 2:
@@ -44,6 +54,7 @@ def check_top_k(ex):
 def check_top_p(ex):
     """top-p keeps the smallest top set reaching p, the token that crosses p included"""
     logits = rows([0.15, 0.5, 0.05, 0.3])
+    leaves_alone("top_p_filter(logits, 0.7)", ex.top_p_filter, logits, 0.7)
     got = ex.distribution(logits, top_p=0.7)
     want = np.array([[0, 0.5 / 0.8, 0, 0.3 / 0.8]])
     if np.allclose(got, [[0, 1, 0, 0]], atol=1e-9):

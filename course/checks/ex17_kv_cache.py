@@ -1,5 +1,6 @@
 """Checks of exercise 17: through the cache, the prompt's logits and then each new token's are the uncached
-GPT's (exercise 15) at every step, and the cache grows by one position per step."""
+GPT's (exercise 15) at every step, and the cache grows by one position per step; several new tokens given at once
+after a prompt are right too."""
 import numpy as np
 
 import tinygrad_proust as tp
@@ -64,6 +65,23 @@ def check_steps(ex):
                             f"its position embedding is wpe[{t}] (positions continue from cache.length, they do "
                             "not restart at 0), and its query sees every cached key")
             compare(f"the cached logits of the token at position {t}", got, want, rtol=1e-4, atol=1e-4)
+
+
+def check_chunk(ex):
+    """several new tokens at once after a prompt: each sees every cached position and the new ones up to itself"""
+    model = model_of(ex)
+    idx = np.random.default_rng(25).integers(0, 13, (2, 9))
+    cache = ex.KVCache(2)
+    with tp.no_grad():
+        step(ex, model, idx[:, :5], cache, 5)
+        got = step(ex, model, idx[:, 5:], cache, 9)
+        want = model(tp.tensor(idx)).numpy()[:, 5:]
+    if got.shape == want.shape and not np.allclose(got, want, rtol=1e-4, atol=1e-4):
+        raise Wrong("after a prompt of 5 tokens, the cached logits of 4 more given at once (positions 5 to 8) differ "
+                    "from the uncached model's: new token i, at position start + i, sees every cached key and the "
+                    "new keys up to its own, the mask F.causal_mask(T, start + T, offset=start) for a prompt, one "
+                    "token or several alike (is_causal=True lines the mask up with the first key, not with start)")
+    compare("the cached logits of 4 tokens given at once after a prompt of 5", got, want, rtol=1e-4, atol=1e-4)
 
 
 def check_generate(ex):

@@ -15,7 +15,7 @@ MINUTES = 30
 NEEDS = [9, 10, 15]
 
 
-def layer(ex, r=2, alpha=6.0):
+def layer(ex, r=2, alpha=5.0):  # alpha / r = 2.5, not a whole number: alpha // r shows
     tp.manual_seed(0)
     base = nn.Linear(5, 4)
     base.bias.data = np.random.default_rng(25).standard_normal(4).astype(np.float32)
@@ -23,7 +23,7 @@ def layer(ex, r=2, alpha=6.0):
 
 
 def check_init(ex):
-    """at init the LoRA layer's output is its base's (B starts at zero), and A is random"""
+    """at init the LoRA layer's output is its base's (B starts at zero), and A is random, randn / sqrt(in)"""
     base, lora = layer(ex)
     x = tp.tensor(np.random.default_rng(26).standard_normal((3, 5)).astype(np.float32))
     with tp.no_grad():
@@ -37,6 +37,12 @@ def check_init(ex):
                     "frozen (requires_grad = False), so only A and B train")
     if not np.abs(lora.A.numpy()).max() > 0:
         raise Wrong("A is zero at init: then B's gradient, (alpha/r) dy (A x)ᵀ, is zero too, and nothing trains")
+    wide = ex.LoRALinear(nn.Linear(256, 8), 8, 16.0)  # 2,048 entries of A: their spread is measured to about 2%
+    spread = float(wide.A.numpy().std())
+    if not 0.5 < spread * 16 < 2:
+        raise Wrong(f"A's entries have a spread (standard deviation) of {spread:.3g} in a layer of 256 inputs; A "
+                    "starts as randn / sqrt(in), a spread of 1/16 = 0.0625 here, so that A x has about the scale of "
+                    "one of x's features whatever the layer's width")
 
 
 def randomised_b(lora):
@@ -52,10 +58,13 @@ def check_update(ex):
     with tp.no_grad():
         got = lora(tp.tensor(x.astype(np.float32))).numpy() - base(tp.tensor(x.astype(np.float32))).numpy()
     A, B = lora.A.numpy().astype(np.float64), lora.B.numpy().astype(np.float64)
-    want = 3.0 * x @ A.T @ B.T
-    if got.shape == want.shape and np.allclose(got, want / 3.0, rtol=1e-4, atol=1e-5):
-        raise Wrong("your LoRA layer adds x Aᵀ Bᵀ without the scale alpha / r (here 6 / 2 = 3)")
-    compare("what the LoRA layer adds to its base (alpha 6, r 2)", got, want, rtol=1e-4, atol=1e-5)
+    want = 2.5 * x @ A.T @ B.T
+    if got.shape == want.shape and np.allclose(got, want / 2.5, rtol=1e-4, atol=1e-5):
+        raise Wrong("your LoRA layer adds x Aᵀ Bᵀ without the scale alpha / r (here 5 / 2 = 2.5)")
+    if got.shape == want.shape and np.allclose(got, want * 2 / 2.5, rtol=1e-4, atol=1e-5):
+        raise Wrong("your LoRA layer scales x Aᵀ Bᵀ by 2, alpha // r (integer division); the scale is alpha / r "
+                    "= 5 / 2 = 2.5")
+    compare("what the LoRA layer adds to its base (alpha 5, r 2)", got, want, rtol=1e-4, atol=1e-5)
 
 
 def check_merged(ex):
@@ -68,15 +77,15 @@ def check_merged(ex):
     compare("the merged layer's output (it should be the LoRA layer's)", got, want, rtol=1e-4, atol=1e-5)
 
 
-def small_gpt(ex, vocab):
+def small_gpt(ex, vocab, n_layer=1):
     tp.manual_seed(0)
-    return sibling(ex, "ex15_gpt").GPT(vocab, 32, 1, 2, 32)
+    return sibling(ex, "ex15_gpt").GPT(vocab, 32, n_layer, 2, 32)
 
 
 def check_only_adapters_train(ex):
     """in your GPT with add_lora, only the A and B matrices get gradients; the trained weights are frozen"""
     vocab, train_ids, _ = training.dataset()
-    model = ex.add_lora(small_gpt(ex, vocab), 2, 4.0)
+    model = ex.add_lora(small_gpt(ex, vocab, n_layer=2), 2, 4.0)
     x = np.stack([train_ids[:32], train_ids[100:132]])
     y = np.stack([train_ids[1:33], train_ids[101:133]])
     F.cross_entropy(model(tp.tensor(x)).reshape(-1, vocab), tp.tensor(y.reshape(-1))).backward()
@@ -86,9 +95,9 @@ def check_only_adapters_train(ex):
     if others:
         raise Wrong(f"{len(others)} trained weights get gradients ({', '.join(others[:3])}, ...): the model is not "
                     "frozen; set requires_grad = False on every parameter before adding the adapters")
-    if len(adapters) != 4:
-        raise Wrong(f"the gradients reach {len(adapters)} adapter matrices ({', '.join(adapters)}); a one-block GPT "
-                    "has 4 (A and B of attn.c_attn and attn.c_proj)")
+    if len(adapters) != 8:
+        raise Wrong(f"the gradients reach {len(adapters)} adapter matrices ({', '.join(adapters)}); a two-block GPT "
+                    "has 8 (A and B of attn.c_attn and attn.c_proj, in every block)")
 
 
 def check_fine_tune(ex):

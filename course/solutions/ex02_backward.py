@@ -75,6 +75,12 @@ MISTAKES = [
     Mistake("a node listed before its inputs (appended on the way down)",
             "        visited.add(id(node))\n        stack.append((node, True))",
             "        visited.add(id(node))\n        order.append(node)", "before its input"),
+    Mistake("each node listed when first met, the list reversed at the end (right for some graphs only)",
+            "        visited.add(id(node))\n        stack.append((node, True))\n        for parent in node._prev:\n"
+            "            if id(parent) not in visited:\n                stack.append((parent, False))\n"
+            "    return order\n",
+            "        visited.add(id(node))\n        order.append(node)\n        for parent in reversed(node._prev):\n"
+            "            stack.append((parent, False))\n    return order[::-1]\n", "reversing a list made that way"),
     Mistake("a shared node visited twice (no visited set)", "        if id(node) in visited:\n            continue\n",
             "", "more than once"),
 ]

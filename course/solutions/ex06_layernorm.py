@@ -77,6 +77,8 @@ MISTAKES = [
             "dweight = g * self.xhat", "summed over"),
     Mistake("dbias summed over the features, not the rows", "dbias = g.sum(axis=rows)", "dbias = g.sum(axis=-1)",
             "dbias"),
+    Mistake("eps written in, not the one given", "self.rstd = 1 / np.sqrt(var + eps)",
+            "self.rstd = 1 / np.sqrt(var + 1e-5)", "use the eps it is given"),
     Mistake("eps outside the square root", "self.rstd = 1 / np.sqrt(var + eps)",
             "self.rstd = 1 / (np.sqrt(var) + eps)", "eps"),
 ]

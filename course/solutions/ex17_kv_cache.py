@@ -97,5 +97,9 @@ MISTAKES = [
             "        k = tp.cat([cache.keys[layer], k], dim=2)                      # (B, nh, start+T, hs)\n"
             "        v = tp.cat([cache.values[layer], v], dim=2)\n",
             "        pass\n", "append"),
+    Mistake("is_causal for the prompt, no mask after it (right for one new token at a time only)",
+            "    mask = F.causal_mask(T, start + T, offset=start)                               # key j <= start + i\n"
+            "    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)                    # (B, nh, T, hs)\n",
+            "    y = F.scaled_dot_product_attention(q, k, v, is_causal=start == 0)\n", "4 more given at once"),
     Mistake("the cache's length not advanced", "    cache.length += T\n    return", "    return", "grow"),
 ]
