@@ -204,6 +204,10 @@ def parse_args(argv):
         for key in ARCHITECTURE:
             setattr(args, key, getattr(preset, key) if getattr(args, key) is None else getattr(args, key))
     refuse_unused_flags(given, args, start)
+    if not dropout_in_force(args, start):
+        args.ffn_dropout = None  # it acts only with dropout: no setting of this run
+    elif start.resumed is None and start.model is None and args.ffn_dropout is None:
+        args.ffn_dropout = GPTConfig(**PRESETS[args.preset]).ffn_dropout  # the preset's, named in the settings
     if args.format == "safetensors" and not safetensors_installed():  # now, not at the first checkpoint
         fail("--format safetensors needs the safetensors package: pip install safetensors")
     args.out_dir = args.out_dir or "out"

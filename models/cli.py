@@ -27,7 +27,7 @@ from models.export import ExportError
 from models.loading import load_model
 from models.tokenizer import CharTokenizer, UnknownCharacters, encode_prompt
 from tinygrad_proust import DeviceError, gpu_available, zeros
-from tinygrad_proust.checkpoint import CheckpointError
+from tinygrad_proust.checkpoint import CheckpointError, check_writable
 
 
 class Parser(argparse.ArgumentParser):
@@ -245,11 +245,10 @@ def refuse_existing(target, overwrite):
 def refuse_unwritable(target):
     """An output path that no write could take (a folder, a device or a pipe at it, a file where its folder should
     be) is the one line write_atomically would give, said before any work rather than after it."""
-    path = Path(target)
-    if path.exists() and not path.is_file():
-        fail(f"{target}: is not a regular file (a folder, a device or a pipe?)")
-    if path.parent.exists() and not path.parent.is_dir():
-        fail(f"{path.parent}: is not a folder")
+    try:
+        check_writable(target)
+    except OSError as err:
+        fail(f"{err.filename}: {err.strerror}")
 
 
 def refuse_same_file(source, target):

@@ -176,3 +176,12 @@ def test_wrong_inputs_get_pytorchs_errors(torch):
                 call()
     with pytest.raises(ValueError, match=r"batch_norm: .*\(N, C, \.\.\.\).*\(3,\)"):
         F.batch_norm(tp.zeros(3), None, None, training=True)
+
+
+def test_running_statistics_on_another_device_are_refused_and_left_as_they_were(standin):
+    """Both new running values are made before either is written: when one cannot be (the statistics on the CPU, the
+    batch on the GPU), neither moves."""
+    running_mean, running_var = tp.zeros(3), tp.ones(3)
+    with pytest.raises(tp.DeviceError):
+        F.batch_norm(tp.randn(4, 3).to("gpu"), running_mean, running_var, training=True)
+    assert running_mean.tolist() == [0.0] * 3 and running_var.tolist() == [1.0] * 3

@@ -100,10 +100,17 @@ def test_ffn_dropout_acts_with_dropout_and_may_change_as_dropout_may(corpus, tmp
     assert record.config["ffn_dropout"] is False and isinstance(model.blocks[0].mlp.hidden_dropout, nn.Identity)
     code, err = run_train(["--resume", out / "last.npz", "--steps", 6, "--dropout", "0", "--ffn-dropout"], capsys)
     assert code == 2 and "--ffn-dropout acts only with dropout; this run has --dropout 0" in err, err
+    code, out_text, err = reliability_run_train(["--data", corpus, "--steps", 2, "--out-dir", tmp_path / "n", *TINY,
+                                                 "--preset", "raven", "--dropout", "0.1"], capsys)
+    settings = next(line for line in out_text.splitlines() if line.startswith("training:"))
+    assert code == 0 and '"ffn_dropout": true' in settings, err                   # in force: named, the preset's
     code, err = run_train(["--init-from", out / "last.npz", "--data", corpus, "--steps", 2, "--out-dir",
                            tmp_path / "s", "--ffn-dropout"], capsys)
     assert code == 0, err
     assert load_model(tmp_path / "s" / "last.npz")[2].config["ffn_dropout"] is True
+    code, out_text, err = reliability_run_train(["--resume", out / "last.npz", "--steps", 6, "--dropout", "0"], capsys)
+    settings = next(line for line in out_text.splitlines() if line.startswith("training:"))
+    assert code == 0 and '"dropout": 0.0' in settings and '"ffn_dropout"' not in settings, err  # idle: not shown
 
 
 def test_a_resume_keeps_its_architecture(corpus, tmp_path, capsys):

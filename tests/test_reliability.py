@@ -544,6 +544,12 @@ def test_a_safetensors_checkpoint_read_without_the_package_names_it(tmp_path, ca
     assert exit_info.value.code == 2 and one_line_error(err), err
     assert "a .safetensors checkpoint needs the safetensors package: pip install safetensors" in err
     assert "corrupt" not in err
+    notes = tmp_path / "notes.npz"                          # not an .npz archive, and not named .safetensors
+    notes.write_text("version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(SystemExit):
+        quantize_main([str(notes), str(tmp_path / "q.npz"), "--bits", "8"])
+    err = capsys.readouterr().err
+    assert "corrupt or not a checkpoint" in err and "package" not in err, err
 
 
 def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_path, corpus, capsys):
@@ -803,6 +809,8 @@ def test_an_output_that_is_a_pipe_a_folder_or_under_a_file_is_refused_and_left_a
     cases = [(quantize_main, [checkpoint, pipe, "--bits", "8"], f"{pipe}: is not a regular file"),
              (quantize_main, [checkpoint, tmp_path, "--bits", "8"], f"{tmp_path}: is not a regular file"),
              (quantize_main, [checkpoint, checkpoint / "q.npz", "--bits", "8"],
+              f"{checkpoint}: is not a folder"),
+             (quantize_main, [checkpoint, checkpoint / "deeper" / "q.npz", "--bits", "8"],  # refused before the work
               f"{checkpoint}: is not a folder")]
     for main, argv, message in cases:
         with pytest.raises(SystemExit) as exit_info:

@@ -63,15 +63,23 @@ def save_arrays(path, arrays, **meta):
         f, {"__meta__": np.frombuffer(meta_text.encode("utf-8"), dtype=np.uint8), **arrays}))
 
 
+def check_writable(path):
+    """The OSError a write of path would meet, raised before anything is written: a folder, device or pipe at path
+    (the rename would replace it), or a file where one of its folders should be."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise FileExistsError(errno.EEXIST, "is not a regular file (a folder, a device or a pipe?)", str(path))
+    folder = next(p for p in path.parents if p.exists())  # the nearest that exists: "." or "/" at the least
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "is not a folder", str(folder))
+
+
 def write_atomically(path, write):
     """write(f) into a temporary file beside path, then rename it over path: a reader (or a kill) finds the old file
     or the new one, never half of one. A folder, device or pipe at path is refused (the rename would replace it),
     and an error (a full disk, a read-only folder) names path itself."""
     path = Path(path)
-    if path.exists() and not path.is_file():
-        raise FileExistsError(errno.EEXIST, "is not a regular file (a folder, a device or a pipe?)", str(path))
-    if path.parent.exists() and not path.parent.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "is not a folder", str(path.parent))
+    check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -106,9 +114,10 @@ def _safetensors_bytes(arrays, meta_text):
 def _read_safetensors(path):
     try:
         from safetensors import safe_open
-    except ImportError:
-        raise CheckpointError(f"checkpoint {path}: a .safetensors checkpoint needs the safetensors package: "
-                              "pip install safetensors") from None
+    except ImportError:  # by its name a .safetensors file; any other that is not an .npz archive is no checkpoint
+        raise CheckpointError(f"checkpoint {path}: a .safetensors checkpoint needs the safetensors package: pip "
+                              "install safetensors" if Path(path).suffix == ".safetensors" else
+                              f"checkpoint {path}: corrupt or not a checkpoint (not an .npz archive)") from None
     with safe_open(str(path), framework="numpy") as archive:
         meta_text = (archive.metadata() or {}).get("__meta__")
         if meta_text is None:

@@ -237,9 +237,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         squares = (centered * centered).sum(dim=dims, keepdim=True)
         out = centered * (squares / n + eps).rsqrt()
         if running_mean is not None:
-            with no_grad():
-                running_mean.mul_(1 - momentum).add_(mean.reshape(-1), alpha=momentum)
-                running_var.mul_(1 - momentum).add_(squares.reshape(-1) / (n - 1), alpha=momentum)
+            with no_grad():  # both new values first, then both written: one fails (another device), neither moves
+                new_mean = running_mean * (1 - momentum) + mean.reshape(-1) * momentum
+                new_var = running_var * (1 - momentum) + squares.reshape(-1) / (n - 1) * momentum
+                running_mean.copy_(new_mean), running_var.copy_(new_var)
     else:
         mean, var = running_mean.detach().reshape(channel), running_var.detach().reshape(channel)
         out = (x - mean) * (var + eps).rsqrt()

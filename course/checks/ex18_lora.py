@@ -37,7 +37,9 @@ def check_init(ex):
                     "frozen (requires_grad = False), so only A and B train")
     if not np.abs(lora.A.numpy()).max() > 0:
         raise Wrong("A is zero at init: then B's gradient, (alpha/r) dy (A x)ᵀ, is zero too, and nothing trains")
-    wide = ex.LoRALinear(nn.Linear(256, 8), 8, 16.0)  # 2,048 entries of A: their spread is measured to about 2%
+    # rank 4: 1,024 entries of A, their spread measured to about 3%; an init of spread 1/r (1/4, 4 times too wide)
+    # is then refused whatever the draw, where at rank 8 (1/8, exactly 2 times) it would pass or not by chance
+    wide = ex.LoRALinear(nn.Linear(256, 8), 4, 16.0)
     spread = float(wide.A.numpy().std())
     if not 0.5 < spread * 16 < 2:
         raise Wrong(f"A's entries have a spread (standard deviation) of {spread:.3g} in a layer of 256 inputs; A "

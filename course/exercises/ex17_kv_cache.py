@@ -12,10 +12,11 @@ it, so they never change once computed: keep them (the cache) and, at each step,
         y = attention(q, K, V), query i (at position start+i) seeing keys 0 .. start+i
     cache.length += T
 
-The first call gives the whole prompt (start 0, the usual causal mask); each later call gives one token, whose query
-sees every cached key (the mask is all True). F.causal_mask(T, start + T, offset=start) is the (T, start+T) mask
-for both. Your attention from exercise 8 knows only the square causal mask of T queries over their own T keys, so
-here the framework's F.scaled_dot_product_attention takes the mask (attn_mask=mask); the norms and the MLP are
+The first call gives the whole prompt (start 0, the usual causal mask); a later call gives one token, whose query
+sees every cached key (the mask is all True), or several (more of a prompt), the one at position start+i seeing
+keys 0 .. start+i. F.causal_mask(T, start + T, offset=start) is the (T, start+T) mask for every case. Your
+attention from exercise 8 knows only the square causal mask of T queries over their own T keys, so here the
+framework's F.scaled_dot_product_attention takes the mask (attn_mask=mask); the norms and the MLP are
 still your exercise 14's. With the cache, the logits are the uncached model's, position by position (up to float32
 rounding).
 
