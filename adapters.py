@@ -4,8 +4,7 @@
 
 (Training an adapter: python train.py --init-from out/best.npz --data sonnets.txt --lora-rank 8.)
 """
-from models.cli import (Parser, console, fail, load_model_or_fail, refuse_existing, refuse_same_file,
-                        refuse_unknown_format, refuse_unwritable)
+from models.cli import Parser, console, fail, load_model_or_fail, refuse_checkpoint_output
 from models.gpt import GPT
 from models.record import RunRecord
 from tinygrad_proust.checkpoint import save_checkpoint
@@ -20,10 +19,7 @@ def main(argv=None):
     merge.add_argument("out")
     merge.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     args = p.parse_args(argv)
-    refuse_unwritable(args.out)  # a folder or a pipe first: what it is, before what it is called
-    refuse_unknown_format(args.out)
-    refuse_same_file(args.adapter, args.out)
-    refuse_existing(args.out, args.overwrite)
+    refuse_checkpoint_output(args.adapter, args.out, args.overwrite)
     model, tokenizer, record = load_model_or_fail(args.adapter)
     if record is None or not record.is_adapter:
         fail(f"{args.adapter} is not an adapter checkpoint (it holds a whole model already)")

@@ -5,8 +5,7 @@
 
 generate.py and inspection.py load the result and dequantise it once, as it loads.
 """
-from models.cli import (Parser, console, fail, integer, refuse_existing, refuse_same_file, refuse_unknown_format,
-                        refuse_unwritable)
+from models.cli import Parser, console, fail, integer, refuse_checkpoint_output
 from models.quantize import quantize_checkpoint
 from models.record import RunRecord
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
@@ -24,10 +23,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.group_size is not None and args.bits != 4:
         p.error(f"--group-size acts only with --bits 4 (int8 has one scale per row); this run has --bits {args.bits}")
-    refuse_unwritable(args.out)  # a folder or a pipe first: what it is, before what it is called
-    refuse_unknown_format(args.out)
-    refuse_same_file(args.checkpoint, args.out)
-    refuse_existing(args.out, args.overwrite)
+    refuse_checkpoint_output(args.checkpoint, args.out, args.overwrite)
     try:
         path = quantize_checkpoint(args.checkpoint, args.out, args.bits, args.group_size or 32)
     except (CheckpointError, ValueError) as err:

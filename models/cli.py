@@ -251,6 +251,16 @@ def refuse_unwritable(target):
         fail(f"{err.filename}: {err.strerror}")
 
 
+def refuse_checkpoint_output(source, target, overwrite):
+    """The checks of a checkpoint a script writes from another (quantize.py, adapters.py merge), in the order a user
+    meets them, before any work: what the path is (a folder, a pipe), what its suffix says, whether it is the input
+    itself, whether it would replace a file without --overwrite."""
+    refuse_unwritable(target)
+    refuse_unknown_format(target)
+    refuse_same_file(source, target)
+    refuse_existing(target, overwrite)
+
+
 def refuse_same_file(source, target):
     """An output that is the input itself (the same path, a hard link or a symbolic link to it) would replace
     the input: one line, and nothing written."""

@@ -72,7 +72,7 @@ class set_grad_enabled:
         if not isinstance(mode, bool):
             raise TypeError(f"set_grad_enabled: mode must be True or False, not {mode!r} ({type(mode).__module__}."
                             f"{type(mode).__name__})")
-        self.mode, self.previous, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
+        self.mode, self.previous, _grad_enabled = mode, _grad_enabled, mode
 
     def __enter__(self):
         return self
