@@ -47,6 +47,53 @@ def test_deep_graph_does_not_recurse():
     assert x.grad.item() == 1.0
 
 
+@pytest.mark.parametrize("case", ["split", "chunk", "slices", "unbind", "ellipsis", "unused", "overlap", "strided",
+                                  "dense"])
+def test_slices_that_tile_a_tensor_are_joined_as_pytorch(case, torch):
+    """Slices of a tensor that tile it along one dim (split, chunk, x[:, a:b] and x[:, b:]) get their gradients
+    joined by one concatenation, in whatever order the walk reaches them; pieces that do not (unbind's integer
+    indices, an Ellipsis, one piece unused, two overlapping, strided ones, or a use of the whole tensor beside them)
+    are added into zeros as before. Values against PyTorch; where PyTorch joins the pieces too (split, chunk), the
+    sign of a zero gradient as well: a piece's -0.0 stays -0.0 (added to zeros, it would be +0.0)."""
+    x0 = np.random.default_rng(1).standard_normal((3, 7, 5))
+
+    def run(lib, x):
+        pieces = {"split": lambda: x.split([2, 4, 1], dim=1), "chunk": lambda: x.chunk(3, dim=-1),
+                  "slices": lambda: (x[:, 5:], x[:, :5]), "unbind": lambda: x.unbind(0),
+                  "ellipsis": lambda: (x[..., :2], x[..., 2:]),
+                  "unused": lambda: x.split(3, dim=1)[:2], "overlap": lambda: (x[:, :4], x[:, 3:]),
+                  "strided": lambda: (x[:, ::2], x[:, 1::2]), "dense": lambda: x.split(2, dim=2)}[case]()
+        loss = (pieces[0] * -0.0).sum()                         # a gradient of -0.0 everywhere in the first
+        for i, piece in enumerate(reversed(pieces[1:])):          # the others reached in another order
+            loss = loss + (piece * piece * (i + 1)).sum()
+        if case == "dense":
+            loss = loss + (x * 3).sum()
+        loss.backward()
+        return x.grad.numpy() if lib is tp else x.grad.detach().numpy()
+
+    ours = run(tp, tp.tensor(x0, dtype=tp.float64, requires_grad=True))
+    theirs = run(torch, torch.tensor(x0, dtype=torch.float64, requires_grad=True))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    if case in ("split", "chunk"):
+        assert np.signbit(ours).any() and np.array_equal(np.signbit(ours), np.signbit(theirs))
+
+
+def test_a_split_tensor_gets_its_gradient_in_one_copy(standin):
+    """q, k and v split from one tensor: on a GPU their gradients are joined by one concatenation, which CuPy runs
+    as a copy of each piece into place (each element read once and written once), not a memset of the whole and an
+    add per piece (which reads each element twice and writes it twice)."""
+    import cupy_standin
+    x = tp.randn(4, 6, 9, device="gpu", requires_grad=True)
+    q, k, v = x.split(3, dim=-1)
+    loss = (q * 2).sum() + (k * 3).sum() + (v * 4).sum()
+    with cupy_standin.count_kernels() as counts:
+        loss.backward()
+    walk = counts.by_op["Tensor.backward"]
+    assert counts.total("memset") == 0 and "GetItem.backward_into" not in counts.by_op
+    assert walk["copy"] == [3, 2 * x.data.nbytes]
+    np.testing.assert_array_equal(x.grad.numpy(), np.concatenate([np.full((4, 6, 3), c) for c in (2, 3, 4)], -1))
+
+
 def test_repeated_indices_scatter_add():
     w = tp.tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
     w[tp.tensor([0, 0, 2, 0])].sum().backward()

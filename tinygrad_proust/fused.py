@@ -347,7 +347,8 @@ class ScaledDotProductAttention(Function):
 
     def backward(self, g):
         xp, g = self.xp, self.xp.ascontiguousarray(g)  # read by two products: copied once, not twice
-        qs, k, v, keep = self.qs, self.k, self.v, self.keep
+        qs, v, keep = self.qs, self.v, self.keep
+        ks = self.k * self.scale  # dQ = dS (scale · K): on a GPU CuPy would copy the K view for the product anyway
         dq, dk, dv = [], None, None
         for (r0, r1, kend), p, dropped in reversed(list(zip(self.blocks, self.p, self.dropped))):
             g_rows = g[..., r0:r1, :]  # the last block reaches every key: its dK and dV start the sums
@@ -359,7 +360,7 @@ class ScaledDotProductAttention(Function):
                     ds *= block_keep
                 ds -= (ds * p).sum(axis=-1, keepdims=True)
                 ds *= p
-            dq.insert(0, ds @ k[..., :kend, :])
+            dq.insert(0, ds @ ks[..., :kend, :])
             dk_part = transposed_product(qs[..., r0:r1, :], ds)  # dSᵀ (scale · Q)
             if dk is None:
                 dk, dv = dk_part, dv_part
@@ -367,7 +368,6 @@ class ScaledDotProductAttention(Function):
                 dk[..., :kend, :] += dk_part
                 dv[..., :kend, :] += dv_part
         dq = dq[0] if len(dq) == 1 else xp.concatenate(dq, axis=-2)
-        dq *= self.scale
         return (dq, dk, dv) if len(self.parents) == 3 else (dq, dk, dv, ds)
 
 

@@ -485,6 +485,19 @@ class GetItem(Function):
         self.backward_into(g, gx)
         return gx
 
+    def region(self):
+        """(dim, start, stop) when x[index] is the places start..stop-1 of one dim and all of every other, by slices
+        (a piece of split or chunk, x[:, 2:5]), else None: the walk joins pieces that tile x by one concatenation."""
+        index = self.index if isinstance(self.index, tuple) else (self.index,)
+        if not all(isinstance(part, slice) for part in index):
+            return None
+        cuts = [(dim, *part.indices(n)) for dim, (part, n) in enumerate(zip(index, self.in_shape))
+                if part.indices(n) != (0, n, 1)]
+        if len(cuts) != 1 or cuts[0][3] != 1:
+            return None
+        dim, start, stop, _ = cuts[0]
+        return dim, start, max(start, stop)
+
     # the same, added into a gradient the walk already holds for x (the other slices' share)
     def backward_into(self, g, gx):
         if _has_array(self.index):

@@ -111,7 +111,8 @@ class Function:
     An op of one parent whose gradient is zero but for a part of the input (a slice) may also write
     backward_into(grad, parent_grad): add that part into parent_grad in place. The walk then calls it instead of
     backward (unless an observer is attached), with the parent's gradient so far in an array of the walk's own:
-    zeros at first, or a copy of what another op handed over. q, k and v cut from one tensor fill one array.
+    zeros at first, or a copy of what another op handed over. If it also writes region() -> (dim, start, stop),
+    slices that tile their parent along one dim (q, k and v split from one tensor) are joined by one concatenation.
 
     The instance is the graph node's context: `parents` are the input Tensors, in order; `module_path` the
     modules whose forward made it, outermost first (read `module_name` for their dotted name).
@@ -282,6 +283,20 @@ def unbroadcast(grad, shape):
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad
+
+
+def _joined(parent, pieces):
+    """The gradients of slices of `parent` [(op, grad), ...] as one array, when the ops' regions tile parent along
+    one dim (q, k and v split from one tensor): each element written once, where zeros and an add per slice would
+    write it twice and read it once more. None when they do not tile it."""
+    regions = [ctx.region() for ctx, _ in pieces]
+    if None in regions or len({dim for dim, _, _ in regions}) != 1:
+        return None
+    order = sorted(range(len(pieces)), key=lambda i: regions[i][1])
+    starts, stops = [regions[i][1] for i in order], [regions[i][2] for i in order]
+    if starts != [0] + stops[:-1] or stops[-1] != parent.shape[regions[0][0]]:
+        return None
+    return pieces[0][0].xp.concatenate([pieces[i][1] for i in order], axis=regions[0][0])
 
 
 def _fit_to(parent, grad, ctx):
@@ -513,7 +528,28 @@ class Tensor:
 
         pending = {self: grad}  # dL/d(node) of the nodes not reached yet, keyed by the tensor itself
         owned = set()           # the nodes whose pending gradient is an array this walk made: added to in place
+        pieces = {}             # node -> [(op, grad)]: its slices' gradients, put into pending[node] when reached
+
+        def settle(node):
+            """Its slices' gradients into pending[node], now that all have come: joined by one concatenation when
+            they tile it (split, chunk) and nothing else is pending, else each added into an array of the walk's own
+            (zeros, or a copy of what the other ops handed over)."""
+            waiting = pieces.pop(node, None)
+            if waiting is None:
+                return
+            joined = None if node in pending else _joined(node, waiting)
+            if joined is not None:
+                pending[node] = joined
+            else:
+                if node not in owned:
+                    pending[node] = (waiting[0][0].xp.zeros(node.shape, dtype=node.dtype) if node not in pending
+                                     else pending[node].copy())
+                for ctx, g in waiting:
+                    ctx.backward_into(g, pending[node])
+            owned.add(node)
+
         for node in reversed(self._topological_order()):
+            settle(node)
             g = pending.pop(node, None)
             if g is None:
                 continue
@@ -523,12 +559,7 @@ class Tensor:
             if ctx is None:  # a leaf: its gradient is in .grad, nothing flows further
                 continue
             if ctx.backward_into is not None and not observers:
-                parent = ctx.parents[0]  # add into the part of its gradient that this op's input was
-                if parent not in owned:
-                    pending[parent] = (ctx.xp.zeros(parent.shape, dtype=parent.dtype) if parent not in pending
-                                       else pending[parent].copy())
-                    owned.add(parent)
-                ctx.backward_into(g, pending[parent])
+                pieces.setdefault(ctx.parents[0], []).append((ctx, g))  # settled when the parent is reached
             else:
                 if observers:
                     notify("before", ctx, "backward")
