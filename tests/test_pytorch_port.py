@@ -542,6 +542,81 @@ def test_grad_modes_decorate_without_parentheses_as_pytorchs(torch):
         assert lib.is_grad_enabled()
 
 
+def generator_modes(torch):
+    """What generator functions decorated with a grad mode see each time they resume (a token-streaming sampler
+    under @no_grad()), and what the caller sees between: send(), close(), throw(), `yield from` and its return."""
+    w = torch.ones(2, requires_grad=True)
+    seen = []
+
+    def note(where):
+        seen.append((where, (w * 2).requires_grad, torch.is_grad_enabled()))
+
+    @torch.no_grad()
+    def tokens(n):
+        """Yields n tokens."""
+        for i in range(n):
+            note(f"in {i}")
+            got = yield i
+            note(f"got {got}")
+        return "done"
+
+    @torch.no_grad
+    def bare():
+        note("bare")
+        yield 1
+
+    @torch.inference_mode()
+    def infer():
+        try:
+            yield 1
+        except ValueError:
+            note("thrown")
+            yield 2
+
+    @torch.enable_grad()
+    def recording():
+        note("enabled")
+        yield 1
+
+    def outer():
+        result = yield from tokens(2)
+        note("after yield from")
+        return result
+
+    stream = tokens(3)
+    note("made")
+    seen.append(next(stream))
+    note("between")
+    seen.append(stream.send("a"))
+    stream.close()
+    note("closed")
+    chained = outer()
+    seen.append([next(chained), next(chained)])
+    with pytest.raises(StopIteration) as stop:
+        next(chained)
+    seen.append(("returned", stop.value.value))
+    seen.append(list(bare()))
+    caught = infer()
+    next(caught)
+    seen.append(caught.throw(ValueError("to the generator")))
+    with torch.no_grad():
+        seen.append(list(recording()))
+    note("end")
+    return seen + [(tokens.__name__, tokens.__doc__)]
+
+
+def test_generator_functions_run_in_their_grad_mode_each_time_they_resume_as_pytorchs(torch):
+    ours = generator_modes(tp)
+    assert ours == generator_modes(torch)
+    off, on = False, True
+    assert [entry for entry in ours if isinstance(entry, tuple) and len(entry) == 3] == [
+        ("made", on, on), ("in 0", off, off), ("between", on, on), ("got a", off, off), ("in 1", off, off),
+        ("closed", on, on), ("in 0", off, off), ("got None", off, off), ("in 1", off, off), ("got None", off, off),
+        ("after yield from", on, on), ("bare", off, off), ("thrown", off, off), ("enabled", on, on),
+        ("end", on, on)]
+    assert ("returned", "done") in ours and ours[-1] == ("tokens", "Yields n tokens.")
+
+
 def classifier_losses(torch, nn, weights, x, y, target):
     """A classifier in nn.Sequential (flattened images through sigmoid and tanh layers) and its losses as modules:
     cross entropy with class weights, an ignored target and label smoothing, and the squared error of the softmax

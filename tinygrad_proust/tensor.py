@@ -10,6 +10,8 @@ shows numbers, not wrappers.
 """
 import collections
 import contextlib
+import functools
+import inspect
 import math
 import numbers
 import operator
@@ -34,15 +36,47 @@ _REPR_MAX_VALUES = 8  # a repr shows the values of tensors up to this size
 module_paths = [()]
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled):
-    """Inside this block (or a function it decorates) ops record a graph if `enabled`; then the mode before."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, enabled
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+class _grad_mode:
+    """Inside this block, or a function it decorates, ops record a graph if `enabled`; then the mode before. A
+    generator function's body runs in the mode each time it resumes (as PyTorch's), not only while it is made."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        global _grad_enabled
+        self.previous, _grad_enabled = _grad_enabled, self.enabled
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.previous
+
+    def __call__(self, fn):
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            with _grad_mode(enabled):
+                return fn(*args, **kwargs)
+
+        @functools.wraps(fn)
+        def resume(*args, **kwargs):  # each next(), send() and throw() into the generator in the mode
+            inner, method, argument = fn(*args, **kwargs), "send", None
+            while True:
+                try:
+                    with _grad_mode(enabled):
+                        value = getattr(inner, method)(argument)
+                except StopIteration as stop:
+                    return stop.value
+                try:
+                    method, argument = "send", (yield value)
+                except GeneratorExit:
+                    with _grad_mode(enabled):
+                        inner.close()
+                    raise
+                except BaseException as error:  # thrown in by the caller: on into the generator
+                    method, argument = "throw", error
+        return resume if inspect.isgeneratorfunction(fn) else run
 
 
 def no_grad(fn=None):
