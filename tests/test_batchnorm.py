@@ -141,6 +141,24 @@ def test_a_state_dict_goes_to_pytorch_and_back(kwargs, torch):
         assert back.num_batches_tracked.item() == ours.num_batches_tracked.item() == 5
 
 
+def test_a_state_dict_without_the_batch_count_loads_as_into_pytorch(torch):
+    """A state_dict saved without num_batches_tracked (older PyTorch, or weights written out by hand) loads strictly,
+    the module keeping its own count, as PyTorch's; any other missing name is still refused."""
+    def model(lib):
+        return lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.BatchNorm1d(4))
+
+    reference = model(torch)
+    saved = {name: value for name, value in reference.state_dict().items() if "num_batches_tracked" not in name}
+    for lib in (tp, torch):
+        m = model(lib)
+        m[1].num_batches_tracked.fill_(5)
+        m.load_state_dict({name: value if lib is torch else value.numpy() for name, value in saved.items()})
+        assert m[1].num_batches_tracked.item() == 5 and m[1].running_var.tolist() == [1.0] * 4
+    partial = {name: value.numpy() for name, value in saved.items() if name != "1.running_var"}
+    with pytest.raises(ValueError, match=r"missing: 1\.running_var$"):
+        model(tp).load_state_dict(partial)
+
+
 def test_wrong_inputs_get_pytorchs_errors(torch):
     """PyTorch raises RuntimeError where a value cannot be taken, ValueError here (the README's rule)."""
     for lib in (tp, torch):

@@ -110,8 +110,9 @@ ENGINE_BUDGET = 1803
 # PyTorch's buffers, momentum=None's cumulative average (26). 3,448 -> 3,454: the engine's 1; check_writable, the
 # checks write_atomically makes before writing (now of the nearest existing folder), for the scripts to make before
 # their work (4); a file that is not an .npz archive and not named .safetensors is no checkpoint, whatever packages
-# are installed (1). 3,454 -> 3,484: the engine's 30. 3,484 -> 3,511: the engine's 27
-FRAMEWORK_BUDGET = 3511
+# are installed (1). 3,454 -> 3,484: the engine's 30. 3,484 -> 3,511: the engine's 27. 3,511 -> 3,516:
+# torch.add(2, 3) with two numbers (2); a state_dict may lack BatchNorm1d's num_batches_tracked, as PyTorch's (3)
+FRAMEWORK_BUDGET = 3516
 
 
 def code_lines(path):

@@ -802,3 +802,8 @@ def test_arithmetic_functions_take_a_number_first_as_pytorchs(torch):
             ours, theirs = getattr(tp, name)(7, tp.tensor(values)), getattr(torch, name)(7, torch.tensor(values))
             assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), name
             assert ours.tolist() == theirs.tolist(), name
+    for a, b in ((7, 2), (7.5, 2), (-7, 2.0), (True, 3)):                 # two numbers: a 0-d tensor, as PyTorch's
+        for name in ("add", "mul", "div", "floor_divide") + (("sub",) if a is not True else ()):
+            ours, theirs = getattr(tp, name)(a, b), getattr(torch, name)(a, b)
+            assert ours.shape == () and str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (name, a, b)
+            assert ours.item() == pytest.approx(theirs.item(), rel=1e-6), (name, a, b)

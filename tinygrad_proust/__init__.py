@@ -28,9 +28,12 @@ globals().update({name: getattr(Tensor, name) for name in TENSOR_FUNCTIONS})
 
 
 def _number_first(method):
-    """torch.add(2, t), torch.remainder(7, t), ...: these take a number first too, made a tensor like the other."""
+    """torch.add(2, t), torch.remainder(7, t), ...: these take a number first too, made a tensor like the other
+    (torch.add(2, 3): two numbers, a 0-d tensor of the first's kind)."""
     def function(input, other):
-        return method(input if isinstance(input, Tensor) else other._operand(input), other)
+        if not isinstance(input, Tensor):
+            input = other._operand(input) if isinstance(other, Tensor) else tensor(input)
+        return method(input, other)
     return functools.update_wrapper(function, method)
 
 

@@ -204,9 +204,12 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy values (Tensors, NumPy or CuPy arrays, or anything np.asarray reads, e.g. CPU torch tensors) into the
         parameters and persistent buffers, keeping each one's device and dtype. strict: every name must match both
-        ways and every shape must agree, else a ValueError lists what is wrong."""
+        ways (but those a module lists in `optional_state`, as BatchNorm1d's num_batches_tracked, which PyTorch too
+        lets a state_dict lack) and every shape must agree, else a ValueError lists what is wrong."""
         own = OrderedDict(self._state_tensors())
-        missing = [n for n in own if n not in state_dict]
+        may_lack = {f"{path}.{name}".lstrip(".") for path, module in self.named_modules()
+                    for name in getattr(module, "optional_state", ())}  # kept as they are when the dict lacks them
+        missing = [n for n in own if n not in state_dict and n not in may_lack]
         unexpected = [n for n in state_dict if n not in own]
         mismatched = [f"{n}: checkpoint {tuple(_shape(state_dict[n]))} vs model {own[n].shape}"
                       for n in own if n in state_dict and tuple(_shape(state_dict[n])) != own[n].shape]
@@ -515,6 +518,8 @@ class BatchNorm1d(Module):
     buffers are None) and normalises with the batch's statistics in eval too. Init: weight 1, bias 0 (neither
     without affine), running_mean 0, running_var 1, num_batches_tracked 0 (int64, 0-d), as PyTorch's; unlike
     PyTorch's, a batch F.batch_norm refuses is not counted."""
+
+    optional_state = ("num_batches_tracked",)  # PyTorch's before 0.4.1 had none: a state_dict may lack it
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
         super().__init__()
