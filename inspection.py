@@ -17,8 +17,8 @@ from models.cli import Parser, console, fail, integer, load_model_and_prompt, no
 from models.corpus import DataError
 from tinygrad_proust.checkpoint import write_atomically
 from models.inspection import (MissingDependency, attention_maps, format_logit_lens, format_tokens, logit_lens,
-                               plot_attention, plot_compare, plot_logit_lens, plot_loss_curve, token_labels,
-                               token_pieces)
+                               picture_suffix, plot_attention, plot_compare, plot_logit_lens, plot_loss_curve,
+                               token_labels, token_pieces)
 
 
 TOP_DEFAULT = 3  # logit-lens: the guesses per cell of the text table
@@ -71,6 +71,8 @@ def main(argv=None):
         if target:
             refuse_unwritable(target)
     try:
+        if getattr(args, "out", None):
+            picture_suffix(args.out)  # a picture matplotlib can write, also before the work
         if args.command == "loss-curve":
             print(f"wrote {plot_loss_curve(args.metrics, args.out)}")
             return

@@ -274,14 +274,23 @@ UNDATED = {".svg": {"Date": None, "Creator": None}, ".pdf": {"CreationDate": Non
            ".png": {"Software": None}}
 
 
+def picture_suffix(path):
+    """The picture format a path's suffix names (matplotlib's: .png, .svg, .pdf, .jpg...), or a DataError; the
+    scripts ask before their work."""
+    pyplot()  # matplotlib, on the backend every figure here is drawn with (or the line saying what to install)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    suffix = Path(path).suffix.lower()
+    if suffix[1:] not in FigureCanvasAgg.get_supported_filetypes():
+        raise DataError(f"{path}: matplotlib cannot write {suffix or 'a file without a suffix'}; use .png, .svg or "
+                        ".pdf")
+    return suffix
+
+
 def save_figure(fig, path, dpi=110):
     """Write and close a figure, atomically and creating the folders its path names, as every output is written;
     an SVG, PDF or PNG carries no date or version, so the same drawing is the same file. The format is the file's
-    suffix (matplotlib's: .png, .svg, .pdf, .jpg...)."""
-    suffix = Path(path).suffix.lower()
-    if suffix[1:] not in fig.canvas.get_supported_filetypes():
-        raise DataError(f"{path}: matplotlib cannot write {suffix or 'a file without a suffix'}; use .png, .svg or "
-                        ".pdf")
+    suffix (picture_suffix)."""
+    suffix = picture_suffix(path)
     write_atomically(path, lambda f: fig.savefig(f, format=suffix[1:], dpi=dpi, metadata=UNDATED.get(suffix)))
     fig.clf()
     pyplot().close(fig)

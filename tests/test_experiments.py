@@ -310,6 +310,11 @@ def test_pictures_in_other_formats_and_flags_that_would_be_ignored(corpus, tmp_p
         err = capsys.readouterr().err.strip()
         assert exit_info.value.code == 2 and err.startswith("error: ") and "\n" not in err and message in err, err
     assert not (tmp_path / "l.png").exists()
+    for argv in (["attention", "--checkpoint", str(tmp_path / "none.npz"), "--prompt", "je"],   # said before the work
+                 ["loss-curve", "--metrics", str(tmp_path / "none.jsonl")]):                  # (no such input read)
+        with pytest.raises(SystemExit):
+            inspection_main([*argv, "--out", str(tmp_path / "a.xyz")])
+        assert "matplotlib cannot write .xyz" in capsys.readouterr().err
 
 
 def test_tokens_into_a_full_output_is_one_line(corpus, tmp_path, capsys):
