@@ -78,6 +78,52 @@ def test_slices_that_tile_a_tensor_are_joined_as_pytorch(case, torch):
         assert np.signbit(ours).any() and np.array_equal(np.signbit(ours), np.signbit(theirs))
 
 
+def test_an_op_of_ones_own_with_backward_into_and_no_region_works(torch):
+    """An op written with backward_into but no region() (the docstring makes region optional): its gradient is added
+    into the input's as any slice's that cannot be joined."""
+    class FirstRows(tp.Function):
+        def forward(self, x, n):
+            self.n, self.shape = n, x.shape
+            return x[:n]
+
+        def backward(self, g):
+            gx = self.xp.zeros(self.shape, g.dtype)
+            self.backward_into(g, gx)
+            return gx
+
+        def backward_into(self, g, gx):
+            gx[:self.n] += g
+
+    x = tp.tensor(np.ones((4, 3)), requires_grad=True)
+    (FirstRows.apply(x, n=2) * 3 + x[2:] * 5).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[3] * 3] * 2 + [[5] * 3] * 2)
+
+
+def test_overlapping_slices_gradients_are_added_in_as_they_come():
+    """Slices that cannot tile their tensor (here sixteen shifted windows, a filter written with slices) are added
+    into one array as each gradient comes, not all kept until the tensor is reached: the backward holds about one
+    copy of x, not sixteen."""
+    import tracemalloc
+    x = tp.tensor(np.random.default_rng(0).standard_normal((16, 4096, 8)), dtype=tp.float32, requires_grad=True)
+    w = tp.tensor(np.linspace(-1, 1, 16), dtype=tp.float32, requires_grad=True)
+    y = sum((x[:, k:k + 4080] * w[k]).tanh() for k in range(16))
+    loss = (y * y).sum()
+    tracemalloc.start()
+    try:
+        loss.backward()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * x.data.nbytes, peak / x.data.nbytes            # 16 windows held would be 16 x's and more
+    reference = sum(np.tanh(x.numpy()[:, k:k + 4080] * w.numpy()[k]) for k in range(16))
+    dy = 2 * reference
+    expected = np.zeros_like(x.numpy())
+    for k in range(16):
+        t = np.tanh(x.numpy()[:, k:k + 4080] * w.numpy()[k])
+        expected[:, k:k + 4080] += dy * (1 - t * t) * w.numpy()[k]
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_a_split_tensor_gets_its_gradient_in_one_copy(standin):
     """q, k and v split from one tensor: on a GPU their gradients are joined by one concatenation, which CuPy runs
     as a copy of each piece into place (each element read once and written once), not a memset of the whole and an
@@ -487,11 +533,20 @@ def test_reductions_with_nothing_to_reduce_match_pytorch(case, torch):
     np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), equal_nan=True)
 
 
-def test_a_hook_that_changes_the_gradients_shape_is_an_error_at_once():
+def test_a_hook_that_changes_the_gradients_shape_or_dtype_is_an_error_at_once(torch):
+    """As PyTorch's: a hook's gradient keeps the tensor's shape and dtype (a float32 gradient of a float64 tensor
+    would otherwise reach its input's .grad, whichever way the walk puts it there)."""
     w = tp.Tensor(np.ones(3, dtype=np.float32), requires_grad=True, name="w")
     w.register_hook(lambda g: g.sum())
-    with pytest.raises(ValueError, match=r"a hook on w of shape \(3,\) returned a gradient of shape \(\)"):
+    with pytest.raises(ValueError, match=r"a hook on w of shape \(3,\) and dtype float32 returned a gradient of "
+                                         r"shape \(\) and dtype float32"):
         (w * 2).sum().backward()
+    for lib in (tp, torch):
+        x = lib.tensor(np.ones((2, 5)), dtype=lib.float64, requires_grad=True)
+        a, b = x.split([2, 3], 1)
+        a.register_hook(lambda g: g.float())
+        with pytest.raises((ValueError, RuntimeError), match="dtype|type"):
+            ((a * a).sum() + (b * b).sum()).backward()
 
 
 @pytest.mark.parametrize("value", [4, 2.5, True])

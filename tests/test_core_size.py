@@ -63,13 +63,14 @@ ENGINE = ["tensor.py", "ops.py", "fused.py", "functional.py"]
 # stay 0-d; an integer divisor of 0 is an error in //, % and fmod, as PyTorch's; check_ids moved down into ops.py,
 # so Tensor no longer imports functional (13 in all). 1,715 -> 1,745: F.batch_norm, a composition of existing ops
 # (its gradient from its parts) that moves the running statistics in place under no_grad, with PyTorch's checks (30).
-# 1,745 -> 1,746: both running statistics computed before either is written (1). 1,746 -> 1,776: slices that tile
+# 1,745 -> 1,746: both running statistics computed before either is written (1). 1,746 -> 1,784: slices that tile
 # their tensor along one dim (split, chunk: q, k and v) get their gradients joined by one concatenation instead of
-# added into zeros: GetItem.region (10), the walk's pieces settled when their tensor is reached (17 in place of 6),
-# _joined (9). 1,776 -> 1,803: a generator function decorated with no_grad, enable_grad, inference_mode or
-# set_grad_enabled runs in the mode each time it resumes, as PyTorch's (the grad mode a class: 33 in place of 8,
-# and 2 imports)
-ENGINE_BUDGET = 1803
+# added into zeros: GetItem.region and Function.region (12), the walk holding slices' gradients while they may still
+# tile their tensor and adding them in as they come otherwise (gather: 19 in place of 6), _side_by_side and _joined
+# (13); a hook that changes a gradient's dtype refused as one that changes its shape (0). 1,784 -> 1,811: a generator
+# function decorated with no_grad, enable_grad, inference_mode or set_grad_enabled runs in the mode each time it
+# resumes, as PyTorch's (the grad mode a class: 33 in place of 8, and 2 imports)
+ENGINE_BUDGET = 1811
 # 2,100 -> 2,207 (2026-12): the engine's 88, full()'s dtype from its value, full_like/empty/eye, the GPU's
 # whole-group optimizer step (optim.flatten, Adam.step_group) and the dropout mask stream's keyed hash, with the
 # warning for older states. 2,207 -> 2,399: the engine's 19; the compiled GPU kernels (kernels.py, 156 lines, 80
@@ -110,9 +111,9 @@ ENGINE_BUDGET = 1803
 # PyTorch's buffers, momentum=None's cumulative average (26). 3,448 -> 3,454: the engine's 1; check_writable, the
 # checks write_atomically makes before writing (now of the nearest existing folder), for the scripts to make before
 # their work (4); a file that is not an .npz archive and not named .safetensors is no checkpoint, whatever packages
-# are installed (1). 3,454 -> 3,484: the engine's 30. 3,484 -> 3,511: the engine's 27. 3,511 -> 3,516:
-# torch.add(2, 3) with two numbers (2); a state_dict may lack BatchNorm1d's num_batches_tracked, as PyTorch's (3)
-FRAMEWORK_BUDGET = 3516
+# are installed (1). 3,454 -> 3,519: the engine's 65. 3,519 -> 3,524: torch.add(2, 3) with two numbers (2); a
+# state_dict may lack BatchNorm1d's num_batches_tracked, as PyTorch's (3)
+FRAMEWORK_BUDGET = 3524
 
 
 def code_lines(path):

@@ -193,6 +193,9 @@ class Function:
 
     backward_into = None
 
+    def region(self):  # with backward_into: (dim, start, stop) where the op's output lies in its input (GetItem's)
+        return None
+
     @property
     def name(self):
         return type(self).__name__
@@ -319,18 +322,26 @@ def unbroadcast(grad, shape):
     return grad
 
 
+def _side_by_side(pieces):
+    """The regions of slices [(op, grad), ...] as [(dim, start, stop, grad)] in order along their one dim, when
+    every op has a region and none overlaps another (so that, once all have come, they may tile their parent)."""
+    regions = [(*ctx.region(), g) for ctx, g in pieces if ctx.region() is not None]
+    regions.sort(key=lambda region: region[1])
+    if len(regions) < len(pieces) or len({region[0] for region in regions}) > 1 or \
+            any(earlier[2] > later[1] for earlier, later in zip(regions, regions[1:])):
+        return None
+    return regions
+
+
 def _joined(parent, pieces):
-    """The gradients of slices of `parent` [(op, grad), ...] as one array, when the ops' regions tile parent along
-    one dim (q, k and v split from one tensor): each element written once, where zeros and an add per slice would
-    write it twice and read it once more. None when they do not tile it."""
-    regions = [ctx.region() for ctx, _ in pieces]
-    if None in regions or len({dim for dim, _, _ in regions}) != 1:
+    """The gradients of slices of `parent` as one array, when their regions tile it along one dim (q, k and v split
+    from one tensor): each element written once, where zeros and an add per slice would write it twice and read it
+    once more. None when they do not tile it."""
+    regions = _side_by_side(pieces)
+    if regions is None or regions[0][1] != 0 or regions[-1][2] != parent.shape[regions[0][0]] or \
+            any(earlier[2] != later[1] for earlier, later in zip(regions, regions[1:])):
         return None
-    order = sorted(range(len(pieces)), key=lambda i: regions[i][1])
-    starts, stops = [regions[i][1] for i in order], [regions[i][2] for i in order]
-    if starts != [0] + stops[:-1] or stops[-1] != parent.shape[regions[0][0]]:
-        return None
-    return pieces[0][0].xp.concatenate([pieces[i][1] for i in order], axis=regions[0][0])
+    return pieces[0][0].xp.concatenate([g for *_, g in regions], axis=regions[0][0])
 
 
 def _fit_to(parent, grad, ctx):
@@ -562,28 +573,26 @@ class Tensor:
 
         pending = {self: grad}  # dL/d(node) of the nodes not reached yet, keyed by the tensor itself
         owned = set()           # the nodes whose pending gradient is an array this walk made: added to in place
-        pieces = {}             # node -> [(op, grad)]: its slices' gradients, put into pending[node] when reached
+        pieces = {}             # node -> [(op, grad)]: slices' gradients that may tile it, joined when it is reached
 
-        def settle(node):
-            """Its slices' gradients into pending[node], now that all have come: joined by one concatenation when
-            they tile it (split, chunk) and nothing else is pending, else each added into an array of the walk's own
-            (zeros, or a copy of what the other ops handed over)."""
-            waiting = pieces.pop(node, None)
-            if waiting is None:
-                return
-            joined = None if node in pending else _joined(node, waiting)
-            if joined is not None:
-                pending[node] = joined
-            else:
-                if node not in owned:
-                    pending[node] = (waiting[0][0].xp.zeros(node.shape, dtype=node.dtype) if node not in pending
-                                     else pending[node].copy())
-                for ctx, g in waiting:
-                    ctx.backward_into(g, pending[node])
-            owned.add(node)
+        def gather(node):
+            """node's gradient in an array of the walk's own (zeros, or a copy of what other ops handed over), the
+            slices' gradients waiting for it added in."""
+            if node not in owned:
+                pending[node] = (self.xp.zeros(node.shape, dtype=node.dtype) if node not in pending
+                                 else pending[node].copy())
+                owned.add(node)
+            for ctx, g in pieces.pop(node, ()):
+                ctx.backward_into(g, pending[node])
 
         for node in reversed(self._topological_order()):
-            settle(node)
+            if node in pieces:  # all of its slices' gradients have come
+                joined = None if node in pending else _joined(node, pieces[node])
+                if joined is None:
+                    gather(node)
+                else:
+                    pending[node] = joined
+                    del pieces[node]
             g = pending.pop(node, None)
             if g is None:
                 continue
@@ -593,7 +602,10 @@ class Tensor:
             if ctx is None:  # a leaf: its gradient is in .grad, nothing flows further
                 continue
             if ctx.backward_into is not None and not observers:
-                pieces.setdefault(ctx.parents[0], []).append((ctx, g))  # settled when the parent is reached
+                parent = ctx.parents[0]  # its gradient waits while the slices may still tile the parent
+                pieces.setdefault(parent, []).append((ctx, g))
+                if parent in owned or parent in pending or _side_by_side(pieces[parent]) is None:
+                    gather(parent)  # they cannot: added in now, as each slice's gradient comes
             else:
                 if observers:
                     notify("before", ctx, "backward")
@@ -617,9 +629,9 @@ class Tensor:
             replaced = hook(Tensor._wrap(g, False, None))
             if replaced is not None:
                 g = unwrap(replaced)
-                if tuple(g.shape) != self.shape:
-                    raise ValueError(f"a hook on {self.name or 'a tensor'} of shape {self.shape} returned a gradient "
-                                     f"of shape {tuple(g.shape)}")
+                if tuple(g.shape) != self.shape or g.dtype != self.dtype:  # PyTorch refuses either change too
+                    raise ValueError(f"a hook on {self.name or 'a tensor'} of shape {self.shape} and dtype "
+                                     f"{self.dtype} returned a gradient of shape {tuple(g.shape)} and dtype {g.dtype}")
         if self._ctx is None or self._retains_grad:
             # Accumulate into a new array (never in place: `g` may be shared with another tensor).
             total = _as_array(g if self.grad is None else self.grad.data + g)
