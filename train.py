@@ -526,6 +526,10 @@ def prepare_out_dir(args, record):
             fail(f"--out-dir {out_dir}: its {name} is not a regular file (a folder?), where a run keeps one: move "
                  "it away, or choose another --out-dir")
     if present and not resuming_here:
+        source = Path(args.init_from).resolve() if args.init_from else None
+        if args.overwrite and source in [(out_dir / name).resolve() for name in present]:
+            fail(f"--init-from {args.init_from} is in --out-dir {out_dir}, whose run --overwrite would replace: "
+                 "choose another --out-dir (or copy the checkpoint out first)")
         if not args.overwrite:
             checkpoints = [name for name in present if not name.endswith(".jsonl")]
             resume = f"resume it with --resume {out_dir / checkpoints[0]}, " if checkpoints else ""

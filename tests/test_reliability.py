@@ -567,6 +567,30 @@ def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_
     assert load_checkpoint(target)[0]["quantization"]["bits"] == 8
 
 
+def test_a_run_never_overwrites_the_checkpoint_it_starts_from(first_run, tmp_path, corpus, capsys):
+    """--init-from a checkpoint in the --out-dir that --overwrite would clear: refused before anything is deleted
+    (a LoRA run did it, deleting its base and leaving an adapter that named itself as its base). An adapter whose
+    base is an adapter, as that one was, is one line wherever it is loaded (it recursed until Python gave up)."""
+    before = {name: (first_run / name).read_bytes() for name in ("best.npz", "last.npz")}
+    for lora in ([], ["--lora-rank", 2]):
+        code, _, err = run_train(["--init-from", first_run / "best.npz", "--data", corpus, "--steps", 2, *lora,
+                                  "--out-dir", first_run, "--overwrite", *TINY[10:]], capsys)
+        assert code == 2 and one_line_error(err) and "--overwrite would replace" in err, err
+    assert {name: (first_run / name).read_bytes() for name in before} == before
+    code, _, err = run_train(["--init-from", first_run / "best.npz", "--data", corpus, "--lora-rank", 2, "--steps", 2,
+                              "--out-dir", tmp_path / "lora", *TINY[10:]], capsys)
+    assert code == 0, err
+    adapter = tmp_path / "lora" / "last.npz"
+    meta, weights, optimizer = load_checkpoint(adapter)
+    meta["base"]["source"] = str(adapter.resolve())                      # an adapter naming itself as its base
+    save_arrays(adapter, {**{f"model/{k}": v for k, v in weights.items()}}, **{k: v for k, v in meta.items()
+                                                                           if k not in ("format", "checksums")})
+    with pytest.raises(SystemExit):
+        generate.main(["--checkpoint", str(adapter), "--max-new-tokens", "3"])
+    err = capsys.readouterr().err
+    assert one_line_error(err) and "is a LoRA adapter too, not a whole model" in err, err
+
+
 def test_a_run_folder_given_for_a_checkpoint_names_the_checkpoints_in_it(first_run, tmp_path, capsys):
     """Every script that reads a checkpoint file, given the run's folder instead: one line saying it is a folder and
     which checkpoints it holds (it said "no such file" of a folder that exists, or a Transformers directory
