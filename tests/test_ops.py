@@ -476,6 +476,31 @@ def test_dtypes_follow_pytorchs_promotion(device, torch):
     assert p.grad.dtype == np.float32 and p.grad.tolist() == [0.5, 0.25]
 
 
+def promotions(T, F):
+    """dtypes where NumPy's rules (integers with float32 give float64; a 0-d array's dtype counts as any other's)
+    and PyTorch's differ: joining, choosing and clamping, and a 0-d tensor meeting a tensor with dims."""
+    b = T.tensor([True, False])
+    return [T.cat([T.tensor([1.5]), T.tensor([2])]), T.stack([T.tensor(1.5), T.tensor(2)]),
+            T.where(T.tensor([True]), T.tensor([1]), T.tensor([2.5])), T.where(b, T.tensor([1, 2]), 1.5),
+            T.tensor([1, 5]).clamp(max=2.5), T.ones(3) * T.tensor(2.0, dtype=T.float64),
+            T.ones(3, dtype=T.int32) * T.tensor(2), T.ones(3).pow(T.tensor(2.0, dtype=T.float64)),
+            T.where(b, T.ones(2), T.tensor(2.0, dtype=T.float64)),
+            T.ones(3, dtype=T.int32) * T.tensor(2.5, dtype=T.float64), T.tensor([True]) + T.tensor(2),
+            T.ones(3, dtype=T.float64) + T.ones(3), T.cat([T.ones(2, dtype=T.float64), T.ones(2)]),
+            T.cat([T.ones(2, dtype=T.int32), T.ones(2, dtype=T.int64)]), T.tensor(2.0, dtype=T.float64) * T.tensor(3.0),
+            T.maximum(T.ones(2), T.tensor(1.0, dtype=T.float64))]
+
+
+def test_joins_choices_and_zero_dim_tensors_promote_as_pytorchs(torch):
+    ours, theirs = promotions(tp, F), promotions(torch, torch.nn.functional)
+    assert [str(t.dtype) for t in ours] == [str(t.dtype).removeprefix("torch.") for t in theirs]
+    assert [t.tolist() for t in ours] == [t.tolist() for t in theirs]
+    assert [str(t.dtype) for t in ours[:9]] == ["float32"] * 6 + ["int32", "float32", "float32"]  # no silent float64
+    x = tp.tensor([1.0, 2.0], requires_grad=True)
+    (tp.cat([x, tp.tensor([3])]) * tp.tensor(2.0, dtype=tp.float64)).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.tolist() == [2.0, 2.0]
+
+
 def test_multinomial_draws_by_weight_and_refuses_what_torch_refuses(device):
     tp.manual_seed(0)
     weights = tp.tensor([[0.1, 0.0, 0.6, 0.3], [1.0, 1.0, 1.0, 1.0]], device=device)

@@ -3,7 +3,7 @@ import numpy as np
 
 from . import ops, rng
 from .device import canonical_device, module_for, to_device
-from .tensor import Tensor, _shape_arg, float32, to_dtype
+from .tensor import Tensor, _promoted, _shape_arg, float32, to_dtype
 
 
 def _make(array, device, requires_grad):
@@ -97,11 +97,11 @@ def randperm(n, generator=None, dtype=np.int64, device="cpu", requires_grad=Fals
 
 
 def cat(tensors, dim=0):
-    """Join tensors along an existing dim."""
+    """Join tensors along an existing dim (in the dtype PyTorch promotes them to)."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
-    return ops.Cat.apply(*tensors, dim=dim)
+    return ops.Cat.apply(*_promoted(*tensors), dim=dim)
 
 
 def stack(tensors, dim=0):

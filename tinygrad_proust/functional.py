@@ -15,7 +15,7 @@ from . import fused, kernels, ops, rng
 from .creation import cat, full
 from .device import device_of, is_gpu_array, module_for
 from .ops import check_ids
-from .tensor import Tensor, no_grad, unwrap
+from .tensor import Tensor, _promoted, no_grad, unwrap
 
 _fused = True
 
@@ -401,7 +401,7 @@ def where(condition, input, other):
     cond = unwrap(condition)
     like = next((t for t in (input, other) if isinstance(t, Tensor)), None)
     like = Tensor(input, device="gpu" if is_gpu_array(cond) else "cpu") if like is None else like  # two numbers
-    return ops.Where.apply(like._operand(input), like._operand(other), condition=cond)
+    return ops.Where.apply(*_promoted(like._operand(input), like._operand(other)), condition=cond)
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None, keepdims=None):

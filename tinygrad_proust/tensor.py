@@ -910,8 +910,8 @@ class Tensor:
 
     def clamp(self, min=None, max=None):
         """min <= x <= max; the gradient passes where x is inside, the bounds included (as PyTorch)."""
-        out = self if min is None else ops.Where.apply(self._operand(min), self, condition=self.data < min)
-        return out if max is None else ops.Where.apply(out._operand(max), out, condition=out.data > max)
+        out = self if min is None else ops.Where.apply(*_promoted(self._operand(min), self), condition=self.data < min)
+        return out if max is None else ops.Where.apply(*_promoted(out._operand(max), out), condition=out.data > max)
     clip = clamp
 
     def flip(self, dims):
@@ -1194,14 +1194,19 @@ _NUMPY_OPERATORS = {"add": operator.add, "subtract": operator.sub, "multiply": o
                     "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge}
 
 
-def _promoted(a, b):
-    """PyTorch's rule where NumPy's differs: integers (or booleans) with floats give the float's dtype (NumPy makes
-    int64 with float32 float64)."""
-    if a.dtype.kind in "biu" and b.dtype.kind == "f":
-        return a.to(dtype=b.dtype), b
-    if b.dtype.kind in "biu" and a.dtype.kind == "f":
-        return a, b.to(dtype=a.dtype)
-    return a, b
+def _promoted(*tensors):
+    """The tensors cast where PyTorch's promotion differs from NumPy's. The highest kind (bool < integer < float)
+    wins without widening (int64 with float32 is float32: NumPy makes it float64), the widest dtype of that kind
+    among the tensors with dims, and a 0-d tensor's dtype counts only where none of those is of its kind, as a
+    number's (ones(3) * tensor(2.0, dtype=float64) is float32, ones(3, dtype=int32) * tensor(2) int32)."""
+    def kind(t):
+        return {"b": 0, "f": 2}.get(t.dtype.kind, 1)
+    top = max(kind(t) for t in tensors)
+    deciding = [t for t in tensors if kind(t) == top and t.ndim > 0] or [t for t in tensors if kind(t) == top]
+    dtype = np.result_type(*(t.dtype for t in deciding))
+    if np.result_type(*(t.dtype for t in tensors)) == dtype:
+        return tensors
+    return tuple(t if t.dtype == dtype else t.to(dtype=dtype) for t in tensors)
 
 
 def unwrap(value):
