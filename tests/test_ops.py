@@ -368,6 +368,29 @@ def test_a_float_attention_mask_is_added_to_the_scores_and_gets_its_gradient(fus
                                   requires_grad=True))
 
 
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_a_query_a_mask_leaves_no_key_gets_zero_weights_as_pytorchs(fused, kind, device, torch):
+    """A padding mask can leave a query no key at all (its row all False, or all -inf): PyTorch's attention gives
+    that query zeros and its inputs no gradient through it. Softmax there was 0/0, and the NaN spread through the
+    backward to every key and value."""
+    rng = np.random.default_rng(0)
+    q, k, v = rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((1, 2, 3, 4)), rng.standard_normal((1, 2, 3, 5))
+    allowed = np.array([[False, False, False], [True, False, False], [True, True, True]])
+    mask = allowed if kind == "bool" else np.where(allowed, 0.0, -np.inf) + np.array([0.0, 0.5, -0.25])
+    with tp.use_fused(fused):
+        ours = [tp.tensor(a, requires_grad=True, device=device) for a in (q, k, v)]
+        out = F.scaled_dot_product_attention(*ours, attn_mask=tp.tensor(mask, device=device))
+        (out * out).sum().backward()
+    theirs = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
+    expected = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=torch.tensor(mask))
+    (expected * expected).sum().backward()
+    assert not out.numpy()[..., 0, :].any() and np.isfinite(ours[1].grad.numpy()).all()
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("index", [(0, slice(None), [0, 1]), (slice(None), 1, [0, 2]), (0, [1, 2]),
                                    (0, Ellipsis, [0, 3]), ([0, 1], slice(None), 2), (1, None, slice(None), [0])],
                          ids=["int-slice-tensor", "slice-int-tensor", "int-tensor", "int-ellipsis-tensor",

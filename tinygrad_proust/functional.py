@@ -350,7 +350,11 @@ def attention_weights(query, key, attn_mask=None, is_causal=False, scale=None):
         allowed = mask if allowed is None else allowed & mask
     if allowed is not None:
         scores = scores.masked_fill(~allowed, -math.inf)
-    return softmax(scores, dim=-1)
+    if mask is None:
+        return softmax(scores, dim=-1)
+    unseeing = (scores.data == -math.inf).all(axis=-1, keepdims=True)  # queries the mask leaves no key: weights
+    return softmax(scores.masked_fill(unseeing, 0.0), dim=-1).masked_fill(unseeing, 0.0)  # 0, as PyTorch's
+
 
 
 def pad(input, pad, mode="constant", value=0.0):

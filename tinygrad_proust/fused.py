@@ -335,9 +335,13 @@ class ScaledDotProductAttention(Function):
             if dropped is None:
                 if bias is not None:
                     p += bias[..., r0:r1, :kend]
-                p -= p.max(axis=-1, keepdims=True)           # softmax over the keys, in place
+                top = p.max(axis=-1, keepdims=True)          # softmax over the keys, in place
+                if not only_causal:  # a query a mask leaves no key: weights 0 (as PyTorch's), not 0/0
+                    xp.maximum(top, np.finfo(p.dtype).min, out=top)
+                p -= top
                 xp.exp(p, out=p)
-                p /= p.sum(axis=-1, keepdims=True)
+                total = p.sum(axis=-1, keepdims=True)
+                p /= total if only_causal else xp.maximum(total, np.finfo(p.dtype).tiny, out=total)
                 dropped = p if block_keep is None else p * block_keep
             parts.append(dropped @ v[..., :kend, :])
             self.p.append(p)
