@@ -58,12 +58,11 @@ def attach(model, settings, weights=None):
 def load_weights(model, weights, expected=None):
     """Load a checkpoint's weights: all of a model's (expected None), or exactly the `expected` names (a LoRA
     adapter's: its trainable parameters, into a model that has its LoRA layers)."""
-    if expected is None:
-        return model.load_state_dict(weights)
-    if set(weights) != expected:
+    if expected is not None and set(weights) != expected:
         raise CheckpointError("the adapter's weights do not match its layers (missing: "
                               f"{sorted(expected - set(weights))[:3]}, unknown: {sorted(set(weights) - expected)[:3]})")
-    return model.load_state_dict(weights, strict=False)
+    model.load_state_dict(weights, strict=expected is None)
+    return model
 
 
 def merge_all(model):

@@ -693,7 +693,8 @@ def test_an_embedding_padding_row_starts_at_zero_and_never_learns_as_pytorchs(fu
     assert "padding_idx=4" in repr(table)
     weights = np.random.default_rng(0).standard_normal((6, 3))          # a padding row that is not 0 any more
     ids, upstream = np.array([[4, 1, 4], [2, 4, 1]]), np.random.default_rng(1).standard_normal((2, 3, 3))
-    table.double().load_state_dict({"weight": weights}).to(device)
+    table.double().load_state_dict({"weight": weights})
+    table.to(device)
     theirs = torch.nn.Embedding(6, 3, padding_idx=4).double()
     theirs.load_state_dict({"weight": torch.tensor(weights)})
     with tp.use_fused(fused):
@@ -885,3 +886,64 @@ def test_register_buffer_refuses_what_pytorch_refuses(torch):
         module.register_buffer("x", None)
         with pytest.raises(TypeError, match="cannot assign 'float'.* buffer 'x'"):
             module.x = 3.0
+
+
+def ported_idioms(torch, F, nn):
+    """What common PyTorch code does with each library: an EMA copy under no_grad, an f-string of the loss, a
+    dtype given to Module.to positionally, a slice of a Sequential, load_state_dict's report, clipping one tensor or
+    none with a gradient, a hook's handle, abs() and a tensor as an index."""
+    torch.manual_seed(0)
+    model, ema = nn.Linear(3, 2), nn.Linear(3, 2)
+    loss = (model(torch.ones(4, 3)) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.copy_(p)                                                   # p requires grad: no graph under no_grad
+    seq = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    head = seq[:2]
+    report = nn.Linear(3, 2).load_state_dict({"weight": torch.zeros(2, 3)}, strict=False)
+    w = torch.ones(3, requires_grad=True)
+    (w * 2).sum().backward()
+    one = torch.nn.utils.clip_grad_norm_(w, 1.0)                         # a single tensor
+    none = torch.nn.utils.clip_grad_norm_(nn.Linear(2, 2).parameters(), 1.0)   # nothing has a gradient yet
+    seen = []
+    handle = w.register_hook(lambda g: seen.append(1))
+    (w * 3).sum().backward()
+    handle.remove()
+    (w * 3).sum().backward()
+    index = torch.tensor(2)
+    return [bool((ema.weight == model.weight).all()), f"{loss:.4f}" == f"{loss.item():.4f}", type(head).__name__,
+            tuple(head(torch.ones(5, 3)).shape), len(seq[1:]), list(report.missing_keys),
+            list(report.unexpected_keys), round(float(one), 6), w.grad.tolist(), float(none), len(seen),
+            str(nn.Linear(2, 2).to(torch.float64).weight.dtype).removeprefix("torch."),
+            abs(torch.tensor([-1.5])).tolist(),
+            ["a", "b", "c"][index], list(range(index)), F.one_hot(torch.tensor([0, 2]), 3).tolist(),
+            torch.tensor([[0.0, -float("inf")], [-float("inf"), -float("inf")]]).logsumexp(1).tolist(),
+            tuple(torch.ones(2, 3).unsqueeze(-3).shape), tuple(torch.ones(2, 3).unsqueeze(2).shape)]
+
+
+def test_ported_idioms_behave_as_in_pytorch(torch):
+    from tinygrad_proust import functional, nn
+    ours, theirs = ported_idioms(tp, functional, nn), ported_idioms(torch, torch.nn.functional, torch.nn)
+    assert ours == theirs
+    assert ours[:3] == [True, True, "Sequential"] and ours[9] == 0.0 and ours[10] == 1 and ours[11] == "float64"
+    assert ours[16] == [0.0, -np.inf]
+
+
+def test_what_pytorch_refuses_is_refused(torch):
+    """A one-hot class out of range or not an integer (a silent row of zeros), a new dim out of range, tril of a
+    vector, a float tensor as an index: PyTorch raises, and so does this (ValueError where PyTorch's is a
+    RuntimeError, the README's rule)."""
+    cases = [(lambda T, F: F.one_hot(T.tensor([5]), 3), (ValueError, RuntimeError)),
+             (lambda T, F: F.one_hot(T.tensor([-1]), 3), (ValueError, RuntimeError)),
+             (lambda T, F: F.one_hot(T.tensor([1.0]), 3), (TypeError, RuntimeError)),
+             (lambda T, F: T.ones(2, 3).unsqueeze(3 + 1), IndexError),
+             (lambda T, F: T.ones(2, 3).unsqueeze(-4), IndexError),
+             (lambda T, F: T.tril(T.ones(3)), (ValueError, RuntimeError)),
+             (lambda T, F: [1, 2][T.tensor(1.0)], TypeError)]
+    from tinygrad_proust import functional as F
+    for call, errors in cases:
+        for lib, functional in ((tp, F), (torch, torch.nn.functional)):
+            with pytest.raises(errors):
+                call(lib, functional)
+    assert F.softmax(tp.tensor([1, 2]), dim=0).dtype == np.float32          # of integers: float32, the README's rule

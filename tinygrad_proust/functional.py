@@ -70,6 +70,7 @@ def tanh(x):
 # ---- softmax family ----
 
 def softmax(x, dim=-1):
+    x = x._float()  # of integers: float32, as every float function of them
     if _fused:
         return fused.Softmax.apply(x, dim=dim)
     e = (x - x.max(dim=dim, keepdim=True).values.detach()).exp()  # the shift is a constant: softmax ignores it
@@ -77,6 +78,7 @@ def softmax(x, dim=-1):
 
 
 def log_softmax(x, dim=-1):
+    x = x._float()
     if _fused:
         return fused.LogSoftmax.apply(x, dim=dim)
     shifted = x - x.max(dim=dim, keepdim=True).values.detach()
@@ -396,7 +398,11 @@ def softplus(x, beta=1.0, threshold=20.0):
 def one_hot(indices, num_classes=-1):
     """(..., num_classes) int64, 1 at each index (no gradient); num_classes -1: the largest index + 1."""
     idx = unwrap(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, not {idx.dtype}")
     n = int(idx.max()) + 1 if num_classes < 0 else num_classes
+    if idx.size and not (0 <= int(idx.min()) and int(idx.max()) < n):  # a silent row of zeros otherwise
+        raise ValueError(f"one_hot: classes from {int(idx.min())} to {int(idx.max())} do not fit {n} classes")
     return Tensor._wrap((idx[..., None] == module_for(device_of(idx)).arange(n)).astype(np.int64), False, None)
 
 

@@ -8,14 +8,14 @@ is saved in state_dict beside the parameters, a non-persistent one is not.
 """
 import contextlib
 import math
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from . import functional as F, optim, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
-from .tensor import Tensor, module_paths, to_dtype, unwrap
+from .tensor import Tensor, _Handle, module_paths, to_dtype, unwrap
 
 
 class Parameter(Tensor):
@@ -33,19 +33,7 @@ class Parameter(Tensor):
         self.__dict__["data"] = unwrap(value)
 
 
-class _Handle:
-    """What register_*_hook returns: .remove() takes the hook out again."""
-    _next_id = 0
-
-    def __init__(self, registry, hook):
-        self.registry, self.id = registry, _Handle._next_id
-        _Handle._next_id += 1
-        registry[self.id] = hook
-
-    def remove(self):
-        self.registry.pop(self.id, None)
-
-
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 _global_hooks = {"pre": {}, "post": {}}  # hooks called around every module's forward
 
 
@@ -229,7 +217,7 @@ class Module:
                 # C order whatever the source's (a transposed Hugging Face weight is Fortran-ordered): a GEMM on
                 # another layout rounds differently and runs slower
                 tensor.data = to_device(value, tensor.device).astype(tensor.dtype, order="C", copy=True)
-        return self
+        return IncompatibleKeys(missing, unexpected)  # what strict=False let through, as PyTorch's
 
     # ---- modes and devices ----
     def train(self, mode=True):
@@ -244,6 +232,8 @@ class Module:
         """Move every parameter and buffer to `device` and/or cast the parameters and floating-point buffers to
         `dtype` (as PyTorch's: an integer buffer keeps its dtype), in place (the Parameter objects, and so any
         tying, are kept). grads are dropped when the dtype changes."""
+        if dtype is None and device is not None and not isinstance(device, str):  # module.to(torch.float64)
+            device, dtype = None, device
         device = None if device is None else canonical_device(device)
         dtype = to_dtype(dtype)
         for module in self.modules():
@@ -298,8 +288,10 @@ class ModuleList(Module):
         setattr(self, str(len(self._modules)), module)
         return self
 
-    def __getitem__(self, i):
-        return list(self._modules.values())[i]
+    def __getitem__(self, i):  # a slice is one of these again (seq[:2](x)), as PyTorch's
+        modules = list(self._modules.values())
+        return type(self)(*modules[i]) if isinstance(i, slice) and type(self) is Sequential else \
+            ModuleList(modules[i]) if isinstance(i, slice) else modules[i]
 
     def __iter__(self):
         return iter(self._modules.values())

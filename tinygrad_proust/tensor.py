@@ -131,6 +131,19 @@ def to_dtype(dtype):
     return np.dtype(_DTYPE_NAMES.get(dtype, dtype)) if isinstance(dtype, str) else np.dtype(dtype)
 
 
+class _Handle:
+    """What register_hook and register_*_hook return: .remove() takes the hook out again."""
+    _next_id = 0
+
+    def __init__(self, registry, hook):
+        self.registry, self.id = registry, _Handle._next_id
+        _Handle._next_id += 1
+        registry[self.id] = hook
+
+    def remove(self):
+        self.registry.pop(self.id, None)
+
+
 # ------------------------------------------------------------------------------------------------
 # Function: one differentiable op
 # ------------------------------------------------------------------------------------------------
@@ -399,14 +412,14 @@ class Tensor:
         self.name = name
         self._ctx = None
         self._retains_grad = False
-        self._hooks = []
+        self._hooks = {}
 
     @classmethod
     def _wrap(cls, data, requires_grad, ctx):
         """Fast constructor for op outputs: no conversion, just the fields."""
         t = cls.__new__(cls)
         t.data, t.requires_grad, t.grad, t.name = data, requires_grad, None, None
-        t._ctx, t._retains_grad, t._hooks = ctx, False, []
+        t._ctx, t._retains_grad, t._hooks = ctx, False, {}
         return t
 
     # ---- what it is ----
@@ -544,9 +557,9 @@ class Tensor:
         return self
 
     def register_hook(self, fn):
-        """Call fn(grad) when this tensor's gradient is computed; if fn returns a Tensor, it replaces the grad."""
-        self._hooks.append(fn)
-        return fn
+        """Call fn(grad) when this tensor's gradient is computed; if fn returns a Tensor, it replaces the grad.
+        Returns a handle: handle.remove() takes the hook off."""
+        return _Handle(self._hooks, fn)
 
     def zero_grad(self):
         self.grad = None
@@ -625,7 +638,7 @@ class Tensor:
     def _receive_grad(self, g):
         """This tensor's complete gradient has arrived: run its hooks (which may replace it), and keep it in
         .grad if it is a leaf or asked to retain_grad(). Returns the gradient that flows on."""
-        for hook in self._hooks:
+        for hook in list(self._hooks.values()):
             replaced = hook(Tensor._wrap(g, False, None))
             if replaced is not None:
                 g = unwrap(replaced)
@@ -672,6 +685,15 @@ class Tensor:
     def __matmul__(self, other): return self.matmul(other)
     def __rmatmul__(self, other): return self._operand(other).matmul(self)
     def __neg__(self): return ops.Neg.apply(self)
+    def __abs__(self): return self.abs()
+    def __index__(self):  # lst[t], range(t): an integer tensor of one element only, as PyTorch's
+        if self.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError(f"only an integer tensor of one element is an index, not {self.dtype} of shape "
+                            f"{self.shape}")
+        return self.item()
+
+    def __format__(self, spec):  # f"{loss:.4f}": a 0-d tensor formats as its number, as PyTorch's
+        return format(self.item(), spec) if self.ndim == 0 else object.__format__(self, spec)
     def __getitem__(self, index):
         index = _index_arrays(index)
         parts = index if isinstance(index, tuple) else (index,)
@@ -717,7 +739,7 @@ class Tensor:
         a leaf under no_grad (`p -= lr * p.grad`, the hand-written SGD step). Where one does, `x += y` is
         `x = x + y`, a new tensor with the same values, and a named method (x.add_(y), which returns x) refuses.
         Only copy_ and fill_ cast floats to integers (PyTorch refuses `counts += 0.5`)."""
-        if self.requires_grad and (_grad_enabled or not self.is_leaf) or result.requires_grad:
+        if self.requires_grad and (_grad_enabled or not self.is_leaf) or result.requires_grad and _grad_enabled:
             if op.endswith("_"):
                 raise ValueError(f"{op}: in-place ops where a gradient flows are not supported; build a new tensor "
                                  "(x = x + y), or change a leaf under no_grad")
@@ -905,7 +927,9 @@ class Tensor:
     def logsumexp(self, dim, keepdim=False, *, keepdims=None):
         """log Σ exp(x) over `dim`, shifted by the max (a constant: the sum's gradient is softmax(x))."""
         shift = self.max(dim=dim, keepdim=True).values.detach()
-        out = (self - shift).exp().sum(dim=dim, keepdim=True).log() + shift
+        shift = shift.masked_fill(shift.isinf(), 0.0)  # a row all -inf gives -inf (or +inf), not inf - inf
+        with np.errstate(divide="ignore"):             # log 0 = -inf there, said without a warning
+            out = (self - shift).exp().sum(dim=dim, keepdim=True).log() + shift
         return out if _keepdim(keepdim, keepdims) else out.squeeze(dim)
 
     def clamp(self, min=None, max=None):
@@ -1124,6 +1148,9 @@ class Tensor:
         return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
 
     def unsqueeze(self, dim):
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise IndexError(f"unsqueeze: dim {dim} is out of range for a tensor with {self.ndim} dims (a new dim "
+                             f"goes at {-self.ndim - 1} .. {self.ndim})")
         dim = dim if dim >= 0 else dim + self.ndim + 1
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
@@ -1153,8 +1180,13 @@ class Tensor:
     def chunk(self, chunks, dim=0):
         return self.split(-(-self.shape[dim] // chunks), dim)
 
-    def tril(self, diagonal=0): return ops.Tril.apply(self, diagonal=diagonal)
-    def triu(self, diagonal=0): return ops.Triu.apply(self, diagonal=diagonal)
+    def tril(self, diagonal=0): return ops.Tril.apply(self._matrix_like("tril"), diagonal=diagonal)
+    def triu(self, diagonal=0): return ops.Triu.apply(self._matrix_like("triu"), diagonal=diagonal)
+
+    def _matrix_like(self, name):
+        if self.ndim < 2:  # NumPy would make a 1-D input a matrix
+            raise ValueError(f"{name}: needs a tensor with at least 2 dims, got shape {self.shape}")
+        return self
 
     # ---- matmul ----
     def matmul(self, other):

@@ -16,6 +16,8 @@ whenever a group cannot be one vector (mixed dtypes; parameters whose step count
 import math
 from types import SimpleNamespace
 
+import numpy as np
+
 from .. import kernels
 from ..device import array_module, launch_bound
 from ..tensor import Tensor
@@ -236,16 +238,17 @@ def grad_norm(parameters):
 
 
 def _gradients(parameters):
-    """The parameters that have a gradient, and on a GPU their gradients as one vector (None: a CPU, mixed dtypes)."""
-    params = [p for p in parameters if p.grad is not None]
-    if not params:
-        raise ValueError("grad_norm: no parameter has a gradient (call backward() first)")
-    if not launch_bound(params[0].grad.data):
+    """The parameters that have a gradient (one tensor may be given alone, as PyTorch's), and on a GPU their gradients
+    as one vector (None: a CPU, mixed dtypes, or no gradient yet)."""
+    params = [p for p in ([parameters] if isinstance(parameters, Tensor) else parameters) if p.grad is not None]
+    if not params or not launch_bound(params[0].grad.data):
         return params, None
     return params, flatten(params, lambda p: p.grad.data, lambda p, g: setattr(p.grad, "data", g), {})
 
 
 def _norm(params, vector):
+    if not params:  # no gradient yet: a norm of 0, as PyTorch's
+        return Tensor(np.zeros((), dtype=np.float32))
     if vector is None:
         return Tensor(params[0].xp.sqrt(sum((p.grad.data * p.grad.data).sum() for p in params)))
     return Tensor(params[0].xp.sqrt(vector.dot(vector)))
