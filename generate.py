@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from models.cli import Parser, console, fail, given_flags, integer, load_model_and_prompt, pick_device, real
+from models.cli import (Parser, console, fail, given_flags, integer, load_model_and_prompt, non_empty, pick_device,
+                        real)
 
 
 def parse_args(argv):
     p = Parser(description=__doc__)
-    p.add_argument("--checkpoint", help="a checkpoint written by train.py (default: the newest best.npz or "
-                                        "best.safetensors under --out-dir)")
-    p.add_argument("--out-dir", default="out", help="where train.py wrote its checkpoints (default: %(default)s)")
+    p.add_argument("--checkpoint", type=non_empty, help="a checkpoint written by train.py (default: the newest "
+                                                        "best.npz or best.safetensors under --out-dir)")
+    p.add_argument("--out-dir", default="out", type=non_empty,
+                   help="where train.py wrote its checkpoints (default: %(default)s)")
     p.add_argument("--prompt", default="", help="text to continue (empty: start from a newline, or from the "
                                                 "vocabulary's first token when it has no newline)")
     p.add_argument("--max-new-tokens", type=integer(0, 10**7), default=500)

@@ -13,7 +13,8 @@ The pictures need matplotlib (pip install matplotlib); the logit lens table and 
 import os
 import sys
 
-from models.cli import Parser, console, fail, integer, load_model_and_prompt, non_empty, refuse_unwritable
+from models.cli import (Parser, console, fail, integer, load_model_and_prompt, non_empty, refuse_same_file,
+                        refuse_unwritable)
 from models.corpus import DataError
 from tinygrad_proust.checkpoint import write_atomically
 from models.inspection import (MissingDependency, attention_maps, format_logit_lens, format_tokens, logit_lens,
@@ -29,24 +30,25 @@ def make_parser():
     attention = commands.add_parser("attention", help="heatmaps of every layer's and head's attention weights")
     lens = commands.add_parser("logit-lens", help="the top next tokens after each layer")
     for sub in (attention, lens):
-        sub.add_argument("--checkpoint", required=True)
+        sub.add_argument("--checkpoint", required=True, type=non_empty)
         sub.add_argument("--prompt", required=True, type=non_empty)
         sub.add_argument("--drop-unknown", action="store_true", help="drop prompt characters outside the vocabulary")
-    attention.add_argument("--out", default="attention.png")
+    attention.add_argument("--out", default="attention.png", type=non_empty)
     lens.add_argument("--top", type=integer(1, 10**6), help=f"guesses per cell of the table (default: {TOP_DEFAULT})")
-    lens.add_argument("--save", help="also write the table to this file")
-    lens.add_argument("--out", help="draw the top guesses as a layer x position grid to this picture (not the table)")
+    lens.add_argument("--save", type=non_empty, help="also write the table to this file")
+    lens.add_argument("--out", type=non_empty,
+                      help="draw the top guesses as a layer x position grid to this picture (not the table)")
     tokens = commands.add_parser("tokens", help="how the checkpoint's tokenizer cuts a text into tokens")
-    tokens.add_argument("--checkpoint", required=True)
+    tokens.add_argument("--checkpoint", required=True, type=non_empty)
     tokens.add_argument("--text", required=True, type=non_empty)
     tokens.add_argument("--no-color", action="store_true", help="brackets around each token, never colours")
     tokens.add_argument("--drop-unknown", action="store_true", help="drop characters outside the vocabulary")
     curve = commands.add_parser("loss-curve", help="train and validation loss from train.py's metrics.jsonl")
-    curve.add_argument("--metrics", default="out/metrics.jsonl")
-    curve.add_argument("--out", default="loss.png")
+    curve.add_argument("--metrics", default="out/metrics.jsonl", type=non_empty)
+    curve.add_argument("--out", default="loss.png", type=non_empty)
     compare = commands.add_parser("compare", help="several runs' validation curves in one picture, in bits per byte")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="train.py's --out-dir of each run")
-    compare.add_argument("--out", default="compare.png")
+    compare.add_argument("--out", default="compare.png", type=non_empty)
     return p
 
 
@@ -67,9 +69,12 @@ def last_context(model, tokenizer, ids):
 @console
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    source = getattr(args, "checkpoint", None) or getattr(args, "metrics", None)
     for target in (getattr(args, "out", None), getattr(args, "save", None)):  # before the work, not after it
         if target:
             refuse_unwritable(target)
+            if source:
+                refuse_same_file(source, target)  # the checkpoint read, written over by its own table
     try:
         if getattr(args, "out", None):
             picture_suffix(args.out)  # a picture matplotlib can write, also before the work

@@ -76,7 +76,8 @@ def make_parser():
     g.add_argument("--scaled-residual-init", action=argparse.BooleanOptionalAction,
                    help="GPT-2's init: residual output projections ~ normal(0, 0.02 / sqrt(2 n_layer))")
     g = p.add_argument_group("data")
-    g.add_argument("--data", help="a UTF-8 text file or a folder of them (default: Shakespeare, fetched once)")
+    g.add_argument("--data", type=non_empty,
+                   help="a UTF-8 text file or a folder of them (default: Shakespeare, fetched once)")
     g.add_argument("--tokenizer", choices=["char", "byte", "bpe"],
                    help="characters (the default), UTF-8 bytes, or byte-level BPE trained on the training text")
     g.add_argument("--vocab-size", type=integer(257, 65536),
@@ -85,9 +86,9 @@ def make_parser():
                    help="--tokenizer bpe: cut the text into words, numbers and punctuation first, as GPT-4 or "
                         "GPT-2 do (merges never cross them; gpt4, the default), or learn merges over the whole "
                         "byte stream")
-    g.add_argument("--chars", type=non_empty, help="char tokenizer: only these characters form the vocabulary; the "
-                                                   "corpus's other characters are dropped, or replaced by "
-                                                   "--replace-unknown")
+    g.add_argument("--chars", type=non_empty, help="char tokenizer: the vocabulary is the corpus's characters among "
+                                                   "these (a note names any the corpus lacks); its other characters "
+                                                   "are dropped, or replaced by --replace-unknown")
     g.add_argument("--replace-unknown", metavar="CHAR", type=one_character,
                    help="with --chars: put CHAR in place of other characters")
     g.add_argument("--unicode", choices=["nfc", "as-is"],
@@ -122,12 +123,12 @@ def make_parser():
                    help="steps between progress-bar updates (reads the loss)")
     g.add_argument("--time-limit", type=real(0, 10**7, low_open=True), metavar="MINUTES",
                    help="stop (evaluate and save, as after Ctrl-C) once the run has trained this long")
-    g.add_argument("--out-dir",
+    g.add_argument("--out-dir", type=non_empty,
                    help="where checkpoints and metrics go (default: out, or the resumed checkpoint's folder)")
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --out-dir")
     g.add_argument("--format", choices=["npz", "safetensors"], default="npz",
                    help="checkpoint files: NumPy's .npz, or .safetensors (pip install safetensors)")
-    g.add_argument("--init-from", metavar="SOURCE",
+    g.add_argument("--init-from", metavar="SOURCE", type=non_empty,
                    help="start a new run from these weights: a checkpoint, or a Transformers directory of the GPT-2 "
                         "or LLaMA family (its model and tokenizer; the model flags above cannot be given)")
     g = p.add_argument_group("LoRA fine-tuning (with --init-from: only low-rank adapters train; the base stays frozen)")
@@ -139,7 +140,7 @@ def make_parser():
                         "(default: attn, as in the LoRA paper)")
     g.add_argument("--lora-dropout", type=real(0, 1, high_open=True), help="dropout on the adapters' input (default 0)")
     g = p.add_argument_group("resuming")
-    g.add_argument("--resume", metavar="CHECKPOINT",
+    g.add_argument("--resume", metavar="CHECKPOINT", type=non_empty,
                    help="continue from a checkpoint: its settings are the defaults, flags given now override them")
     g = p.add_argument_group("system")
     g.add_argument("--device", default="cpu", choices=["cpu", "gpu", "cuda", "auto"])
@@ -157,7 +158,7 @@ MODEL_SIZES = ["n_layer", "n_head", "n_embd", "ffn_hidden", "block_size"]
 FIXED_FOR_A_RUN = ["preset", *MODEL_SIZES, "tokenizer", "chars", "replace_unknown", "unicode", "vocab_size",
                    "bpe_pattern"] + ARCHITECTURE
 LORA_SETTINGS = ["lora_rank", "lora_alpha", "lora_targets"]  # an adapter's shape: fixed for a run too
-NOT_SAVED = ("resume", "out_dir", "overwrite")
+NOT_SAVED = ("resume", "out_dir", "overwrite", "time_limit")  # a time limit is this invocation's: a resume has none
 
 
 @dataclass
@@ -386,10 +387,15 @@ def build_tokenizer(args, raw, train_raw, source):
                  f"{len(tokenizer.merges)} merges (a vocabulary of {tokenizer.vocab_size}); lower --vocab-size "
                  "or give more text")
         return tokenizer
-    return CharTokenizer.from_text(decode_utf8(raw, source), allowed=args.chars,
-                                   unknown="replace" if args.replace_unknown else "drop",
-                                   replacement=args.replace_unknown,
-                                   normalize=None if args.unicode == "as-is" else "NFC")
+    tokenizer = CharTokenizer.from_text(decode_utf8(raw, source), allowed=args.chars,
+                                        unknown="replace" if args.replace_unknown else "drop",
+                                        replacement=args.replace_unknown,
+                                        normalize=None if args.unicode == "as-is" else "NFC")
+    absent = sorted(set(tokenizer.normal(args.chars or "")) - tokenizer.index.keys())
+    if absent:  # a vocabulary is the corpus's characters: these could never be learned
+        print(f"--chars: the corpus has none of {len(absent)} of its characters ({', '.join(map(repr, absent[:10]))}"
+              f"{' and more' if len(absent) > 10 else ''}): the vocabulary leaves them out")
+    return tokenizer
 
 
 @dataclass
@@ -657,8 +663,11 @@ def checkpoint_path(run, name):
 def save(run, name, metrics_row=None):
     """out_dir/name.npz (or .safetensors): weights, optimizer moments, step, RNG states and settings (everything a
     resume needs), and the metrics row of the evaluation that wrote it (a resume repairs metrics.jsonl from it)."""
+    args = {k: v for k, v in vars(run.args).items() if k not in NOT_SAVED}
+    if args.get("data"):  # a resume from another folder reads the same corpus
+        args["data"] = os.path.abspath(args["data"])
     record = RunRecord(config=run.config.to_dict(), tokenizer=run.tokenizer.to_dict(), step=run.step,
-                       best_val_loss=run.best_val, args={k: v for k, v in vars(run.args).items() if k not in NOT_SAVED},
+                       best_val_loss=run.best_val, args=args,
                        rng=tp_rng.get_state(), batch_rng=run.batch_rng.bit_generator.state, metrics=metrics_row,
                        lora=run.lora, base=run.base, corpus=run.corpus)
     return save_checkpoint(checkpoint_path(run, name), run.model, run.optimizer, parameters=run.stored,

@@ -727,6 +727,50 @@ def test_a_prompt_from_a_console_that_is_not_utf8_is_one_line(byte_checkpoint):
     assert proc.returncode == 2 and one_line_error(err) and "not UTF-8 (e9 at character 3)" in err, err
 
 
+@pytest.mark.parametrize("main, argv", [
+    (train.main, ["--data", ""]), (train.main, ["--out-dir", ""]), (train.main, ["--init-from", ""]),
+    (train.main, ["--resume", ""]), (generate.main, ["--checkpoint", ""]), (generate.main, ["--out-dir", ""]),
+    (inspection_main, ["tokens", "--checkpoint", "", "--text", "a"]), (inspection_main, ["loss-curve", "--out", ""])])
+def test_an_empty_path_is_refused_not_taken_for_no_path(main, argv, capsys):
+    """An unset shell variable ("$CORPUS") gives an empty path: train.py trained on the default corpus, or from
+    scratch, or wrote into ./out, as if the flag were not given. One line naming the flag instead."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and one_line_error(err) and "expected a non-empty string" in err, err
+
+
+def test_a_resume_keeps_no_time_limit_reads_its_corpus_from_anywhere_and_chars_are_named(corpus, tmp_path, capsys,
+                                                                                         monkeypatch):
+    """--time-limit is a budget for one invocation: a resume without it runs to --steps (it stopped again after a
+    step, and only a huge limit switched it off). A run given --data as a relative path resumes from another folder
+    (the path was saved as typed). --chars that the corpus lacks are named (the vocabulary left them out silently)."""
+    monkeypatch.chdir(corpus.parent)
+    out = tmp_path / "limited"
+    code, text, err = run_train(["--data", corpus.name, "--steps", 6, "--eval-interval", 3, "--time-limit", "1e-9",
+                                 "--chars", "tobenrz", "--out-dir", out, *TINY], capsys)
+    assert code == 0 and "--time-limit 1e-09 minutes reached" in text, err
+    assert "--chars: the corpus has none of 1 of its characters ('z'): the vocabulary leaves them out" in text
+    stopped = load_checkpoint(out / "last.npz").meta["step"]
+    assert stopped < 6
+    monkeypatch.chdir(tmp_path.parent)                                   # elsewhere: corpus.txt is not here
+    code, text, err = run_train(["--resume", out / "last.npz"], capsys)
+    assert code == 0 and "minutes reached" not in text, err
+    assert load_checkpoint(out / "last.npz").meta["step"] == 6
+
+
+def test_a_picture_or_table_over_the_checkpoint_it_reads_is_refused(first_run, capsys):
+    """inspection.py logit-lens --save onto the checkpoint it reads made the checkpoint a text file."""
+    checkpoint = first_run / "best.npz"
+    before = checkpoint.read_bytes()
+    for flag in ("--save", "--out"):
+        with pytest.raises(SystemExit):
+            inspection_main(["logit-lens", "--checkpoint", str(checkpoint), "--prompt", "to", flag, str(checkpoint)])
+        err = capsys.readouterr().err
+        assert one_line_error(err) and "is" in err and "itself" in err, err
+    assert checkpoint.read_bytes() == before
+
+
 def test_a_symlinked_checkpoint_resumes_where_the_link_is(first_run, tmp_path, capsys):
     """--resume through a symbolic link in another folder continues there (it was refused, with advice to run the
     command just run)."""
