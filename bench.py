@@ -17,8 +17,10 @@ Benchmarks are not tests: nothing here asserts a speed.
 """
 # The experiments live in benchmarks/, one module each. That package comes first: importing it sets
 # OPENBLAS_THREAD_TIMEOUT (benchmarks/__init__.py), which OpenBLAS reads only when NumPy loads.
+import argparse
+
 from benchmarks.bpe import bpe_speed
-from benchmarks.common import torch_device_for
+from benchmarks.common import parse_case, torch_device_for
 from benchmarks.counts import launch_counts
 from benchmarks.finetune import finetune
 from benchmarks.generation import generation_table
@@ -26,14 +28,28 @@ from benchmarks.hf_generate import hf_generation_race
 from benchmarks.steps import machine, step_table
 from benchmarks.tokenizer_race import tokenizer_race
 from benchmarks.train_race import train_race
-from models.cli import Parser, chosen_mode
+from models.cli import Parser, chosen_mode, console, fail
+from models.gpt import PRESETS
 import tinygrad_proust as tp
+
+
+def case(text):
+    """A --cases entry, checked as it is read: a named case, or a preset and a batch and block size in range."""
+    try:
+        preset, _, batch, block = parse_case(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected preset:BATCHxBLOCK, e.g. proust:8x256") from None
+    if preset not in PRESETS:
+        raise argparse.ArgumentTypeError(f"{text!r}: no preset {preset!r} (one of {', '.join(PRESETS)})")
+    if not (1 <= batch <= 4096 and 1 <= block <= 8192):
+        raise argparse.ArgumentTypeError(f"{text!r}: the batch must be 1 to 4096 and the block 1 to 8192")
+    return text
 
 
 def build_parser():
     p = Parser(description=__doc__)
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    p.add_argument("--cases", nargs="*", help="preset:BATCHxBLOCK, e.g. proust:8x256")
+    p.add_argument("--cases", nargs="*", type=case, help="preset:BATCHxBLOCK, e.g. proust:8x256")
     p.add_argument("--steps", type=int, default=20, help="timed steps per framework and case")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--generate", action="store_true", help="measure generation with and without the KV cache")
@@ -73,10 +89,14 @@ EXPERIMENTS = {"default": {"device", "cases", "steps", "warmup", "no_numerical",
                "tokenizer_race": {"no_reuse_memory"}}
 
 
+@console
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     experiment = chosen_experiment(parser, argv, args)
+    if args.device == "gpu" and not tp.gpu_available():
+        fail("--device gpu: no GPU here (CuPy with a CUDA device is needed); the counts through the stand-in need "
+             "no GPU: python bench.py --count")
     if experiment == "count":
         return launch_counts(args.cases, args.device, args.by_op)
     if not args.no_reuse_memory:
@@ -104,6 +124,8 @@ def chosen_experiment(parser, argv, args):
                                ("finetune", min(args.finetune or [1]), 1e-9)):
         if value is not None and value < least:
             parser.error(f"{flag(name)} must be {'at least 0' if least == 0 else 'positive'}, got {value:g}")
+    if args.finetune and (args.finetune[1] != int(args.finetune[1]) or args.finetune[1] < 4):
+        parser.error(f"--finetune: STEPS must be a whole number, at least 4, got {args.finetune[1]:g}")
     if args.by_op and args.device == "gpu":
         parser.error("--by-op counts through the stand-in: leave out --device gpu (the GPU count is kernels only)")
     if args.no_numerical and args.device == "gpu":

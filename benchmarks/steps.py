@@ -55,12 +55,14 @@ def race(preset, batch, block, device, steps, warmup, overrides=None):
             twin = copy_weights(ours, TorchGPT(config, use_sdpa=use_sdpa)).to(torch_device)
             twins[name] = (twin, torch.optim.AdamW(twin.parameters(), lr=3e-4, weight_decay=0.1))
     rng = np.random.default_rng(0)
-    data = rng.integers(0, config.vocab_size, (steps + warmup, 2, batch, block))
+    memory_steps = 1 if device == "cpu" else 0  # after the warm-up, one step untimed that measures our peak memory
+    data = rng.integers(0, config.vocab_size, (steps + warmup + memory_steps, 2, batch, block))
     times = {"ours": [], **{name: [] for name in twins}}
     peak = 0
-    for i in range(steps + warmup):
+    for i in range(steps + warmup + memory_steps):
         x, y = tp.tensor(data[i, 0], device=device), tp.tensor(data[i, 1], device=device)
-        measure_memory = device == "cpu" and i == warmup
+        measure_memory = memory_steps and i == warmup
+        timed = i >= warmup and not measure_memory
         if measure_memory:
             tracemalloc.start()
         time.sleep(PAUSE_S)
@@ -71,7 +73,7 @@ def race(preset, batch, block, device, steps, warmup, overrides=None):
         if measure_memory:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-        elif i >= warmup:
+        elif timed:
             times["ours"].append(elapsed)
         for name, (twin, twin_opt) in twins.items():
             tx, ty = (torch.from_numpy(data[i, j]).to(torch_device) for j in (0, 1))
@@ -80,7 +82,7 @@ def race(preset, batch, block, device, steps, warmup, overrides=None):
             torch_step(torch, twin, twin_opt, tx, ty)
             if torch_device == "cuda":
                 torch.cuda.synchronize()
-            if i >= warmup:
+            if timed:
                 times[name].append(time.perf_counter() - start)
     return {k: 1000 * statistics.median(v) for k, v in times.items()}, peak, ours.num_parameters()
 

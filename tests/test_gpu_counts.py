@@ -126,3 +126,34 @@ def test_bench_refuses_an_option_its_experiment_would_ignore(argv, message, caps
     with pytest.raises(SystemExit) as stop:
         bench.main(argv)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--count", "--cases", "proust"], "'proust': expected preset:BATCHxBLOCK"),
+    (["--cases", "proust:axb"], "'proust:axb': expected preset:BATCHxBLOCK"),
+    (["--count", "--cases", "nosuch:1x16"], "no preset 'nosuch'"),
+    (["--count", "--cases", "proust:0x16"], "the batch must be 1 to 4096 and the block 1 to 8192"),
+    (["--count", "--cases", "proust:1x100000"], "the batch must be 1 to 4096"),
+    (["--finetune", "1", "1.5"], "--finetune: STEPS must be a whole number, at least 4, got 1.5")])
+def test_bench_refuses_a_case_or_count_it_cannot_run_in_one_line(argv, message, capsys):
+    """A case that is no preset:BATCHxBLOCK, or sizes nothing can run, were tracebacks (or a MemoryError after a
+    while); --finetune's STEPS was cut to an integer, and under 4 made an evaluation every 0 steps."""
+    with pytest.raises(SystemExit) as stop:
+        bench.main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and err.count("\n") <= 3, err
+
+
+def test_bench_times_as_many_steps_as_it_is_asked_for_on_the_cpu(capsys, monkeypatch):
+    """One step more measures the memory (it used to be the first timed one: --steps 1 had none left, a
+    StatisticsError, and PyTorch's side was timed once more than ours)."""
+    from benchmarks import steps
+    lengths, real_median = [], steps.statistics.median
+
+    def median(values):
+        lengths.append(len(values))
+        return real_median(values)
+
+    monkeypatch.setattr(steps.statistics, "median", median)
+    bench.main(["--cases", "raven:1x8", "--steps", "1", "--warmup", "0", "--no-numerical"])
+    assert "raven" in capsys.readouterr().out and lengths == [1, 1, 1]    # ours, PyTorch's with SDPA and eager
