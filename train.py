@@ -300,6 +300,20 @@ def resume_settings(parser, argv, args):
         fail(f"--val-fraction {args.val_fraction:g}: the run splits its corpus at --val-fraction "
              f"{saved['val_fraction']:g}; another split would mix its training and validation text (start a new run "
              "from its weights with --init-from instead)")
+    here = args.out_dir is None or Path(args.out_dir).resolve() == Path(args.resume).parent.resolve()
+    if here and "format" in saved and args.format != saved["format"]:  # both kinds would stand side by side
+        fail(f"--format {args.format}: this run's checkpoints are .{saved['format']} files, and a run resumed in its "
+             "own folder keeps writing them; resume into a new --out-dir to change the format")
+    last = Path(args.resume).parent / f"last.{args.format}"
+    if here and last.is_file() and not last.samefile(args.resume):
+        try:
+            later = load_checkpoint(last).meta.get("step", 0)
+        except CheckpointError:
+            later = 0
+        if later > record.step:
+            fail(f"--resume {args.resume}: its folder's {last.name} is at step {later}, later than this checkpoint's "
+                 f"step {record.step}, and resuming here would replace it: resume from {last}, or resume into a "
+                 "new --out-dir")
     if record.args is None or record.rng is None or record.batch_rng is None or record.best_val_loss is None:
         fail(f"--resume {args.resume}: not a checkpoint of a train.py run (no settings or random states to continue "
              "from); start a new run from its weights with --init-from")

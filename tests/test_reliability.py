@@ -759,6 +759,27 @@ def test_a_resume_keeps_no_time_limit_reads_its_corpus_from_anywhere_and_chars_a
     assert load_checkpoint(out / "last.npz").meta["step"] == 6
 
 
+def test_a_resume_in_its_own_folder_keeps_its_format_and_its_latest_checkpoint(first_run, tmp_path, corpus, capsys):
+    """Resumed with another --format, a run wrote last.safetensors beside last.npz and later resumes took the old
+    one; resumed from a checkpoint (best.npz) older than the folder's last.npz, it replaced the later one and dropped
+    the metrics after it. Both are refused in the run's own folder, and allowed into a new --out-dir."""
+    import shutil
+    shutil.copy(first_run / "last.npz", first_run / "step6.npz")
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 9], capsys)   # last.npz at step 9
+    assert code == 0, err
+    before = {path.name: path.read_bytes() for path in first_run.iterdir()}
+    for argv, message in ((["--resume", first_run / "last.npz", "--steps", 12, "--format", "safetensors"],
+                           "--format safetensors: this run's checkpoints are .npz files"),
+                          (["--resume", first_run / "step6.npz", "--steps", 12], "its folder's last.npz is at step 9, "
+                           "later than this checkpoint's step 6")):
+        code, _, err = run_train(argv, capsys)
+        assert code == 2 and one_line_error(err) and message in err, err
+    assert {path.name: path.read_bytes() for path in first_run.iterdir()} == before
+    code, _, err = run_train(["--resume", first_run / "step6.npz", "--steps", 8, "--out-dir", tmp_path / "branch"],
+                             capsys)
+    assert code == 0 and load_checkpoint(tmp_path / "branch" / "last.npz").meta["step"] == 8, err
+
+
 def test_a_picture_or_table_over_the_checkpoint_it_reads_is_refused(first_run, capsys):
     """inspection.py logit-lens --save onto the checkpoint it reads made the checkpoint a text file."""
     checkpoint = first_run / "best.npz"
