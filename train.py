@@ -527,6 +527,9 @@ def prepare_out_dir(args, record):
     stale temporary files. A resumed run keeps its metrics up to its checkpoint's step: rows written after it, by
     a run that was killed before its next checkpoint, are dropped, so the curve never zig-zags."""
     out_dir = Path(args.out_dir)
+    if args.data and Path(args.data).is_dir() and out_dir.resolve().is_relative_to(Path(args.data).resolve()):
+        fail(f"--out-dir {out_dir} is inside the --data folder {args.data}: the run's checkpoints and metrics would "
+             "be read as corpus (by a resume, or the next run); choose an --out-dir outside it")
     # the folder the checkpoint was named in (a symbolic link to a checkpoint elsewhere resumes where the link is)
     resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
                                                                  Path(args.resume).resolve().parent)

@@ -780,6 +780,17 @@ def test_a_resume_in_its_own_folder_keeps_its_format_and_its_latest_checkpoint(f
     assert code == 0 and load_checkpoint(tmp_path / "branch" / "last.npz").meta["step"] == 8, err
 
 
+def test_an_out_dir_inside_the_data_folder_is_refused(corpus, tmp_path, capsys):
+    """Its checkpoints became corpus: a resume said the corpus had changed, and the next run over the folder met
+    a binary file."""
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text(corpus.read_text())
+    code, _, err = run_train(["--data", folder, "--steps", 2, "--out-dir", folder / "run", *TINY], capsys)
+    assert code == 2 and one_line_error(err) and "is inside the --data folder" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == ["a.txt"]
+
+
 def test_a_picture_or_table_over_the_checkpoint_it_reads_is_refused(first_run, capsys):
     """inspection.py logit-lens --save onto the checkpoint it reads made the checkpoint a text file."""
     checkpoint = first_run / "best.npz"
