@@ -1231,6 +1231,9 @@ def _promoted(*tensors):
     wins without widening (int64 with float32 is float32: NumPy makes it float64), the widest dtype of that kind
     among the tensors with dims, and a 0-d tensor's dtype counts only where none of those is of its kind, as a
     number's (ones(3) * tensor(2.0, dtype=float64) is float32, ones(3, dtype=int32) * tensor(2) int32)."""
+    if all(t.dtype == tensors[0].dtype for t in tensors[1:]):  # nearly always: nothing to decide
+        return tensors
+
     def kind(t):
         return {"b": 0, "f": 2}.get(t.dtype.kind, 1)
     top = max(kind(t) for t in tensors)
