@@ -176,9 +176,18 @@ def bytes_to_unicode():
 def tokenizer_json(tokenizer):
     """Our tokenizer as a `tokenizers.Tokenizer` (byte-level BPE for byte and BPE models, word-level characters
     for char models)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     if isinstance(tokenizer, CharTokenizer):
-        hf = Tokenizer(models.WordLevel({c: i for i, c in enumerate(tokenizer.chars)}, unk_token="[UNK]"))
+        # a character outside the vocabulary: the replacement (as the unknown token), or deleted before the split
+        # (dropped), or an error ([UNK] is no token of the vocabulary), as ours; NFC first where ours composes
+        unknown = tokenizer.replacement if tokenizer.unknown == "replace" else "[UNK]"
+        hf = Tokenizer(models.WordLevel({c: i for i, c in enumerate(tokenizer.chars)}, unk_token=unknown))
+        steps = [normalizers.NFC()] if tokenizer.normalize == "NFC" else []
+        if tokenizer.unknown == "drop":
+            outside = "[^" + "".join("\\" + c if c in "\\[]^-" else c for c in tokenizer.chars) + "]"
+            steps.append(normalizers.Replace(Regex(outside), ""))
+        if steps:
+            hf.normalizer = normalizers.Sequence(steps)
         hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
         hf.decoder = decoders.Fuse()
         return hf
@@ -208,7 +217,13 @@ def tokenizer_from_json(path):
             vocab = sorted(model["vocab"].items(), key=lambda item: item[1])
             if [i for _, i in vocab] != list(range(len(vocab))) or any(len(c) != 1 for c, _ in vocab):
                 raise ExportError(f"{path}: a word-level vocabulary of more than single characters")
-            return CharTokenizer("".join(c for c, _ in vocab))
+            steps = spec.get("normalizer") or {}
+            steps = [step["type"] for step in steps.get("normalizers", [steps])] if steps else []
+            unknown = ("drop" if "Replace" in steps else "replace" if model.get("unk_token") in model["vocab"]
+                       else "error")
+            return CharTokenizer("".join(c for c, _ in vocab), unknown=unknown,
+                                 replacement=model["unk_token"] if unknown == "replace" else None,
+                                 normalize="NFC" if "NFC" in steps else None)
         if model["type"] != "BPE":
             raise ExportError(f"{path}: a {model['type']} tokenizer (only byte-level BPE and characters come in)")
         to_char = bytes_to_unicode()

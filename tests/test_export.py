@@ -93,6 +93,28 @@ def test_ours_to_transformers_gives_the_same_logits_and_text(case, tmp_path, hf,
     assert hf_tokenizer.decode(theirs) == tokenizer.decode(ours)
 
 
+@pytest.mark.parametrize("unknown, replacement", [("drop", None), ("replace", "_"), ("error", None)])
+def test_a_char_tokenizer_exports_what_it_does_with_unknown_and_decomposed_characters(unknown, replacement, tmp_path,
+                                                                                      hf):
+    """A char vocabulary's tokenizer.json does what ours does with a character outside it (drops it, puts the
+    replacement there, or refuses) and composes "e" + U+0301 into "é" as ours does (NFC). Both were lost: Transformers
+    failed on any unknown character ("Missing [UNK] token from the vocabulary"), an --init-from of the directory
+    refused what the checkpoint dropped, and a decomposed "é" was refused. Reading the directory back gives ours."""
+    tokenizer = CharTokenizer("abcé ]^-\\\n_", unknown=unknown, replacement=replacement, normalize="NFC")
+    tp.manual_seed(0)
+    model = GPT(GPTConfig(**SMALL, vocab_size=tokenizer.vocab_size, dropout=0.0))
+    directory = export_pretrained(model, tokenizer, tmp_path / "hf")
+    theirs = hf.AutoTokenizer.from_pretrained(directory)
+    text = "ce\u0301 ab]^-\\\n" + ("" if unknown == "error" else "xyz c")
+    assert theirs(text)["input_ids"] == tokenizer.encode(text).tolist()
+    back = load_pretrained(directory)[1]
+    assert (back.chars, back.unknown, back.replacement, back.normalize) == (tokenizer.chars, unknown, replacement,
+                                                                             "NFC")
+    if unknown == "error":
+        with pytest.raises(Exception):
+            theirs("xyz")["input_ids"]
+
+
 def test_the_readmes_snippet_runs_on_the_model_the_readme_trains(tmp_path, hf, torch, capsys):
     """README's Transformers snippet, as a reader runs it, on what `python train.py` makes (char-small, context 64;
     here trained for one step) exported by export.py: it runs, and prints what the generate.py command it names
