@@ -431,6 +431,8 @@ class Run:
     base: dict = None            # and the base they belong to
     stored: set = None           # the weights a checkpoint stores (None: all; a LoRA run: the adapters)
     corpus: dict = None          # what it trains on: source, bytes, SHA-256 (a resume on other text is refused)
+    tokens: int = 0              # trained on so far, and the seconds that took, across resumes (metrics.jsonl)
+    elapsed: float = 0.0
 
 
 def build_model(args, tokenizer, start):
@@ -603,6 +605,9 @@ def build_run(args, tokenizer, parts, device, start):
             print(f"--optimizer {args.optimizer}: the checkpoint was trained with {trained_with}; "
                   "the new optimizer starts with empty state")
         run.step, run.best_val = record.step, record.best_val_loss
+        done = record.metrics or {}  # its batch size may differ from today's: the count goes on from its own
+        run.tokens = done.get("tokens", record.step * args.batch_size * args.grad_accum * config.block_size)
+        run.elapsed = done.get("elapsed_s", 0.0)
         run.batch_rng.bit_generator.state = record.batch_rng
         tp_rng.set_state(record.rng)
     return run
@@ -749,11 +754,10 @@ def evaluate_and_save(run, lr, metrics, started):
     losses = estimate_loss(run)
     improved = losses["val"] < run.best_val
     run.best_val = min(run.best_val, losses["val"])
-    tokens_per_step = run.args.batch_size * run.args.grad_accum * run.config.block_size
     # validation loss per byte of text (bits), comparable across tokenizers: nats/token × tokens/byte ÷ ln 2
     val_bpb = losses["val"] * len(run.dataset.val) / run.val_bytes / math.log(2)
     row = {"step": run.step, "train_loss": losses["train"], "val_loss": losses["val"], "val_bpb": val_bpb, "lr": lr,
-           "elapsed_s": round(time.time() - started, 2), "tokens": run.step * tokens_per_step}
+           "elapsed_s": round(run.elapsed + time.time() - started, 2), "tokens": run.tokens}
     try:
         if improved:
             save(run, "best", row)
@@ -815,6 +819,7 @@ def train(run):
             lr = learning_rate(args, run.step)
             try:
                 loss = train_step(run, lr)
+                run.tokens += tokens_per_step
             except Diverged as diverged:
                 bar.close()
                 report_divergence(run, diverged)

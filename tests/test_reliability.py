@@ -791,6 +791,19 @@ def test_an_out_dir_inside_the_data_folder_is_refused(corpus, tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt"]
 
 
+def test_metrics_count_tokens_and_time_on_across_a_resume_with_another_batch_size(first_run, capsys):
+    """metrics.jsonl's tokens were step x today's batch (a resume at twice the batch doubled the earlier steps'),
+    and elapsed_s began at 0 again on every resume."""
+    rows = [json.loads(line) for line in (first_run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 6 and rows[-1]["tokens"] == 6 * 4 * 16
+    code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 8, "--batch-size", 8,
+                              "--eval-interval", 2], capsys)
+    assert code == 0, err
+    after = [json.loads(line) for line in (first_run / "metrics.jsonl").read_text().splitlines()]
+    assert after[-1]["step"] == 8 and after[-1]["tokens"] == 6 * 4 * 16 + 2 * 8 * 16
+    assert after[-1]["elapsed_s"] >= rows[-1]["elapsed_s"] > 0
+
+
 def test_a_picture_or_table_over_the_checkpoint_it_reads_is_refused(first_run, capsys):
     """inspection.py logit-lens --save onto the checkpoint it reads made the checkpoint a text file."""
     checkpoint = first_run / "best.npz"
