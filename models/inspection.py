@@ -214,7 +214,7 @@ FEW_POINTS = 30  # curves with at most this many points show a marker at each
 
 
 def validation_curve(run):
-    """(name, steps, validation bits per byte) of a run: a folder holding metrics.jsonl, or the file itself.
+    """(its folder, steps, validation bits per byte) of a run: a folder holding metrics.jsonl, or the file itself.
     Bits per byte = nats per token × tokens per byte of the validation text ÷ ln 2, recorded by train.py as val_bpb:
     unlike the loss per token, it compares runs with different tokenizers."""
     run = Path(run)
@@ -227,8 +227,17 @@ def validation_curve(run):
     if not all(_is_number(r.get("val_bpb")) for r in rows):
         raise DataError(f"{metrics}: its rows record no bits per byte (val_bpb), only nats per token, which do not "
                         "compare across tokenizers")
-    name = (run if run.is_dir() else run.parent).resolve().name
-    return name, [r["step"] for r in rows], [r["val_bpb"] for r in rows]
+    return (run if run.is_dir() else run.parent).resolve(), [r["step"] for r in rows], [r["val_bpb"] for r in rows]
+
+
+def distinct_names(folders):
+    """Each folder's last parts, as few as tell them apart (a/run and b/run: "a/run", "b/run")."""
+    parts = [folder.parts for folder in folders]
+    for count in range(1, max(map(len, parts)) + 1):
+        names = ["/".join(p[-count:]) for p in parts]
+        if len(set(names)) == len(names):
+            break
+    return names
 
 
 def plot_compare(runs, path):
@@ -236,7 +245,7 @@ def plot_compare(runs, path):
     curves = [validation_curve(run) for run in runs]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, steps, bpb in curves:
+    for name, (_, steps, bpb) in zip(distinct_names([folder for folder, _, _ in curves]), curves):
         ax.plot(steps, bpb, label=name, marker="o" if len(steps) <= FEW_POINTS else None, markersize=3)
     return save_curves(fig, ax, "validation loss (bits per byte)", path)
 

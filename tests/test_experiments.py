@@ -188,6 +188,13 @@ def test_compare_draws_each_runs_validation_bits_per_byte(corpus, tmp_path, caps
         assert steps == [2, 4, 6] and marker == "o"                      # few points: each marked
         np.testing.assert_allclose(bpb, expected[name], rtol=1e-9)
     assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in runs:                                                    # two runs both called "run": labelled apart
+        (tmp_path / name / "run").mkdir()
+        (tmp_path / name / "metrics.jsonl").rename(tmp_path / name / "run" / "metrics.jsonl")
+    drawn.clear()
+    inspection_main(["compare", str(tmp_path / "chars" / "run"), str(tmp_path / "bytes" / "run"), "--out",
+                     str(tmp_path / "c.png")])
+    assert sorted(drawn) == ["bytes/run", "chars/run"]
 
 
 def test_compare_names_a_folder_without_metrics(tmp_path, capsys, matplotlib):
