@@ -369,7 +369,7 @@ def load_data(args, start):
             tokenizer = start.tokenizer or build_tokenizer(args, raw, raw[:split], source)
         parts = (tokenizer.encode_corpus(raw[:split], source), tokenizer.encode_corpus(raw[split:], source))
     except NotUTF8Error as err:
-        fail(f"{err} (--tokenizer byte reads any bytes)")
+        fail(err)  # it says that a byte-level tokenizer reads any bytes
     except (DataError, CheckpointError) as err:
         fail(err)
     if isinstance(tokenizer, CharTokenizer):
@@ -538,6 +538,8 @@ def prepare_out_dir(args, record):
     if resuming_here and args.overwrite:
         fail(f"--overwrite: a resumed run continues in its own folder ({out_dir}) and replaces no other run; "
              "--overwrite replaces the run in a new run's --out-dir")
+    if out_dir.exists() and not out_dir.is_dir():
+        fail(f"--out-dir {out_dir} is a file, not a folder: choose a folder for the run's checkpoints and metrics")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         claim_out_dir(out_dir)  # before anything in the folder is touched: its *.tmp may be a live run's
@@ -577,7 +579,8 @@ def build_run(args, tokenizer, parts, device, start):
     try:
         dataset = TokenDataset(parts[0], config.block_size, val_tokens=parts[1])
     except DataError as err:
-        fail(f"{err}; use more text or a smaller --block-size")
+        fail(f"{err}; use more text or a smaller --block-size" + (", or a larger --val-fraction"
+                                                                   if "validation part" in str(err) else ""))
     tp.manual_seed(args.seed)
     model = GPT(config)
     if start.model is not None:

@@ -240,6 +240,24 @@ def test_an_unwritable_out_dir_is_one_line(tmp_path, corpus, capsys):
     assert code == 2 and one_line_error(err) and "--out-dir" in err and "cannot write there" in err
 
 
+def test_rough_messages_say_what_is_wrong(tmp_path, corpus, capsys):
+    """An --out-dir that is a file (it said "cannot write there (File exists)"), a validation part too short (it did
+    not name --val-fraction), a text file given as a checkpoint (it quoted safetensors' "header too small"), a
+    corpus not in UTF-8 (the byte tokenizer's hint twice)."""
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe not utf-8")
+    (tmp_path / "notes.npz").write_text("not a checkpoint")
+    for argv, message in (
+            (["--data", corpus, "--out-dir", corpus, *TINY], f"--out-dir {corpus} is a file, not a folder"),
+            (["--data", corpus, "--val-fraction", "0.001", "--out-dir", tmp_path / "r", *TINY],
+             "or a larger --val-fraction"),
+            (["--init-from", tmp_path / "notes.npz", "--data", corpus, "--out-dir", tmp_path / "r2", *TINY[10:]],
+             "corrupt or not a checkpoint (neither an .npz archive nor a safetensors file)"),
+            (["--data", tmp_path / "bad.txt", "--out-dir", tmp_path / "r3", *TINY], "not valid UTF-8")):
+        code, _, err = run_train(argv, capsys)
+        assert code == 2 and one_line_error(err) and message in err, err
+        assert err.count("reads any bytes") <= 1 and "Safetensor" not in err, err
+
+
 def test_time_limit_stops_and_saves(tmp_path, corpus, capsys):
     out = tmp_path / "timed"
     code, printed, err = run_train(["--data", corpus, "--steps", 100000, "--eval-interval", 100000, "--out-dir", out,

@@ -167,6 +167,7 @@ def load_checkpoint(path):
                               + (f" (it holds {', '.join(inside)})" if inside else ""))
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    zip_file = False
     try:
         with open(path, "rb") as f:
             zip_file = f.read(2) == b"PK"  # .npz is a zip; anything else is read as safetensors
@@ -185,7 +186,9 @@ def load_checkpoint(path):
         raise
     except Exception as err:  # any failure to read a file not yet verified (NumPy parses headers before the
         # zip CRC is checked, and a damaged one can raise almost anything) means the file is damaged
-        raise CheckpointError(f"checkpoint {path}: corrupt or not a checkpoint ({type(err).__name__}: {err})") from None
+        why = "neither an .npz archive nor a safetensors file" if not zip_file and path.suffix != ".safetensors" \
+            else f"{type(err).__name__}: {err}"
+        raise CheckpointError(f"checkpoint {path}: corrupt or not a checkpoint ({why})") from None
     return Checkpoint(meta, weights, optimizer_state)
 
 
