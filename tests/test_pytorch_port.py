@@ -947,3 +947,20 @@ def test_what_pytorch_refuses_is_refused(torch):
             with pytest.raises(errors):
                 call(lib, functional)
     assert F.softmax(tp.tensor([1, 2]), dim=0).dtype == np.float32          # of integers: float32, the README's rule
+
+
+def test_numpy_meets_tensors_as_pytorchs_and_a_module_names_what_it_was_given(torch):
+    """np.asarray(t) is the tensor's values on the CPU (it was an object array of tensors), a list of 0-d tensors
+    makes a tensor, and a module given an array or a list says so (an AttributeError from inside before)."""
+    for lib in (tp, torch):
+        values = np.asarray(lib.tensor([1.5, 2.5]))
+        assert values.dtype == np.float32 and values.tolist() == [1.5, 2.5]
+        assert lib.tensor([lib.tensor(1.0), lib.tensor(2.0)]).tolist() == [1.0, 2.0]
+    for given in (np.ones((1, 3), dtype=np.float32), [[1.0, 2.0, 3.0]]):
+        with pytest.raises(TypeError, match=f"Linear: an input is a {type(given).__name__}, not a Tensor"):
+            tp.nn.Linear(3, 2)(given)
+
+
+def test_a_gpu_tensor_is_no_numpy_array_without_a_copy(standin):
+    with pytest.raises(TypeError, match=r"call \.numpy\(\)"):
+        np.asarray(tp.tensor([1.0], device="gpu"))

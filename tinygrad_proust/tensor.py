@@ -173,6 +173,9 @@ class Function:
     @classmethod
     def apply(cls, *parents, **options):
         """Run forward on the parents' arrays and wrap the result in a Tensor that records this op."""
+        if not all(isinstance(p, Tensor) for p in parents):  # a NumPy array or a list given to a module, say
+            kind = next(type(p).__name__ for p in parents if not isinstance(p, Tensor))
+            raise TypeError(f"{cls.__name__}: an input is a {kind}, not a Tensor (make it one: tp.tensor(...))")
         if len(parents) > 1:  # same array type <=> same device; names are worked out only for the error
             kind = type(parents[0].data)
             for p in parents[1:]:
@@ -496,6 +499,11 @@ class Tensor:
         return bool(self.data.reshape(()))
 
     # ---- leaving the graph, changing device or dtype ----
+    def __array__(self, dtype=None, copy=None):  # np.asarray(t) on the CPU, as PyTorch's
+        if is_gpu_array(self.data):
+            raise TypeError("a GPU tensor becomes a NumPy array only by a copy to the host: call .numpy()")
+        return self.data if dtype is None and not copy else np.array(self.data, dtype=dtype, copy=True)
+
     def numpy(self):
         """A NumPy copy of the data, on the host."""
         return np.array(to_device(self.data, "cpu"), copy=True)
