@@ -18,6 +18,7 @@ Benchmarks are not tests: nothing here asserts a speed.
 # The experiments live in benchmarks/, one module each. That package comes first: importing it sets
 # OPENBLAS_THREAD_TIMEOUT (benchmarks/__init__.py), which OpenBLAS reads only when NumPy loads.
 import argparse
+import math
 
 from benchmarks.bpe import bpe_speed
 from benchmarks.common import parse_case, torch_device_for
@@ -124,7 +125,7 @@ def chosen_experiment(parser, argv, args):
                                ("finetune", min(args.finetune or [1]), 1e-9)):
         if value is not None and value < least:
             parser.error(f"{flag(name)} must be {'at least 0' if least == 0 else 'positive'}, got {value:g}")
-    if args.finetune and (args.finetune[1] != int(args.finetune[1]) or args.finetune[1] < 4):
+    if args.finetune and not (math.isfinite(args.finetune[1]) and args.finetune[1] == int(args.finetune[1]) >= 4):
         parser.error(f"--finetune: STEPS must be a whole number, at least 4, got {args.finetune[1]:g}")
     if args.by_op and args.device == "gpu":
         parser.error("--by-op counts through the stand-in: leave out --device gpu (the GPU count is kernels only)")

@@ -407,8 +407,9 @@ def build_tokenizer(args, raw, train_raw, source):
                                         normalize=None if args.unicode == "as-is" else "NFC")
     absent = sorted(set(tokenizer.normal(args.chars or "")) - tokenizer.index.keys())
     if absent:  # a vocabulary is the corpus's characters: these could never be learned
-        print(f"--chars: the corpus has none of {len(absent)} of its characters ({', '.join(map(repr, absent[:10]))}"
-              f"{' and more' if len(absent) > 10 else ''}): the vocabulary leaves them out")
+        some = f"{len(absent)} characters the corpus lacks" if len(absent) > 1 else "a character the corpus lacks"
+        print(f"--chars names {some} ({', '.join(map(repr, absent[:10]))}{' and more' if len(absent) > 10 else ''})"
+              f": the vocabulary leaves {'them' if len(absent) > 1 else 'it'} out")
     return tokenizer
 
 
@@ -535,6 +536,10 @@ def prepare_out_dir(args, record):
     # the folder the checkpoint was named in (a symbolic link to a checkpoint elsewhere resumes where the link is)
     resuming_here = record is not None and out_dir.resolve() in (Path(args.resume).parent.resolve(),
                                                                  Path(args.resume).resolve().parent)
+    base = Path(args.init_from).resolve() if args.init_from and args.lora_rank else None
+    if args.overwrite and base is not None and base in [(out_dir / name).resolve() for name in RUN_FILES]:
+        fail(f"--init-from {args.init_from} is in --out-dir {out_dir}, whose run --overwrite would replace: a LoRA "
+             "run's adapters need their base kept; choose another --out-dir (or copy the base out first)")
     if resuming_here and args.overwrite:
         fail(f"--overwrite: a resumed run continues in its own folder ({out_dir}) and replaces no other run; "
              "--overwrite replaces the run in a new run's --out-dir")
@@ -553,10 +558,6 @@ def prepare_out_dir(args, record):
             fail(f"--out-dir {out_dir}: its {name} is not a regular file (a folder?), where a run keeps one: move "
                  "it away, or choose another --out-dir")
     if present and not resuming_here:
-        source = Path(args.init_from).resolve() if args.init_from else None
-        if args.overwrite and source in [(out_dir / name).resolve() for name in present]:
-            fail(f"--init-from {args.init_from} is in --out-dir {out_dir}, whose run --overwrite would replace: "
-                 "choose another --out-dir (or copy the checkpoint out first)")
         if not args.overwrite:
             checkpoints = [name for name in present if not name.endswith(".jsonl")]
             resume = f"resume it with --resume {out_dir / checkpoints[0]}, " if checkpoints else ""

@@ -234,7 +234,7 @@ def distinct_names(folders):
     """Each folder's last parts, as few as tell them apart (a/run and b/run: "a/run", "b/run")."""
     parts = [folder.parts for folder in folders]
     for count in range(1, max(map(len, parts)) + 1):
-        names = ["/".join(p[-count:]) for p in parts]
+        names = [str(Path(*p[-count:])) for p in parts]
         if len(set(names)) == len(names):
             break
     return names

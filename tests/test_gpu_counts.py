@@ -134,7 +134,8 @@ def test_bench_refuses_an_option_its_experiment_would_ignore(argv, message, caps
     (["--count", "--cases", "nosuch:1x16"], "no preset 'nosuch'"),
     (["--count", "--cases", "proust:0x16"], "the batch must be 1 to 4096 and the block 1 to 8192"),
     (["--count", "--cases", "proust:1x100000"], "the batch must be 1 to 4096"),
-    (["--finetune", "1", "1.5"], "--finetune: STEPS must be a whole number, at least 4, got 1.5")])
+    (["--finetune", "1", "1.5"], "--finetune: STEPS must be a whole number, at least 4, got 1.5"),
+    (["--finetune", "1", "inf"], "--finetune: STEPS must be a whole number, at least 4, got inf")])
 def test_bench_refuses_a_case_or_count_it_cannot_run_in_one_line(argv, message, capsys):
     """A case that is no preset:BATCHxBLOCK, or sizes nothing can run, were tracebacks (or a MemoryError after a
     while); --finetune's STEPS was cut to an integer, and under 4 made an evaluation every 0 steps."""

@@ -257,6 +257,20 @@ def test_rough_messages_say_what_is_wrong(tmp_path, corpus, capsys):
         assert code == 2 and one_line_error(err) and message in err, err
         assert err.count("reads any bytes") <= 1 and "Safetensor" not in err, err
 
+def test_a_checkpoint_that_cannot_be_opened_says_why(tmp_path, monkeypatch):
+    """A file that could not be read (no permission) is not called "neither an .npz archive nor a safetensors
+    file": the reason is the system's."""
+    from tinygrad_proust import checkpoint as checkpoint_module
+    locked = tmp_path / "locked.bin"
+    locked.write_bytes(b"\x93NUMPY")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(locked))
+
+    monkeypatch.setattr(checkpoint_module, "open", refuse, raising=False)
+    with pytest.raises(CheckpointError, match="PermissionError.*Permission denied"):
+        load_checkpoint(locked)
+
 
 def test_time_limit_stops_and_saves(tmp_path, corpus, capsys):
     out = tmp_path / "timed"
@@ -586,15 +600,15 @@ def test_an_existing_output_file_is_replaced_only_with_overwrite(first_run, tmp_
 
 
 def test_a_run_never_overwrites_the_checkpoint_it_starts_from(first_run, tmp_path, corpus, capsys):
-    """--init-from a checkpoint in the --out-dir that --overwrite would clear: refused before anything is deleted
-    (a LoRA run did it, deleting its base and leaving an adapter that named itself as its base). An adapter whose
+    """A LoRA run --init-from a checkpoint in the --out-dir that --overwrite would clear: refused before the folder
+    is touched (it deleted its base and left an adapter that named itself as its base; a whole model's run has its
+    weights loaded by then, and may replace its own folder). An adapter whose
     base is an adapter, as that one was, is one line wherever it is loaded (it recursed until Python gave up)."""
-    before = {name: (first_run / name).read_bytes() for name in ("best.npz", "last.npz")}
-    for lora in ([], ["--lora-rank", 2]):
-        code, _, err = run_train(["--init-from", first_run / "best.npz", "--data", corpus, "--steps", 2, *lora,
-                                  "--out-dir", first_run, "--overwrite", *TINY[10:]], capsys)
-        assert code == 2 and one_line_error(err) and "--overwrite would replace" in err, err
-    assert {name: (first_run / name).read_bytes() for name in before} == before
+    before = {path.name: path.read_bytes() for path in first_run.iterdir()}
+    code, _, err = run_train(["--init-from", first_run / "best.npz", "--data", corpus, "--steps", 2, "--lora-rank", 2,
+                              "--out-dir", first_run, "--overwrite", *TINY[10:]], capsys)
+    assert code == 2 and one_line_error(err) and "--overwrite would replace: a LoRA run's adapters need" in err, err
+    assert {path.name: path.read_bytes() for path in first_run.iterdir()} == before   # no .lock, nothing touched
     code, _, err = run_train(["--init-from", first_run / "best.npz", "--data", corpus, "--lora-rank", 2, "--steps", 2,
                               "--out-dir", tmp_path / "lora", *TINY[10:]], capsys)
     assert code == 0, err
@@ -768,7 +782,7 @@ def test_a_resume_keeps_no_time_limit_reads_its_corpus_from_anywhere_and_chars_a
     code, text, err = run_train(["--data", corpus.name, "--steps", 6, "--eval-interval", 3, "--time-limit", "1e-9",
                                  "--chars", "tobenrz", "--out-dir", out, *TINY], capsys)
     assert code == 0 and "--time-limit 1e-09 minutes reached" in text, err
-    assert "--chars: the corpus has none of 1 of its characters ('z'): the vocabulary leaves them out" in text
+    assert "--chars names a character the corpus lacks ('z'): the vocabulary leaves it out" in text
     stopped = load_checkpoint(out / "last.npz").meta["step"]
     assert stopped < 6
     monkeypatch.chdir(tmp_path.parent)                                   # elsewhere: corpus.txt is not here
@@ -814,12 +828,17 @@ def test_metrics_count_tokens_and_time_on_across_a_resume_with_another_batch_siz
     and elapsed_s began at 0 again on every resume."""
     rows = [json.loads(line) for line in (first_run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 6 and rows[-1]["tokens"] == 6 * 4 * 16
+    meta, weights, optimizer = load_checkpoint(first_run / "last.npz")    # as if the first 6 steps took 1000 s
+    meta["metrics"]["elapsed_s"] = 1000.0
+    arrays = {**{f"model/{k}": v for k, v in weights.items()},
+              **{k: v for k, v in np.load(first_run / "last.npz").items() if k.startswith("optimizer/")}}
+    save_arrays(first_run / "last.npz", arrays, **{k: v for k, v in meta.items() if k not in ("format", "checksums")})
     code, _, err = run_train(["--resume", first_run / "last.npz", "--steps", 8, "--batch-size", 8,
                               "--eval-interval", 2], capsys)
     assert code == 0, err
     after = [json.loads(line) for line in (first_run / "metrics.jsonl").read_text().splitlines()]
     assert after[-1]["step"] == 8 and after[-1]["tokens"] == 6 * 4 * 16 + 2 * 8 * 16
-    assert after[-1]["elapsed_s"] >= rows[-1]["elapsed_s"] > 0
+    assert 1000 <= after[-1]["elapsed_s"] < 1000 + 600
 
 
 def test_a_picture_or_table_over_the_checkpoint_it_reads_is_refused(first_run, capsys):

@@ -186,8 +186,8 @@ def load_checkpoint(path):
         raise
     except Exception as err:  # any failure to read a file not yet verified (NumPy parses headers before the
         # zip CRC is checked, and a damaged one can raise almost anything) means the file is damaged
-        why = "neither an .npz archive nor a safetensors file" if not zip_file and path.suffix != ".safetensors" \
-            else f"{type(err).__name__}: {err}"
+        unread = not zip_file and path.suffix != ".safetensors" and not isinstance(err, OSError)
+        why = "neither an .npz archive nor a safetensors file" if unread else f"{type(err).__name__}: {err}"
         raise CheckpointError(f"checkpoint {path}: corrupt or not a checkpoint ({why})") from None
     return Checkpoint(meta, weights, optimizer_state)
 

@@ -401,8 +401,7 @@ def one_hot(indices, num_classes=-1):
     if idx.dtype.kind not in "iu":
         raise TypeError(f"one_hot: indices must be integers, not {idx.dtype}")
     n = int(idx.max()) + 1 if num_classes < 0 else num_classes
-    if idx.size and not (0 <= int(idx.min()) and int(idx.max()) < n):  # a silent row of zeros otherwise
-        raise ValueError(f"one_hot: classes from {int(idx.min())} to {int(idx.max())} do not fit {n} classes")
+    ops.check_ids("one_hot: class", idx, n)  # else a silent row of zeros
     return Tensor._wrap((idx[..., None] == module_for(device_of(idx)).arange(n)).astype(np.int64), False, None)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from . import functional as F, optim, rng
 from .creation import ones, randn, zeros
 from .device import as_array, canonical_device, to_device
-from .tensor import Tensor, _Handle, module_paths, to_dtype, unwrap
+from .tensor import Tensor, _Handle, module_paths, to_dtype, to_dtype_or_none, unwrap
 
 
 class Parameter(Tensor):
@@ -193,7 +193,8 @@ class Module:
         """Copy values (Tensors, NumPy or CuPy arrays, or anything np.asarray reads, e.g. CPU torch tensors) into the
         parameters and persistent buffers, keeping each one's device and dtype. strict: every name must match both
         ways (but those a module lists in `optional_state`, as BatchNorm1d's num_batches_tracked, which PyTorch too
-        lets a state_dict lack) and every shape must agree, else a ValueError lists what is wrong."""
+        lets a state_dict lack) and every shape must agree, else a ValueError lists what is wrong. Returns the names
+        strict=False let through, as PyTorch's: (missing_keys, unexpected_keys)."""
         own = OrderedDict(self._state_tensors())
         may_lack = {f"{path}.{name}".lstrip(".") for path, module in self.named_modules()
                     for name in getattr(module, "optional_state", ())}  # kept as they are when the dict lacks them
@@ -232,7 +233,7 @@ class Module:
         """Move every parameter and buffer to `device` and/or cast the parameters and floating-point buffers to
         `dtype` (as PyTorch's: an integer buffer keeps its dtype), in place (the Parameter objects, and so any
         tying, are kept). grads are dropped when the dtype changes."""
-        if dtype is None and device is not None and not isinstance(device, str):  # module.to(torch.float64)
+        if device is not None and to_dtype_or_none(device) is not None:  # module.to(torch.float64), as Tensor.to
             device, dtype = None, device
         device = None if device is None else canonical_device(device)
         dtype = to_dtype(dtype)
@@ -288,10 +289,11 @@ class ModuleList(Module):
         setattr(self, str(len(self._modules)), module)
         return self
 
-    def __getitem__(self, i):  # a slice is one of these again (seq[:2](x)), as PyTorch's
-        modules = list(self._modules.values())
-        return type(self)(*modules[i]) if isinstance(i, slice) and type(self) is Sequential else \
-            ModuleList(modules[i]) if isinstance(i, slice) else modules[i]
+    def __getitem__(self, i):  # a slice is one of these again, its modules under their names, as PyTorch's
+        if isinstance(i, slice):
+            picked = list(self._modules.items())[i]
+            return type(self)(OrderedDict(picked) if isinstance(self, Sequential) else dict(picked).values())
+        return list(self._modules.values())[i]
 
     def __iter__(self):
         return iter(self._modules.values())

@@ -173,9 +173,10 @@ class Function:
     @classmethod
     def apply(cls, *parents, **options):
         """Run forward on the parents' arrays and wrap the result in a Tensor that records this op."""
-        if not all(isinstance(p, Tensor) for p in parents):  # a NumPy array or a list given to a module, say
-            kind = next(type(p).__name__ for p in parents if not isinstance(p, Tensor))
-            raise TypeError(f"{cls.__name__}: an input is a {kind}, not a Tensor (make it one: tp.tensor(...))")
+        for p in parents:  # a NumPy array or a list given to a module, say
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{cls.__name__}: an input is a {type(p).__name__}, not a Tensor (make it one: "
+                                "tp.tensor(...))")
         if len(parents) > 1:  # same array type <=> same device; names are worked out only for the error
             kind = type(parents[0].data)
             for p in parents[1:]:
@@ -502,7 +503,8 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):  # np.asarray(t) on the CPU, as PyTorch's
         if is_gpu_array(self.data):
             raise TypeError("a GPU tensor becomes a NumPy array only by a copy to the host: call .numpy()")
-        return self.data if dtype is None and not copy else np.array(self.data, dtype=dtype, copy=True)
+        array = np.asarray(self.data, dtype=dtype)  # .data may be a NumPy scalar (a 0-d comparison's)
+        return array.copy() if copy else array
 
     def numpy(self):
         """A NumPy copy of the data, on the host."""
@@ -646,7 +648,7 @@ class Tensor:
     def _receive_grad(self, g):
         """This tensor's complete gradient has arrived: run its hooks (which may replace it), and keep it in
         .grad if it is a leaf or asked to retain_grad(). Returns the gradient that flows on."""
-        for hook in list(self._hooks.values()):
+        for hook in list(self._hooks.values()) if self._hooks else ():
             replaced = hook(Tensor._wrap(g, False, None))
             if replaced is not None:
                 g = unwrap(replaced)
@@ -682,8 +684,8 @@ class Tensor:
     def __rsub__(self, other): return ops.Sub.apply(*_promoted(self._operand(other), self))
     def __mul__(self, other): return ops.Mul.apply(*_promoted(self, self._operand(other)))
     def __rmul__(self, other): return ops.Mul.apply(*_promoted(self._operand(other), self))
-    def __truediv__(self, other): return ops.Div.apply(*_promoted(self._float(), self._operand(other)))
-    def __rtruediv__(self, other): return ops.Div.apply(*_promoted(self._operand(other), self._float()))
+    def __truediv__(self, other): return ops.Div.apply(*(t._float() for t in _promoted(self, self._operand(other))))
+    def __rtruediv__(self, other): return ops.Div.apply(*(t._float() for t in _promoted(self._operand(other), self)))
     def __floordiv__(self, other): return self.floor_divide(other)
     def __rfloordiv__(self, other): return self._operand(other).floor_divide(self)
     def __mod__(self, other): return self.remainder(other)
@@ -1247,9 +1249,8 @@ def _promoted(*tensors):
     top = max(kind(t) for t in tensors)
     deciding = [t for t in tensors if kind(t) == top and t.ndim > 0] or [t for t in tensors if kind(t) == top]
     dtype = np.result_type(*(t.dtype for t in deciding))
-    if np.result_type(*(t.dtype for t in tensors)) == dtype:
-        return tensors
-    return tuple(t if t.dtype == dtype else t.to(dtype=dtype) for t in tensors)
+    numpy_agrees = np.result_type(*(t.dtype for t in tensors)) == dtype  # then a float of another width may stay
+    return tuple(t if t.dtype == dtype or numpy_agrees and kind(t) == top else t.to(dtype=dtype) for t in tensors)
 
 
 def unwrap(value):
