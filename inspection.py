@@ -10,6 +10,7 @@ curves of training runs (models/inspection.py computes them).
 
 The pictures need matplotlib (pip install matplotlib); the logit lens table and the tokens need nothing else.
 """
+import importlib.util
 import os
 import sys
 
@@ -76,8 +77,8 @@ def main(argv=None):
             if source:
                 refuse_same_file(source, target)  # the checkpoint read, written over by its own table
     try:
-        if getattr(args, "out", None):
-            picture_suffix(args.out)  # a picture matplotlib can write, also before the work
+        if getattr(args, "out", None) and importlib.util.find_spec("matplotlib"):  # (without it: said at drawing)
+            picture_suffix(args.out)  # a picture matplotlib can write, before the work
         if args.command == "loss-curve":
             print(f"wrote {plot_loss_curve(args.metrics, args.out)}")
             return

@@ -157,4 +157,4 @@ def test_bench_times_as_many_steps_as_it_is_asked_for_on_the_cpu(capsys, monkeyp
 
     monkeypatch.setattr(steps.statistics, "median", median)
     bench.main(["--cases", "raven:1x8", "--steps", "1", "--warmup", "0", "--no-numerical"])
-    assert "raven" in capsys.readouterr().out and lengths == [1, 1, 1]    # ours, PyTorch's with SDPA and eager
+    assert "raven" in capsys.readouterr().out and lengths[0] == 1 and set(lengths) == {1}   # ours, and PyTorch's

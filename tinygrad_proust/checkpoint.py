@@ -117,7 +117,8 @@ def _read_safetensors(path):
     except ImportError:  # by its name a .safetensors file; any other that is not an .npz archive is no checkpoint
         raise CheckpointError(f"checkpoint {path}: a .safetensors checkpoint needs the safetensors package: pip "
                               "install safetensors" if Path(path).suffix == ".safetensors" else
-                              f"checkpoint {path}: corrupt or not a checkpoint (not an .npz archive)") from None
+                              f"checkpoint {path}: corrupt or not a checkpoint (neither an .npz archive nor a "
+                              "safetensors file)") from None
     with safe_open(str(path), framework="numpy") as archive:
         meta_text = (archive.metadata() or {}).get("__meta__")
         if meta_text is None:
