@@ -435,6 +435,10 @@ class Run:
     tokens: int = 0              # trained on so far, and the seconds that took, across resumes (metrics.jsonl)
     elapsed: float = 0.0
 
+    @property
+    def tokens_per_step(self):
+        return self.args.batch_size * self.args.grad_accum * self.config.block_size
+
 
 def build_model(args, tokenizer, start):
     """The model configuration: the checkpoint's when resuming, the source's with --init-from (with --dropout and
@@ -610,7 +614,7 @@ def build_run(args, tokenizer, parts, device, start):
                   "the new optimizer starts with empty state")
         run.step, run.best_val = record.step, record.best_val_loss
         done = record.metrics or {}  # its batch size may differ from today's: the count goes on from its own
-        run.tokens = done.get("tokens", record.step * args.batch_size * args.grad_accum * config.block_size)
+        run.tokens = done.get("tokens", record.step * run.tokens_per_step)
         run.elapsed = done.get("elapsed_s", 0.0)
         run.batch_rng.bit_generator.state = record.batch_rng
         tp_rng.set_state(record.rng)
@@ -814,7 +818,7 @@ def train(run):
     args = run.args
     stop = StopRequest(checkpoint_path(run, "last"))
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    tokens_per_step = args.batch_size * args.grad_accum * run.config.block_size
+    tokens_per_step = run.tokens_per_step
     metrics = open(run.out_dir / "metrics.jsonl", "a")
     bar = tqdm(total=args.steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True)
     started = step_time = time.time()

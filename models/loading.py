@@ -16,19 +16,19 @@ from models.record import RunRecord
 from tinygrad_proust.checkpoint import CheckpointError, load_checkpoint
 
 
-def load_model(source, device="cpu", merge=True, base_of=None):
+def load_model(source, device="cpu", merge=True, as_base=False):
     """(model in eval mode, tokenizer, its RunRecord) from a train.py checkpoint, or (model, tokenizer or None,
     None) from a Transformers directory of the GPT-2 or LLaMA family (needs safetensors and tokenizers); no corpus
     needed.
     A LoRA adapter loads its base (checked against the digest it stores) with the adapters merged in, unless
-    merge=False; a quantised checkpoint is dequantised as it loads. base_of: the adapter this is loaded as the base
-    of (which must be a whole model, not another adapter)."""
+    merge=False; a quantised checkpoint is dequantised as it loads. as_base: loaded as an adapter's base, which must
+    be a whole model, not another adapter."""
     if Path(source).is_dir() and (Path(source) / "config.json").exists():  # other folders: load_checkpoint says
         model, tokenizer = load_pretrained(source)
         return model.to(device), tokenizer, None
     meta, weights, _ = load_checkpoint(source)
     record = RunRecord.from_meta(meta, source)
-    if record.is_adapter and base_of is not None:  # the adapter's own load names it
+    if record.is_adapter and as_base:  # the adapter's own load names it
         raise CheckpointError(f"its base {source} is a LoRA adapter too, not a whole model (a LoRA run written over "
                               "the checkpoint it started from?)")
     try:
@@ -55,4 +55,4 @@ def load_model(source, device="cpu", merge=True, base_of=None):
 
 def load_lora_base(record):
     """The base model a LoRA adapter was trained on, from the record it stores (checked against its digest)."""
-    return adapters.load_base(record, lambda source: load_model(source, base_of=record)[0])
+    return adapters.load_base(record, lambda source: load_model(source, as_base=True)[0])

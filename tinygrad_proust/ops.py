@@ -491,8 +491,8 @@ class GetItem(Function):
         index = self.index if isinstance(self.index, tuple) else (self.index,)
         if not all(isinstance(part, slice) for part in index):
             return None
-        cuts = [(dim, *part.indices(n)) for dim, (part, n) in enumerate(zip(index, self.in_shape))
-                if part.indices(n) != (0, n, 1)]
+        cuts = [(dim, *bounds) for dim, (part, n) in enumerate(zip(index, self.in_shape))
+                if (bounds := part.indices(n)) != (0, n, 1)]
         if len(cuts) != 1 or cuts[0][3] != 1:
             return None
         dim, start, stop, _ = cuts[0]

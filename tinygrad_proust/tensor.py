@@ -342,7 +342,7 @@ def unbroadcast(grad, shape):
 def _side_by_side(pieces):
     """The regions of slices [(op, grad), ...] as [(dim, start, stop, grad)] in order along their one dim, when
     every op has a region and none overlaps another (so that, once all have come, they may tile their parent)."""
-    regions = [(*ctx.region(), g) for ctx, g in pieces if ctx.region() is not None]
+    regions = [(*region, g) for ctx, g in pieces if (region := ctx.region()) is not None]
     regions.sort(key=lambda region: region[1])
     if len(regions) < len(pieces) or len({region[0] for region in regions}) > 1 or \
             any(earlier[2] > later[1] for earlier, later in zip(regions, regions[1:])):
